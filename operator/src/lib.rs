@@ -1,0 +1,1 @@
+//! fp-operator: reconciles `FootballPrediction` resources into the prediction platform.
