@@ -1,1 +1,5 @@
 //! fp-operator: reconciles `FootballPrediction` resources into the prediction platform.
+// Tests may panic on the unexpected; production code returns errors.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod crd;
