@@ -1,0 +1,110 @@
+//! The command line: `serve` (the default) and `migrate`. Each subcommand is one enum
+//! variant with its own `Args` struct and one arm in [`run`]; more (backup, restore, verify,
+//! backups) plug in the same way.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, FileConfig, ServeArgs, StorageArgs};
+
+const SERVE_AFTER_HELP: &str = "\
+Precedence: defaults < config file (--config/FP_CONFIG) < environment (FP_*) < flags.
+
+Secrets: FP_DATABASE_URL and the admin password come from the environment or files, never from a
+config file you would commit. FP_ADMIN_PASSWORD holds the first admin's password when no
+--admin-password-file is given; with neither, a password is generated into
+<data-dir>/admin-password (mode 0600) and never printed.
+
+Test-only fault switch (never set in production): FP_TEST_FAULTS=enabled turns it on; then
+FP_TEST_FAULT_READY_FAIL_AFTER=<duration> makes /health/ready answer 503 after that long (0s =
+from the start) and FP_TEST_FAULT_ERROR_RATIO=<0..1> makes that share of /api/* requests answer 500.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fp-api-server",
+    version,
+    about = "FootballPrediction API server: football data, Dixon-Coles predictions, JWT auth, health and metrics"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default without a subcommand)
+    #[command(after_long_help = SERVE_AFTER_HELP, after_help = SERVE_AFTER_HELP)]
+    Serve(Box<ServeArgs>),
+    /// Apply pending database migrations and exit (the operator's migration Job runs this)
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+fn storage_settings(args: &StorageArgs) -> Result<config::StorageSettings, config::ConfigError> {
+    let file = FileConfig::load(args.config.as_deref())?;
+    config::resolve_storage(&file, args)
+}
+
+/// Parses the command line and runs it on a multi-threaded runtime.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or_else(|| {
+        // No subcommand: `serve` with flags absent, so environment and config file still apply.
+        match Cli::parse_from(["fp-api-server", "serve"]).command {
+            Some(command) => command,
+            None => Command::Serve(Box::default()),
+        }
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => {
+            let file = FileConfig::load(args.storage.config.as_deref())?;
+            let admin_password_env = std::env::var(config::ADMIN_PASSWORD_ENV).ok();
+            let settings = config::resolve_serve(&file, &args, admin_password_env)?;
+            crate::telemetry::init(&settings.storage.log);
+            crate::server::run(settings).await?;
+        }
+        Command::Migrate(args) => {
+            let storage = storage_settings(&args.storage)?;
+            crate::telemetry::init(&storage.log);
+            let db = crate::db::Db::connect(&storage).await?;
+            let before = crate::db::schema::state(&db).await?;
+            if let crate::db::schema::SchemaState::Newer { .. }
+            | crate::db::schema::SchemaState::Dirty { .. } = before
+            {
+                anyhow::bail!("{}", before.describe());
+            }
+            crate::db::schema::migrate(&db).await?;
+            let after = crate::db::schema::state(&db).await?;
+            tracing::info!(before = %before.describe(), after = %after.describe(), "migrations applied");
+            println!("{}", after.describe());
+            db.close().await;
+        }
+    }
+    Ok(())
+}

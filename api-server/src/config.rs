@@ -1,0 +1,818 @@
+//! Configuration: defaults < config file (`FP_CONFIG`, TOML) < environment (`FP_*`) < flags.
+//!
+//! Clap resolves flags over environment variables; [`resolve_serve`] and [`resolve_storage`] then
+//! lay the result over the config file and the defaults. Everything here is pure except reading the
+//! config file and the two secret sources (a password file and `FP_ADMIN_PASSWORD`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The environment variable that can hold the first admin's password (a file is preferred).
+pub const ADMIN_PASSWORD_ENV: &str = "FP_ADMIN_PASSWORD";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("invalid value for {option}: {message}")]
+    Invalid {
+        option: &'static str,
+        message: String,
+    },
+}
+
+fn invalid(option: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        option,
+        message: message.into(),
+    }
+}
+
+/// A duration written the human way (`15m`, `30d`, `500ms`), in flags, env and the config file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(s.trim())
+            .map(HumanDuration)
+            .map_err(|e| format!("{e} (expected e.g. 500ms, 15m, 30d)"))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Whether `serve` seeds the deterministic demo league into an empty database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DemoData {
+    /// Seed only in the zero-setup case: no database URL configured and no league in the database.
+    Auto,
+    /// Seed whenever the database has no league.
+    On,
+    /// Never seed.
+    Off,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Options shared by every subcommand that touches the database.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct StorageArgs {
+    /// TOML config file; its keys are the long option names with `_` for `-`.
+    #[arg(long, env = "FP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL: `postgres://…` or `sqlite://…` [default: sqlite://<data-dir>/fp.db]
+    #[arg(
+        long,
+        env = "FP_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+    /// Directory for the SQLite database, the generated dev JWT key and admin password [default: ./data]
+    #[arg(long, env = "FP_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Maximum database connections in the pool [default: 16]
+    #[arg(long, env = "FP_DB_MAX_CONNECTIONS", value_name = "N")]
+    pub db_max_connections: Option<u32>,
+    /// How long to wait for a pooled database connection [default: 5s]
+    #[arg(long, env = "FP_DB_ACQUIRE_TIMEOUT", value_name = "DURATION")]
+    pub db_acquire_timeout: Option<HumanDuration>,
+    /// How long start-up waits for the database to become reachable [default: 30s]
+    #[arg(long, env = "FP_DB_STARTUP_TIMEOUT", value_name = "DURATION")]
+    pub db_startup_timeout: Option<HumanDuration>,
+    /// Log filter (tracing env-filter syntax) [default: info]
+    #[arg(long, env = "FP_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Log line format [default: text]
+    #[arg(long, env = "FP_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Options of `serve` (the storage options are flattened in).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "FP_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Apply pending migrations before serving (otherwise an older schema is refused, except in
+    /// the zero-setup case where no database URL is configured)
+    #[arg(long)]
+    pub migrate: bool,
+    /// Directory of JWT signing keys, one file per key id `kYYYYMMDDTHHMMSSZ`, re-read when it
+    /// changes [default: <data-dir>/jwt with a generated development key]
+    #[arg(long, env = "FP_JWT_KEYS_DIR", value_name = "DIR")]
+    pub jwt_keys_dir: Option<PathBuf>,
+    /// How often the JWT key directory is checked for changes [default: 5s]
+    #[arg(long, env = "FP_KEY_RELOAD_INTERVAL", value_name = "DURATION")]
+    pub key_reload_interval: Option<HumanDuration>,
+    /// Lifetime of access tokens [default: 15m]
+    #[arg(long, env = "FP_ACCESS_TOKEN_TTL", value_name = "DURATION")]
+    pub access_token_ttl: Option<HumanDuration>,
+    /// Lifetime of refresh tokens [default: 30d]
+    #[arg(long, env = "FP_REFRESH_TOKEN_TTL", value_name = "DURATION")]
+    pub refresh_token_ttl: Option<HumanDuration>,
+    /// Username of the first admin, created at start-up [default: admin]
+    #[arg(long, env = "FP_ADMIN_USERNAME", value_name = "NAME")]
+    pub admin_username: Option<String>,
+    /// File holding the first admin's password (else env FP_ADMIN_PASSWORD, else one is generated
+    /// into <data-dir>/admin-password with mode 0600)
+    #[arg(long, env = "FP_ADMIN_PASSWORD_FILE", value_name = "FILE")]
+    pub admin_password_file: Option<PathBuf>,
+    /// argon2id memory cost in KiB [default: 19456]
+    #[arg(long, env = "FP_PASSWORD_HASH_MEMORY_KIB", value_name = "KIB")]
+    pub password_hash_memory_kib: Option<u32>,
+    /// argon2id iterations [default: 2]
+    #[arg(long, env = "FP_PASSWORD_HASH_ITERATIONS", value_name = "N")]
+    pub password_hash_iterations: Option<u32>,
+    /// Password hashes computed at once, on blocking threads [default: number of CPUs]
+    #[arg(long, env = "FP_PASSWORD_HASH_CONCURRENCY", value_name = "N")]
+    pub password_hash_concurrency: Option<u32>,
+    /// Maximum request body for JSON endpoints, in bytes [default: 65536]
+    #[arg(long, env = "FP_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Maximum body of POST /api/v1/admin/import, in bytes [default: 33554432]
+    #[arg(long, env = "FP_IMPORT_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub import_max_body_bytes: Option<usize>,
+    /// Time limit for one request [default: 30s]
+    #[arg(long, env = "FP_REQUEST_TIMEOUT", value_name = "DURATION")]
+    pub request_timeout: Option<HumanDuration>,
+    /// After SIGTERM: answer readiness 503 for this long before closing the listener [default: 0s]
+    #[arg(long, env = "FP_DRAIN_DELAY", value_name = "DURATION")]
+    pub drain_delay: Option<HumanDuration>,
+    /// After closing the listener: how long in-flight requests may still finish [default: 25s]
+    #[arg(long, env = "FP_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
+    pub shutdown_timeout: Option<HumanDuration>,
+    /// Send Strict-Transport-Security (set when TLS is terminated in front) [default: false]
+    #[arg(long, env = "FP_HSTS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub hsts: Option<bool>,
+    /// Identify clients by the last X-Forwarded-For address (only behind a trusted proxy) [default: false]
+    #[arg(long, env = "FP_TRUST_FORWARDED_FOR", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub trust_forwarded_for: Option<bool>,
+    /// Requests per second per client on /api (0 disables) [default: 200]
+    #[arg(long, env = "FP_RATE_LIMIT_PER_SECOND", value_name = "N")]
+    pub rate_limit_per_second: Option<u32>,
+    /// Burst allowance per client on /api [default: 400]
+    #[arg(long, env = "FP_RATE_LIMIT_BURST", value_name = "N")]
+    pub rate_limit_burst: Option<u32>,
+    /// Login/register/refresh attempts per minute per client (0 disables) [default: 10]
+    #[arg(long, env = "FP_AUTH_RATE_LIMIT_PER_MINUTE", value_name = "N")]
+    pub auth_rate_limit_per_minute: Option<u32>,
+    /// Burst allowance of login/register/refresh per client [default: 5]
+    #[arg(long, env = "FP_AUTH_RATE_LIMIT_BURST", value_name = "N")]
+    pub auth_rate_limit_burst: Option<u32>,
+    /// Time-to-live of cached responses and predictions [default: 60s]
+    #[arg(long, env = "FP_CACHE_TTL", value_name = "DURATION")]
+    pub cache_ttl: Option<HumanDuration>,
+    /// Random extra share of the TTL per entry, 0..1, so entries do not expire together [default: 0.2]
+    #[arg(long, env = "FP_CACHE_TTL_JITTER", value_name = "RATIO")]
+    pub cache_ttl_jitter: Option<f64>,
+    /// Maximum cached entries per cache [default: 100000]
+    #[arg(long, env = "FP_CACHE_CAPACITY", value_name = "N")]
+    pub cache_capacity: Option<u64>,
+    /// How often each replica checks the database's data version to drop stale caches and load a
+    /// newly fitted model [default: 1s]
+    #[arg(long, env = "FP_VERSION_POLL_INTERVAL", value_name = "DURATION")]
+    pub version_poll_interval: Option<HumanDuration>,
+    /// Database time limit for /health/ready [default: 1s]
+    #[arg(long, env = "FP_READY_TIMEOUT", value_name = "DURATION")]
+    pub ready_timeout: Option<HumanDuration>,
+    /// Seed the deterministic demo league into an empty database [default: auto]
+    #[arg(long, env = "FP_DEMO_DATA", value_name = "MODE")]
+    pub demo_data: Option<DemoData>,
+    /// Release version reported in fp_build_info [default: the package version]
+    #[arg(long, env = "FP_RELEASE_VERSION", value_name = "VERSION")]
+    pub release_version: Option<String>,
+}
+
+/// The config file: every key optional, unknown keys rejected (a typo must not pass silently).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub db_max_connections: Option<u32>,
+    pub db_acquire_timeout: Option<HumanDuration>,
+    pub db_startup_timeout: Option<HumanDuration>,
+    pub log_level: Option<String>,
+    pub log_format: Option<LogFormat>,
+    pub listen: Option<SocketAddr>,
+    pub jwt_keys_dir: Option<PathBuf>,
+    pub key_reload_interval: Option<HumanDuration>,
+    pub access_token_ttl: Option<HumanDuration>,
+    pub refresh_token_ttl: Option<HumanDuration>,
+    pub admin_username: Option<String>,
+    pub admin_password_file: Option<PathBuf>,
+    pub password_hash_memory_kib: Option<u32>,
+    pub password_hash_iterations: Option<u32>,
+    pub password_hash_concurrency: Option<u32>,
+    pub max_body_bytes: Option<usize>,
+    pub import_max_body_bytes: Option<usize>,
+    pub request_timeout: Option<HumanDuration>,
+    pub drain_delay: Option<HumanDuration>,
+    pub shutdown_timeout: Option<HumanDuration>,
+    pub hsts: Option<bool>,
+    pub trust_forwarded_for: Option<bool>,
+    pub rate_limit_per_second: Option<u32>,
+    pub rate_limit_burst: Option<u32>,
+    pub auth_rate_limit_per_minute: Option<u32>,
+    pub auth_rate_limit_burst: Option<u32>,
+    pub cache_ttl: Option<HumanDuration>,
+    pub cache_ttl_jitter: Option<f64>,
+    pub cache_capacity: Option<u64>,
+    pub version_poll_interval: Option<HumanDuration>,
+    pub ready_timeout: Option<HumanDuration>,
+    pub demo_data: Option<DemoData>,
+    pub release_version: Option<String>,
+}
+
+impl FileConfig {
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::ParseFile {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads the file named by `--config`/`FP_CONFIG`, or returns the empty config.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+}
+
+/// A secret string: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LogSettings {
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Debug)]
+pub struct StorageSettings {
+    /// The database URL (may carry a password: log [`StorageSettings::redacted_url`] instead).
+    pub database_url: Secret,
+    /// True when the URL came from configuration rather than the zero-setup default.
+    pub database_url_configured: bool,
+    pub data_dir: PathBuf,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub startup_timeout: Duration,
+    pub log: LogSettings,
+}
+
+impl StorageSettings {
+    /// The URL without its password, for logs and errors.
+    pub fn redacted_url(&self) -> String {
+        redact_url(self.database_url.expose())
+    }
+}
+
+/// Removes the password of `scheme://user:password@host/...`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PasswordHashSettings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub concurrency: u32,
+}
+
+/// Where the first admin's password comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminPasswordSource {
+    File(PathBuf),
+    Env(Secret),
+    /// Zero-setup: generated once into this file (mode 0600) and read from it afterwards.
+    Generated(PathBuf),
+}
+
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    /// `None`: a development key is generated under `<data-dir>/jwt`.
+    pub jwt_keys_dir: Option<PathBuf>,
+    pub key_reload_interval: Duration,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub admin_username: String,
+    pub admin_password: AdminPasswordSource,
+    pub password_hash: PasswordHashSettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub import_max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub drain_delay: Duration,
+    pub shutdown_timeout: Duration,
+    pub hsts: bool,
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct RateLimitSettings {
+    pub per_second: u32,
+    pub burst: u32,
+    pub auth_per_minute: u32,
+    pub auth_burst: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct CacheSettings {
+    pub ttl: Duration,
+    pub ttl_jitter: f64,
+    pub capacity: u64,
+    pub version_poll_interval: Duration,
+}
+
+/// Everything `serve` needs, fully resolved and validated.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub storage: StorageSettings,
+    pub http: HttpSettings,
+    pub auth: AuthSettings,
+    pub rate_limit: RateLimitSettings,
+    pub cache: CacheSettings,
+    pub ready_timeout: Duration,
+    pub demo_data: DemoData,
+    pub release_version: String,
+    pub migrate_on_start: bool,
+}
+
+impl Settings {
+    /// Whether the demo league is seeded into a database without leagues.
+    pub fn seeds_demo(&self) -> bool {
+        match self.demo_data {
+            DemoData::On => true,
+            DemoData::Off => false,
+            DemoData::Auto => !self.storage.database_url_configured,
+        }
+    }
+}
+
+fn dur(value: Option<HumanDuration>, default: Duration) -> Duration {
+    value.map_or(default, |d| d.0)
+}
+
+/// Lays the storage flags/env over the config file and the defaults.
+pub fn resolve_storage(
+    file: &FileConfig,
+    args: &StorageArgs,
+) -> Result<StorageSettings, ConfigError> {
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    let configured_url = args
+        .database_url
+        .clone()
+        .or_else(|| file.database_url.clone());
+    let database_url_configured = configured_url.is_some();
+    let database_url =
+        configured_url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("fp.db").display()));
+    if !(database_url.starts_with("postgres://")
+        || database_url.starts_with("postgresql://")
+        || database_url.starts_with("sqlite:"))
+    {
+        return Err(invalid(
+            "database-url",
+            format!(
+                "{} is neither a postgres:// nor a sqlite:// URL",
+                redact_url(&database_url)
+            ),
+        ));
+    }
+    let max_connections = args
+        .db_max_connections
+        .or(file.db_max_connections)
+        .unwrap_or(16);
+    if max_connections == 0 {
+        return Err(invalid("db-max-connections", "must be at least 1"));
+    }
+    Ok(StorageSettings {
+        database_url: Secret::new(database_url),
+        database_url_configured,
+        data_dir,
+        max_connections,
+        acquire_timeout: dur(
+            args.db_acquire_timeout.or(file.db_acquire_timeout),
+            Duration::from_secs(5),
+        ),
+        startup_timeout: dur(
+            args.db_startup_timeout.or(file.db_startup_timeout),
+            Duration::from_secs(30),
+        ),
+        log: LogSettings {
+            filter: args
+                .log_level
+                .clone()
+                .or_else(|| file.log_level.clone())
+                .unwrap_or_else(|| "info".to_string()),
+            format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+        },
+    })
+}
+
+/// Lays `serve`'s flags/env over the config file and the defaults. `admin_password_env` is the
+/// value of `FP_ADMIN_PASSWORD` (passed in so this stays pure).
+pub fn resolve_serve(
+    file: &FileConfig,
+    args: &ServeArgs,
+    admin_password_env: Option<String>,
+) -> Result<Settings, ConfigError> {
+    let storage = resolve_storage(file, &args.storage)?;
+
+    let admin_username = args
+        .admin_username
+        .clone()
+        .or_else(|| file.admin_username.clone())
+        .unwrap_or_else(|| "admin".to_string());
+    if crate::auth::validate_username(&admin_username).is_err() {
+        return Err(invalid(
+            "admin-username",
+            "3-32 characters of a-z, 0-9, '.', '_' or '-'",
+        ));
+    }
+    let admin_password = match (
+        args.admin_password_file
+            .clone()
+            .or_else(|| file.admin_password_file.clone()),
+        admin_password_env.filter(|p| !p.is_empty()),
+    ) {
+        (Some(path), _) => AdminPasswordSource::File(path),
+        (None, Some(password)) => AdminPasswordSource::Env(Secret::new(password)),
+        (None, None) => AdminPasswordSource::Generated(storage.data_dir.join("admin-password")),
+    };
+
+    let access_token_ttl = dur(
+        args.access_token_ttl.or(file.access_token_ttl),
+        Duration::from_secs(15 * 60),
+    );
+    let refresh_token_ttl = dur(
+        args.refresh_token_ttl.or(file.refresh_token_ttl),
+        Duration::from_secs(30 * 24 * 3600),
+    );
+    if access_token_ttl < Duration::from_secs(1) {
+        return Err(invalid("access-token-ttl", "must be at least 1s"));
+    }
+    if refresh_token_ttl <= access_token_ttl {
+        return Err(invalid(
+            "refresh-token-ttl",
+            "must be longer than the access-token TTL",
+        ));
+    }
+
+    let password_hash = PasswordHashSettings {
+        memory_kib: args
+            .password_hash_memory_kib
+            .or(file.password_hash_memory_kib)
+            .unwrap_or(19 * 1024),
+        iterations: args
+            .password_hash_iterations
+            .or(file.password_hash_iterations)
+            .unwrap_or(2),
+        concurrency: args
+            .password_hash_concurrency
+            .or(file.password_hash_concurrency)
+            .unwrap_or_else(default_concurrency),
+    };
+    if password_hash.memory_kib < 8 * 64 {
+        return Err(invalid("password-hash-memory-kib", "must be at least 512"));
+    }
+    if password_hash.iterations == 0 {
+        return Err(invalid("password-hash-iterations", "must be at least 1"));
+    }
+    if password_hash.concurrency == 0 {
+        return Err(invalid("password-hash-concurrency", "must be at least 1"));
+    }
+
+    let http = HttpSettings {
+        listen: args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        max_body_bytes: args
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(64 * 1024),
+        import_max_body_bytes: args
+            .import_max_body_bytes
+            .or(file.import_max_body_bytes)
+            .unwrap_or(32 * 1024 * 1024),
+        request_timeout: dur(
+            args.request_timeout.or(file.request_timeout),
+            Duration::from_secs(30),
+        ),
+        drain_delay: dur(args.drain_delay.or(file.drain_delay), Duration::ZERO),
+        shutdown_timeout: dur(
+            args.shutdown_timeout.or(file.shutdown_timeout),
+            Duration::from_secs(25),
+        ),
+        hsts: args.hsts.or(file.hsts).unwrap_or(false),
+        trust_forwarded_for: args
+            .trust_forwarded_for
+            .or(file.trust_forwarded_for)
+            .unwrap_or(false),
+    };
+    if http.max_body_bytes < 1024 {
+        return Err(invalid("max-body-bytes", "must be at least 1024"));
+    }
+    if http.import_max_body_bytes < http.max_body_bytes {
+        return Err(invalid(
+            "import-max-body-bytes",
+            "must be at least max-body-bytes",
+        ));
+    }
+
+    let rate_limit = RateLimitSettings {
+        per_second: args
+            .rate_limit_per_second
+            .or(file.rate_limit_per_second)
+            .unwrap_or(200),
+        burst: args
+            .rate_limit_burst
+            .or(file.rate_limit_burst)
+            .unwrap_or(400),
+        auth_per_minute: args
+            .auth_rate_limit_per_minute
+            .or(file.auth_rate_limit_per_minute)
+            .unwrap_or(10),
+        auth_burst: args
+            .auth_rate_limit_burst
+            .or(file.auth_rate_limit_burst)
+            .unwrap_or(5),
+    };
+    if rate_limit.per_second > 0 && rate_limit.burst == 0 {
+        return Err(invalid("rate-limit-burst", "must be at least 1"));
+    }
+    if rate_limit.auth_per_minute > 0 && rate_limit.auth_burst == 0 {
+        return Err(invalid("auth-rate-limit-burst", "must be at least 1"));
+    }
+
+    let cache = CacheSettings {
+        ttl: dur(args.cache_ttl.or(file.cache_ttl), Duration::from_secs(60)),
+        ttl_jitter: args
+            .cache_ttl_jitter
+            .or(file.cache_ttl_jitter)
+            .unwrap_or(0.2),
+        capacity: args
+            .cache_capacity
+            .or(file.cache_capacity)
+            .unwrap_or(100_000),
+        version_poll_interval: dur(
+            args.version_poll_interval.or(file.version_poll_interval),
+            Duration::from_secs(1),
+        ),
+    };
+    if !(0.0..=1.0).contains(&cache.ttl_jitter) {
+        return Err(invalid("cache-ttl-jitter", "must be between 0 and 1"));
+    }
+    if cache.ttl.is_zero() {
+        return Err(invalid("cache-ttl", "must be positive"));
+    }
+    if cache.version_poll_interval < Duration::from_millis(50) {
+        return Err(invalid("version-poll-interval", "must be at least 50ms"));
+    }
+
+    Ok(Settings {
+        auth: AuthSettings {
+            jwt_keys_dir: args
+                .jwt_keys_dir
+                .clone()
+                .or_else(|| file.jwt_keys_dir.clone()),
+            key_reload_interval: dur(
+                args.key_reload_interval.or(file.key_reload_interval),
+                Duration::from_secs(5),
+            ),
+            access_token_ttl,
+            refresh_token_ttl,
+            admin_username,
+            admin_password,
+            password_hash,
+        },
+        storage,
+        http,
+        rate_limit,
+        cache,
+        ready_timeout: dur(
+            args.ready_timeout.or(file.ready_timeout),
+            Duration::from_secs(1),
+        ),
+        demo_data: args.demo_data.or(file.demo_data).unwrap_or(DemoData::Auto),
+        release_version: args
+            .release_version
+            .clone()
+            .or_else(|| file.release_version.clone())
+            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
+        migrate_on_start: args.migrate,
+    })
+}
+
+fn default_concurrency() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| u32::try_from(n.get()).unwrap_or(1))
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct TestCli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn args(list: &[&str]) -> ServeArgs {
+        let mut argv = vec!["fp"];
+        argv.extend_from_slice(list);
+        TestCli::parse_from(argv).serve
+    }
+
+    #[test]
+    fn zero_setup_defaults() {
+        let s = resolve_serve(&FileConfig::default(), &ServeArgs::default(), None).unwrap();
+        assert_eq!(s.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.storage.database_url.expose(), "sqlite://./data/fp.db");
+        assert!(!s.storage.database_url_configured);
+        assert!(s.seeds_demo());
+        assert_eq!(s.auth.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(
+            s.auth.admin_password,
+            AdminPasswordSource::Generated(PathBuf::from("./data/admin-password"))
+        );
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_flags_override_file() {
+        let file = FileConfig::parse(
+            Path::new("c.toml"),
+            "listen = \"0.0.0.0:9000\"\ncache_ttl = \"5m\"\nrate_limit_per_second = 7\n",
+        )
+        .unwrap();
+        let s = resolve_serve(&file, &ServeArgs::default(), None).unwrap();
+        assert_eq!(s.http.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(s.cache.ttl, Duration::from_secs(300));
+        let s = resolve_serve(&file, &args(&["--listen", "127.0.0.2:81"]), None).unwrap();
+        assert_eq!(s.http.listen.to_string(), "127.0.0.2:81");
+        assert_eq!(s.rate_limit.per_second, 7);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let err = FileConfig::parse(Path::new("c.toml"), "lisen = \"0.0.0.0:1\"").unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn configured_database_url_disables_auto_demo() {
+        let s = resolve_serve(
+            &FileConfig::default(),
+            &args(&["--database-url", "postgres://u:pw@h/db"]),
+            None,
+        )
+        .unwrap();
+        assert!(!s.seeds_demo());
+        assert_eq!(s.storage.redacted_url(), "postgres://u:***@h/db");
+        assert!(!format!("{s:?}").contains("pw@"));
+    }
+
+    #[test]
+    fn rejects_unknown_database_scheme_and_bad_values() {
+        assert!(
+            resolve_serve(
+                &FileConfig::default(),
+                &args(&["--database-url", "mysql://x"]),
+                None
+            )
+            .is_err()
+        );
+        assert!(
+            resolve_serve(
+                &FileConfig::default(),
+                &args(&["--cache-ttl-jitter", "1.5"]),
+                None
+            )
+            .is_err()
+        );
+        assert!(
+            resolve_serve(
+                &FileConfig::default(),
+                &args(&["--access-token-ttl", "40d"]),
+                None
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn admin_password_sources_prefer_file_then_env() {
+        let s = resolve_serve(
+            &FileConfig::default(),
+            &args(&["--admin-password-file", "/etc/fp/admin/password"]),
+            Some("env-secret".into()),
+        )
+        .unwrap();
+        assert_eq!(
+            s.auth.admin_password,
+            AdminPasswordSource::File("/etc/fp/admin/password".into())
+        );
+        let s = resolve_serve(
+            &FileConfig::default(),
+            &ServeArgs::default(),
+            Some("pw".into()),
+        )
+        .unwrap();
+        assert_eq!(
+            s.auth.admin_password,
+            AdminPasswordSource::Env(Secret::new("pw".into()))
+        );
+    }
+
+    #[test]
+    fn bool_flags_accept_bare_form() {
+        let s = resolve_serve(&FileConfig::default(), &args(&["--hsts"]), None).unwrap();
+        assert!(s.http.hsts);
+        let s = resolve_serve(&FileConfig::default(), &args(&["--hsts", "false"]), None).unwrap();
+        assert!(!s.http.hsts);
+    }
+
+    #[test]
+    fn redact_url_keeps_urls_without_password() {
+        assert_eq!(redact_url("sqlite://./data/fp.db"), "sqlite://./data/fp.db");
+        assert_eq!(redact_url("postgres://u@h:5/d"), "postgres://u@h:5/d");
+        assert_eq!(
+            redact_url("postgres://u:p@ss@h/d?x=1"),
+            "postgres://u:***@h/d?x=1"
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! Test-only fault switch (see docs/architecture.md): off unless `FP_TEST_FAULTS=enabled`.
+//! The rollout e2e tests use it to stand in for a broken release; production never sets it.
+//!
+//! - `FP_TEST_FAULT_READY_FAIL_AFTER` (a duration, `0s` = from the start): `/health/ready`
+//!   answers 503 once the process has run that long.
+//! - `FP_TEST_FAULT_ERROR_RATIO` (0..1): that share of `/api/*` requests answers 500. The share is
+//!   exact and deterministic (an error whenever the running count crosses the next multiple).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+pub const SWITCH_ENV: &str = "FP_TEST_FAULTS";
+pub const READY_FAIL_AFTER_ENV: &str = "FP_TEST_FAULT_READY_FAIL_AFTER";
+pub const ERROR_RATIO_ENV: &str = "FP_TEST_FAULT_ERROR_RATIO";
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FaultConfigError {
+    #[error("{READY_FAIL_AFTER_ENV}={0:?} is not a duration (e.g. 0s, 30s, 2m)")]
+    ReadyFailAfter(String),
+    #[error("{ERROR_RATIO_ENV}={0:?} is not a number between 0 and 1")]
+    ErrorRatio(String),
+}
+
+#[derive(Debug, Default)]
+pub struct Faults {
+    ready_fail_after: Option<Duration>,
+    error_ratio: f64,
+    requests: AtomicU64,
+}
+
+impl Faults {
+    pub fn disabled() -> Self {
+        Self::default()
+    }
+
+    /// Reads the switch through `lookup` (the process environment in production).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, FaultConfigError> {
+        if lookup(SWITCH_ENV).as_deref() != Some("enabled") {
+            return Ok(Self::disabled());
+        }
+        let ready_fail_after = match lookup(READY_FAIL_AFTER_ENV).filter(|v| !v.trim().is_empty()) {
+            Some(text) => Some(
+                humantime::parse_duration(text.trim())
+                    .map_err(|_| FaultConfigError::ReadyFailAfter(text.clone()))?,
+            ),
+            None => None,
+        };
+        let error_ratio = match lookup(ERROR_RATIO_ENV).filter(|v| !v.trim().is_empty()) {
+            Some(text) => match text.trim().parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => r,
+                _ => return Err(FaultConfigError::ErrorRatio(text)),
+            },
+            None => 0.0,
+        };
+        Ok(Self {
+            ready_fail_after,
+            error_ratio,
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    pub fn from_env() -> Result<Self, FaultConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.ready_fail_after.is_some() || self.error_ratio > 0.0
+    }
+
+    /// Whether readiness must fail, for a process started at `started`.
+    pub fn ready_fails(&self, started: Instant, now: Instant) -> bool {
+        self.ready_fail_after
+            .is_some_and(|after| now.saturating_duration_since(started) >= after)
+    }
+
+    /// Whether this `/api/*` request must fail: exactly `ratio` of all requests do.
+    pub fn request_fails(&self) -> bool {
+        if self.error_ratio <= 0.0 {
+            return false;
+        }
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        // Fail request n when floor((n+1)·r) passes floor(n·r): spreads failures evenly.
+        #[allow(clippy::cast_precision_loss)]
+        let (before, after) = (
+            n as f64 * self.error_ratio,
+            (n + 1) as f64 * self.error_ratio,
+        );
+        after.floor() > before.floor()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn faults(vars: &[(&str, &str)]) -> Result<Faults, FaultConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Faults::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn off_unless_explicitly_enabled() {
+        let f = faults(&[(ERROR_RATIO_ENV, "1"), (READY_FAIL_AFTER_ENV, "0s")]).unwrap();
+        assert!(!f.is_active());
+        assert!(!f.request_fails());
+        let f = faults(&[(SWITCH_ENV, "true"), (ERROR_RATIO_ENV, "1")]).unwrap();
+        assert!(!f.is_active());
+    }
+
+    #[test]
+    fn error_ratio_is_an_exact_share() {
+        let f = faults(&[(SWITCH_ENV, "enabled"), (ERROR_RATIO_ENV, "0.25")]).unwrap();
+        let failed = (0..1000).filter(|_| f.request_fails()).count();
+        assert_eq!(failed, 250);
+        let f = faults(&[(SWITCH_ENV, "enabled"), (ERROR_RATIO_ENV, "1")]).unwrap();
+        assert!((0..10).all(|_| f.request_fails()));
+    }
+
+    #[test]
+    fn ready_fails_after_the_delay() {
+        let f = faults(&[(SWITCH_ENV, "enabled"), (READY_FAIL_AFTER_ENV, "10s")]).unwrap();
+        let start = Instant::now();
+        assert!(!f.ready_fails(start, start + Duration::from_secs(9)));
+        assert!(f.ready_fails(start, start + Duration::from_secs(10)));
+        let f = faults(&[(SWITCH_ENV, "enabled"), (READY_FAIL_AFTER_ENV, "0s")]).unwrap();
+        assert!(f.ready_fails(start, start));
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        assert_eq!(
+            faults(&[(SWITCH_ENV, "enabled"), (ERROR_RATIO_ENV, "2")]).unwrap_err(),
+            FaultConfigError::ErrorRatio("2".into())
+        );
+        assert!(faults(&[(SWITCH_ENV, "enabled"), (READY_FAIL_AFTER_ENV, "soon")]).is_err());
+    }
+}

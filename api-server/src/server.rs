@@ -1,0 +1,166 @@
+//! `serve`: open the database, check the schema, build the state, listen, and drain on SIGTERM.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::db::{Db, schema};
+use crate::faults::Faults;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error("refusing to serve: {0}")]
+    Schema(String),
+    #[error("invalid test fault switch: {0}")]
+    Faults(#[from] crate::faults::FaultConfigError),
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the database and makes sure its schema is what this binary serves: current, or older
+/// and `--migrate` given or the zero-setup database (then migrated). Newer, dirty or
+/// older-without-`--migrate` refuse, saying which.
+pub async fn open_checked(settings: &Settings) -> Result<Db, ServeError> {
+    let db = Db::connect(&settings.storage).await?;
+    match schema::state(&db).await? {
+        schema::SchemaState::Current { .. } => {}
+        // Zero-setup (no database configured) migrates its own SQLite file without asking.
+        schema::SchemaState::Older { .. }
+            if settings.migrate_on_start || !settings.storage.database_url_configured =>
+        {
+            tracing::info!("applying pending migrations");
+            schema::migrate(&db).await?;
+        }
+        other => return Err(ServeError::Schema(other.describe())),
+    }
+    Ok(db)
+}
+
+/// Builds the full application state on an opened, schema-checked database.
+pub async fn build_state(
+    settings: Settings,
+    db: Db,
+    faults: Faults,
+) -> Result<AppState, ServeError> {
+    let metrics = Metrics::new(&settings.release_version)?;
+    Ok(AppState::new(settings, db, metrics, faults))
+}
+
+pub async fn run(settings: Settings) -> Result<(), ServeError> {
+    let faults = Faults::from_env()?;
+    if faults.is_active() {
+        tracing::warn!(
+            "TEST FAULT SWITCH ENABLED (FP_TEST_FAULTS): this instance fails on purpose"
+        );
+    }
+    tracing::info!(
+        url = %settings.storage.redacted_url(),
+        backend = ?crate::db::Backend::from_url(settings.storage.database_url.expose()),
+        "opening database"
+    );
+    let db = open_checked(&settings).await?;
+    let listen = settings.http.listen;
+    let state = build_state(settings, db, faults).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
+    tracing::info!(address = %listen, "listening");
+    let app = crate::http::router(state.clone());
+    serve_until(listener, app, state.clone(), shutdown_signal()).await?;
+    state.db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serves until `signal` resolves, then: readiness 503 at once, keep serving for the drain
+/// delay (so load balancers notice), stop accepting, and give in-flight requests up to the
+/// shutdown timeout to finish.
+pub async fn serve_until(
+    listener: TcpListener,
+    app: Router,
+    state: AppState,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let drain_delay = state.settings.http.drain_delay;
+    let shutdown_timeout = state.settings.http.shutdown_timeout;
+    let (closing_tx, mut closing_rx) = tokio::sync::watch::channel(false);
+    let stopping = state.clone();
+    let graceful = async move {
+        signal.await;
+        tracing::info!(drain_delay = ?drain_delay, "shutdown requested: readiness now fails");
+        stopping.begin_shutdown();
+        tokio::time::sleep(drain_delay).await;
+        let _ = closing_tx.send(true);
+        tracing::info!("listener closed; draining in-flight requests");
+    };
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful);
+    let deadline = async move {
+        let _ = closing_rx.wait_for(|closing| *closing).await;
+        tokio::time::sleep(shutdown_timeout).await;
+    };
+    tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!(timeout = ?shutdown_timeout, "in-flight requests did not finish in time; exiting");
+            Ok(())
+        }
+    }
+}
+
+/// SIGTERM (Kubernetes) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// Polls a condition until it holds or `timeout` passes (used by start-up waits and tests).
+pub async fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}
