@@ -1,4 +1,18 @@
-//! `cargo xtask …`: the project's command contract (see README).
+//! `cargo xtask …`: the project's command contract (see README and docs/local-cluster.md).
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+mod apt;
+mod cluster;
+mod gobuild;
+mod interrupt;
+mod kubeconfig;
+mod kubectl;
+mod paths;
+mod pki;
+mod postgres;
+mod proc;
+mod steps;
+mod testcmd;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -10,23 +24,40 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// fmt check, clippy with warnings denied, and every test.
+    /// Everything CI runs: install what is missing, fmt check, clippy with warnings denied,
+    /// unit and integration tests (real PostgreSQL), e2e tests on the local control plane.
     Test,
+    /// The local Kubernetes control plane built from source.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
 }
 
-fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
-    eprintln!("==> {program} {}", args.join(" "));
-    let status = std::process::Command::new(program).args(args).status()?;
-    anyhow::ensure!(status.success(), "`{program} {}` failed: {status}", args.join(" "));
-    Ok(())
+#[derive(Subcommand)]
+enum ClusterAction {
+    /// Build (or reuse) the binaries and start etcd, kube-apiserver, kube-controller-manager
+    /// and kube-scheduler on 127.0.0.1; install the CRDs; write a kubeconfig.
+    Up,
+    /// Print `export KUBECONFIG=…` (and PATH with our kubectl/helm) for a running cluster.
+    Env,
+    /// Stop every process `up` started and remove the cluster's state.
+    Down,
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Test => {
-            run("cargo", &["fmt", "--all", "--", "--check"])?;
-            run("cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-            run("cargo", &["test", "--workspace"])
-        }
+    let cli = Cli::parse();
+    interrupt::install()?;
+    match cli.command {
+        Command::Test => testcmd::run(),
+        Command::Cluster {
+            action: ClusterAction::Up,
+        } => cluster::up().map(|_| ()),
+        Command::Cluster {
+            action: ClusterAction::Env,
+        } => cluster::env(),
+        Command::Cluster {
+            action: ClusterAction::Down,
+        } => cluster::down(),
     }
 }

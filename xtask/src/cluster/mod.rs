@@ -1,0 +1,347 @@
+//! `cargo xtask cluster up | env | down`: a real Kubernetes control plane on 127.0.0.1,
+//! built from source (see docs/local-cluster.md).
+pub mod bootstrap;
+pub mod flags;
+pub mod layout;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::gobuild::{self, Binaries, GoEnv};
+use crate::interrupt;
+use crate::kubectl::Kubectl;
+use crate::paths;
+use crate::proc::{self, DaemonSpec, PidRecord};
+use layout::{Layout, Ports};
+
+/// How long a stopped component gets to exit before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+pub fn layout() -> Layout {
+    Layout::new(paths::state_root().join("cluster"))
+}
+
+/// A running local cluster.
+pub struct Cluster {
+    pub layout: Layout,
+}
+
+impl Cluster {
+    /// Environment for processes that use the cluster: KUBECONFIG, and PATH with our kubectl
+    /// and helm first.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let path = std::env::var("PATH").unwrap_or_default();
+        vec![
+            (
+                "KUBECONFIG".into(),
+                self.layout.admin_kubeconfig().display().to_string(),
+            ),
+            (
+                "FP_E2E_KUBECONFIG".into(),
+                self.layout.admin_kubeconfig().display().to_string(),
+            ),
+            (
+                "PATH".into(),
+                format!("{}:{path}", self.layout.bin().display()),
+            ),
+        ]
+    }
+}
+
+fn log(msg: impl AsRef<str>) {
+    eprintln!("[cluster] {}", msg.as_ref());
+}
+
+fn fmt_secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// Stops whatever a previous run left behind (by the pids it recorded) and removes its state.
+fn clean_previous(layout: &Layout) -> anyhow::Result<()> {
+    if !layout.root.exists() {
+        return Ok(());
+    }
+    log(format!(
+        "cleaning up earlier cluster state in {}",
+        layout.root.display()
+    ));
+    for line in proc::stop_all(&layout.pids(), STOP_GRACE) {
+        log(format!("  stopped {line}"));
+    }
+    std::fs::remove_dir_all(&layout.root)
+        .with_context(|| format!("removing {}", layout.root.display()))
+}
+
+/// Builds (or reuses) the binaries and fetches the third-party CRDs.
+pub fn prepare() -> anyhow::Result<(Binaries, Vec<PathBuf>)> {
+    let go = GoEnv::locate(&paths::cache_dir())?;
+    let cluster_dir = paths::workspace_root().join("e2e").join("cluster");
+    let binaries = gobuild::ensure_binaries(&go, &cluster_dir)?;
+    let crds = gobuild::third_party_crds(&go, &cluster_dir)?;
+    Ok((binaries, crds))
+}
+
+/// Our own CRDs, generated into `crds/` by the operator's crdgen.
+fn own_crds() -> anyhow::Result<Vec<PathBuf>> {
+    let dir = paths::workspace_root().join("crds");
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    files.retain(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"));
+    files.sort();
+    Ok(files)
+}
+
+pub fn up() -> anyhow::Result<Cluster> {
+    let started = Instant::now();
+    let layout = layout();
+    clean_previous(&layout)?;
+    let (binaries, mut crds) = prepare()?;
+    interrupt::check()?;
+    let mut all_crds = own_crds()?;
+    all_crds.append(&mut crds);
+    match start(&layout, &binaries, &all_crds) {
+        Ok(cluster) => {
+            log(format!(
+                "ready in {}: export KUBECONFIG={}",
+                fmt_secs(started.elapsed()),
+                layout.admin_kubeconfig().display()
+            ));
+            Ok(cluster)
+        }
+        Err(e) => {
+            log("start failed; stopping what was started (logs kept in the state directory)");
+            for line in proc::stop_all(&layout.pids(), STOP_GRACE) {
+                log(format!("  stopped {line}"));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The last lines of a component's log, for error messages.
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Polls `ready` until it returns true, failing early when a watched process died.
+fn wait_until(
+    what: &str,
+    timeout: Duration,
+    layout: &Layout,
+    watched: &[&PidRecord],
+    mut ready: impl FnMut() -> bool,
+) -> anyhow::Result<Duration> {
+    let t0 = Instant::now();
+    loop {
+        interrupt::check()?;
+        if ready() {
+            return Ok(t0.elapsed());
+        }
+        for rec in watched {
+            if !proc::is_running(rec) {
+                bail!(
+                    "{} exited while waiting for {what}; last log lines:\n{}",
+                    rec.name,
+                    log_tail(&layout.log(&rec.name), 40)
+                );
+            }
+        }
+        if t0.elapsed() > timeout {
+            let tails: Vec<String> = watched
+                .iter()
+                .map(|r| format!("--- {} ---\n{}", r.name, log_tail(&layout.log(&r.name), 20)))
+                .collect();
+            bail!(
+                "timed out after {} waiting for {what}\n{}",
+                fmt_secs(timeout),
+                tails.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn tcp_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+fn link_binaries(layout: &Layout, binaries: &Binaries) -> anyhow::Result<()> {
+    let dir = layout.bin();
+    std::fs::create_dir_all(&dir)?;
+    for (name, path) in binaries.all() {
+        std::os::unix::fs::symlink(path, dir.join(name))
+            .with_context(|| format!("linking {name}"))?;
+    }
+    Ok(())
+}
+
+fn start(layout: &Layout, binaries: &Binaries, crds: &[PathBuf]) -> anyhow::Result<Cluster> {
+    let ports = Ports::pick()?;
+    bootstrap::write_pki_and_kubeconfigs(layout, &ports)?;
+    link_binaries(layout, binaries)?;
+    let kubectl = Kubectl::new(&binaries.kubectl, &layout.admin_kubeconfig());
+    let mut seq = 0;
+    let mut launch = |name: &str, program: &Path, args: Vec<String>| {
+        seq += 1;
+        let spec = DaemonSpec::new(name, program).args(args);
+        let rec = proc::start(
+            &spec,
+            &layout.log(name),
+            &proc::pid_file_path(&layout.pids(), seq, name),
+        )?;
+        log(format!("{name} started (pid {})", rec.pid));
+        anyhow::Ok(rec)
+    };
+
+    let etcd = launch("etcd", &binaries.etcd, flags::etcd(layout, &ports))?;
+    let t = wait_until(
+        "etcd to listen",
+        Duration::from_secs(60),
+        layout,
+        &[&etcd],
+        || tcp_open(ports.etcd_client),
+    )?;
+    log(format!(
+        "etcd listening on 127.0.0.1:{} after {}",
+        ports.etcd_client,
+        fmt_secs(t)
+    ));
+
+    let apiserver = launch(
+        "kube-apiserver",
+        &binaries.kube_apiserver,
+        flags::apiserver(layout, &ports),
+    )?;
+    let t = wait_until(
+        "kube-apiserver /readyz",
+        Duration::from_secs(180),
+        layout,
+        &[&etcd, &apiserver],
+        || {
+            kubectl
+                .run(&["get", "--raw", "/readyz"])
+                .is_ok_and(|body| body.trim() == "ok")
+        },
+    )?;
+    log(format!(
+        "kube-apiserver ready on {} after {}",
+        ports.apiserver_url(),
+        fmt_secs(t)
+    ));
+    kubectl.run_with_input(&["apply", "-f", "-"], Some(&bootstrap::rbac_manifest()))?;
+
+    let kcm = launch(
+        "kube-controller-manager",
+        &binaries.kube_controller_manager,
+        flags::controller_manager(layout, &ports),
+    )?;
+    let scheduler = launch(
+        "kube-scheduler",
+        &binaries.kube_scheduler,
+        flags::scheduler(layout, &ports),
+    )?;
+    let procs = [&etcd, &apiserver, &kcm, &scheduler];
+    // The serviceaccount controller creating `default` proves the controller manager runs.
+    let t = wait_until(
+        "the controller manager",
+        Duration::from_secs(120),
+        layout,
+        &procs,
+        || {
+            kubectl
+                .run(&[
+                    "get",
+                    "serviceaccount",
+                    "default",
+                    "-n",
+                    "default",
+                    "-o",
+                    "name",
+                ])
+                .is_ok()
+        },
+    )?;
+    log(format!(
+        "kube-controller-manager working after {}",
+        fmt_secs(t)
+    ));
+    wait_until(
+        "kube-scheduler to listen",
+        Duration::from_secs(60),
+        layout,
+        &procs,
+        || tcp_open(ports.scheduler),
+    )?;
+    log("kube-scheduler listening");
+
+    install_crds(&kubectl, crds)?;
+    std::fs::write(layout.ready_marker(), ports.apiserver_url())?;
+    Ok(Cluster {
+        layout: layout.clone(),
+    })
+}
+
+fn install_crds(kubectl: &Kubectl, files: &[PathBuf]) -> anyhow::Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let t0 = Instant::now();
+    let mut args = vec![
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=fp-xtask",
+    ];
+    let mut waits = vec!["wait", "--for=condition=Established", "--timeout=120s"];
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    for name in &names {
+        args.extend(["-f", name.as_str()]);
+        waits.extend(["-f", name.as_str()]);
+    }
+    kubectl.run(&args)?;
+    kubectl.run(&waits)?;
+    log(format!(
+        "{} CRD manifests installed and Established in {}",
+        files.len(),
+        fmt_secs(t0.elapsed())
+    ));
+    Ok(())
+}
+
+/// Prints the shell lines that point kubectl (ours) at the running cluster.
+pub fn env() -> anyhow::Result<()> {
+    let layout = layout();
+    if !layout.ready_marker().is_file() {
+        bail!("no local cluster is running; start one with `cargo xtask cluster up`");
+    }
+    println!("export KUBECONFIG={}", layout.admin_kubeconfig().display());
+    println!("export PATH=\"{}:$PATH\"", layout.bin().display());
+    Ok(())
+}
+
+/// Stops every process the cluster started (by recorded pid) and removes its state.
+pub fn down() -> anyhow::Result<()> {
+    let layout = layout();
+    if !layout.root.exists() {
+        log("no local cluster state; nothing to stop");
+        return Ok(());
+    }
+    for line in proc::stop_all(&layout.pids(), STOP_GRACE) {
+        log(format!("stopped {line}"));
+    }
+    std::fs::remove_dir_all(&layout.root)
+        .with_context(|| format!("removing {}", layout.root.display()))?;
+    log(format!("removed {}", layout.root.display()));
+    Ok(())
+}

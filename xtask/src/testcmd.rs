@@ -1,0 +1,118 @@
+//! `cargo xtask test`: what CI runs. Installs what is missing, checks formatting and lints,
+//! runs unit and integration tests against a real PostgreSQL, then the e2e suite on the
+//! local control plane; everything it started is stopped by pid, also on failure or Ctrl-C.
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::{cluster, paths, postgres, steps};
+
+fn cargo(args: &[&str]) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(args).current_dir(paths::workspace_root());
+    cmd
+}
+
+/// Stops what it guards when dropped, so early returns, errors and panics all clean up.
+struct Guard<T, F: FnMut(T)> {
+    value: Option<T>,
+    stop: F,
+}
+
+impl<T, F: FnMut(T)> Guard<T, F> {
+    fn new(value: T, stop: F) -> Self {
+        Self {
+            value: Some(value),
+            stop,
+        }
+    }
+    fn get(&self) -> Option<&T> {
+        self.value.as_ref()
+    }
+    fn finish(mut self) {
+        if let Some(v) = self.value.take() {
+            (self.stop)(v);
+        }
+    }
+}
+
+impl<T, F: FnMut(T)> Drop for Guard<T, F> {
+    fn drop(&mut self) {
+        if let Some(v) = self.value.take() {
+            (self.stop)(v);
+        }
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{}m{:02}s", s / 60, s % 60)
+}
+
+pub fn run() -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut timings: Vec<(&str, Duration)> = Vec::new();
+
+    timings.push((
+        "fmt",
+        steps::run(&mut cargo(&["fmt", "--all", "--", "--check"]))?,
+    ));
+    timings.push((
+        "clippy",
+        steps::run(&mut cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?,
+    ));
+
+    let pg_state = paths::state_root().join("postgres-test");
+    let pg = Guard::new(postgres::start(&pg_state)?, |pg: postgres::Postgres| {
+        if let Err(e) = pg.stop() {
+            eprintln!("[postgres] cleanup failed: {e:#}");
+        }
+    });
+    let pg_url = pg.get().map(|p| p.url.clone()).unwrap_or_default();
+    let with_pg = |mut cmd: Command| {
+        cmd.env("FP_TEST_DATABASE_URL", &pg_url)
+            .env("FP_REQUIRE_POSTGRES", "1");
+        cmd
+    };
+
+    timings.push((
+        "unit + integration tests",
+        steps::run(&mut with_pg(cargo(&[
+            "test",
+            "--workspace",
+            "--exclude",
+            "fp-e2e",
+        ])))?,
+    ));
+
+    let t_cluster = Instant::now();
+    let cluster = Guard::new(cluster::up()?, |_c: cluster::Cluster| {
+        if let Err(e) = cluster::down() {
+            eprintln!("[cluster] cleanup failed: {e:#}");
+        }
+    });
+    timings.push(("cluster build + up", t_cluster.elapsed()));
+    let mut e2e = with_pg(cargo(&["test", "-p", "fp-e2e"]));
+    if let Some(c) = cluster.get() {
+        e2e.envs(c.env());
+    }
+    e2e.env("FP_REQUIRE_E2E", "1");
+    timings.push(("e2e tests", steps::run(&mut e2e)?));
+
+    cluster.finish();
+    pg.finish();
+    eprintln!(
+        "\n== cargo xtask test passed in {} ==",
+        fmt_duration(t0.elapsed())
+    );
+    for (step, d) in timings {
+        eprintln!("  {step:<26} {}", fmt_duration(d));
+    }
+    Ok(())
+}
