@@ -2,4 +2,7 @@
 // Tests may panic on the unexpected; production code returns errors.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod controller;
 pub mod crd;
+pub mod quantity;
+pub mod resources;

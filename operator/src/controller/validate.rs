@@ -1,0 +1,623 @@
+//! Validation the API server cannot do, and the resolved inputs every builder needs. Pure: the
+//! referenced Secrets are passed in by the caller.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::{Resource, ResourceExt};
+
+use crate::crd::{FootballPrediction, FootballPredictionSpec, MAX_NAME_LENGTH, SecretKeyRef};
+use crate::quantity;
+use crate::resources::Names;
+use crate::resources::jwt_secret::is_key_id;
+
+/// Operator-wide inputs that are not part of any FootballPrediction.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Namespace the operator runs in: API pods accept its probes through the NetworkPolicy.
+    pub operator_namespace: Option<String>,
+}
+
+/// One problem with a spec, naming the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SpecError {
+    pub field: String,
+    pub message: String,
+}
+
+impl SpecError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Where the JWT signing keys come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SigningKeys {
+    /// The operator creates and rotates this Secret.
+    Generated { secret: String },
+    /// A Secret the user manages.
+    Provided { secret: String },
+}
+
+impl SigningKeys {
+    pub fn secret(&self) -> &str {
+        match self {
+            Self::Generated { secret } | Self::Provided { secret } => secret,
+        }
+    }
+}
+
+/// Parsed durations the operator acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Durations {
+    pub key_rotation_interval: Duration,
+    pub key_rotation_grace: Duration,
+    pub analysis_interval: Duration,
+    pub analysis_timeout: Duration,
+    pub post_promotion: Duration,
+}
+
+/// A FootballPrediction that passed validation, with everything the builders need resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Validated {
+    pub name: String,
+    pub namespace: String,
+    pub generation: Option<i64>,
+    pub owner: OwnerReference,
+    pub spec: FootballPredictionSpec,
+    pub names: Names,
+    /// Secret key of the database URL (the documented default when the spec names none).
+    pub database_url: SecretKeyRef,
+    pub signing_keys: SigningKeys,
+    /// Secret key of the admin password, and whether the operator generates it.
+    pub admin_password: SecretKeyRef,
+    pub admin_password_generated: bool,
+    pub durations: Durations,
+    pub operator_namespace: Option<String>,
+}
+
+impl Validated {
+    /// Image of a release: `repository:tag`, the tag being `image.tag` for the spec's own version.
+    pub fn image_for(&self, version: &str) -> String {
+        let image = &self.spec.image;
+        let tag = match &image.tag {
+            Some(tag) if version == self.spec.version => tag.as_str(),
+            _ => version,
+        };
+        format!("{}:{tag}", image.repository)
+    }
+}
+
+/// Checks what the schema cannot and resolves the builders' inputs.
+pub fn validate(fp: &FootballPrediction, settings: &Settings) -> Result<Validated, Vec<SpecError>> {
+    let mut errors = Vec::new();
+    let name = fp.name_any();
+    if name.len() > MAX_NAME_LENGTH {
+        errors.push(SpecError::new(
+            "metadata.name",
+            format!(
+                "{name:?} is {} characters; at most {MAX_NAME_LENGTH} are allowed",
+                name.len()
+            ),
+        ));
+    }
+    let namespace = fp.namespace().unwrap_or_default();
+    if namespace.is_empty() {
+        errors.push(SpecError::new("metadata.namespace", "is empty"));
+    }
+    let owner = fp.controller_owner_ref(&());
+    if owner.is_none() {
+        errors.push(SpecError::new(
+            "metadata.uid",
+            "is empty: the object was not read from the API server",
+        ));
+    }
+    let spec = &fp.spec;
+
+    let e = &mut errors;
+    let durations = Durations {
+        key_rotation_interval: duration(
+            e,
+            "spec.auth.keyRotation.interval",
+            &spec.auth.key_rotation.interval,
+        ),
+        key_rotation_grace: duration(
+            e,
+            "spec.auth.keyRotation.gracePeriod",
+            &spec.auth.key_rotation.grace_period,
+        ),
+        analysis_interval: duration(
+            e,
+            "spec.rollout.analysis.interval",
+            &spec.rollout.analysis.interval,
+        ),
+        analysis_timeout: duration(
+            e,
+            "spec.rollout.analysis.timeout",
+            &spec.rollout.analysis.timeout,
+        ),
+        post_promotion: duration(
+            e,
+            "spec.rollout.postPromotion.duration",
+            &spec.rollout.post_promotion.duration,
+        ),
+    };
+    for (field, text) in [
+        (
+            "spec.auth.accessTokenTtl",
+            spec.auth.access_token_ttl.as_str(),
+        ),
+        (
+            "spec.auth.refreshTokenTtl",
+            spec.auth.refresh_token_ttl.as_str(),
+        ),
+        (
+            "spec.monitoring.serviceMonitor.interval",
+            spec.monitoring.service_monitor.interval.as_str(),
+        ),
+    ] {
+        duration(&mut errors, field, text);
+    }
+    if let Some(backup) = &spec.backup {
+        duration(
+            &mut errors,
+            "spec.backup.retention.maxAge",
+            &backup.retention.max_age,
+        );
+        check_cron(&mut errors, "spec.backup.schedule", &backup.schedule);
+        if let Some(frequent) = &backup.frequent_schedule {
+            check_cron(&mut errors, "spec.backup.frequentSchedule", frequent);
+        }
+        check_cron(
+            &mut errors,
+            "spec.backup.verify.schedule",
+            &backup.verify.schedule,
+        );
+    }
+    if let Some(tls) = &spec.tls {
+        duration(&mut errors, "spec.tls.duration", &tls.duration);
+        duration(&mut errors, "spec.tls.renewBefore", &tls.renew_before);
+    }
+    check_requests_within_limits(&mut errors, spec);
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let names = Names::new(&name);
+    let database_url = spec
+        .database
+        .url_secret_ref
+        .clone()
+        .unwrap_or_else(|| SecretKeyRef {
+            name: names.database_secret(),
+            key: "url".into(),
+        });
+    let signing_keys = match &spec.auth.signing_keys_secret_ref {
+        Some(r) => SigningKeys::Provided {
+            secret: r.name.clone(),
+        },
+        None => SigningKeys::Generated {
+            secret: names.jwt_secret(),
+        },
+    };
+    let (admin_password, admin_password_generated) = match &spec.auth.admin_password_secret_ref {
+        Some(r) => (r.clone(), false),
+        None => (
+            SecretKeyRef {
+                name: names.admin_secret(),
+                key: "password".into(),
+            },
+            true,
+        ),
+    };
+    Ok(Validated {
+        name,
+        namespace,
+        generation: fp.meta().generation,
+        owner: owner.unwrap_or_default(),
+        spec: spec.clone(),
+        names,
+        database_url,
+        signing_keys,
+        admin_password,
+        admin_password_generated,
+        durations,
+        operator_namespace: settings.operator_namespace.clone(),
+    })
+}
+
+/// A positive duration, or an error naming the field (and zero, so validation can go on).
+fn duration(errors: &mut Vec<SpecError>, field: &str, text: &str) -> Duration {
+    match parse_duration(text) {
+        Some(d) if !d.is_zero() => d,
+        _ => {
+            errors.push(SpecError::new(
+                field,
+                format!("{text:?} is not a positive duration such as 15m or 1h30m"),
+            ));
+            Duration::ZERO
+        }
+    }
+}
+
+/// Parses a Go-style duration (`15m`, `1h30m`, `500ms`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    text.parse::<kube::core::Duration>().ok().map(Into::into)
+}
+
+fn check_cron(errors: &mut Vec<SpecError>, field: &str, schedule: &str) {
+    if let Err(e) = schedule.parse::<croner::Cron>() {
+        errors.push(SpecError::new(
+            field,
+            format!("{schedule:?} is not a valid cron schedule: {e}"),
+        ));
+    }
+}
+
+fn check_requests_within_limits(errors: &mut Vec<SpecError>, spec: &FootballPredictionSpec) {
+    let (requests, limits) = (&spec.resources.requests, &spec.resources.limits);
+    for (resource, request, limit) in [
+        ("cpu", &requests.cpu, &limits.cpu),
+        ("memory", &requests.memory, &limits.memory),
+    ] {
+        if let (Some(request), Some(limit)) = (request, limit)
+            && let (Some(r), Some(l)) = (quantity::parse(request), quantity::parse(limit))
+            && r > l
+        {
+            errors.push(SpecError::new(
+                format!("spec.resources.requests.{resource}"),
+                format!("{request} exceeds spec.resources.limits.{resource} ({limit})"),
+            ));
+        }
+    }
+}
+
+/// What a referenced Secret must contain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretNeed {
+    /// These data keys.
+    Keys(Vec<String>),
+    /// At least one signing key: a data key `kYYYYMMDDTHHMMSSZ` of at least 32 bytes.
+    SigningKey,
+}
+
+/// A Secret the platform cannot run without, and the spec field that names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRequirement {
+    pub field: String,
+    pub secret: String,
+    pub need: SecretNeed,
+}
+
+/// The user-managed Secrets this FootballPrediction references (generated ones are not listed).
+pub fn secret_requirements(v: &Validated) -> Vec<SecretRequirement> {
+    let spec = &v.spec;
+    let database_field = if spec.database.url_secret_ref.is_some() {
+        "spec.database.urlSecretRef".to_owned()
+    } else {
+        "spec.database.urlSecretRef (default)".to_owned()
+    };
+    let mut needs = vec![SecretRequirement {
+        field: database_field,
+        secret: v.database_url.name.clone(),
+        need: SecretNeed::Keys(vec![v.database_url.key.clone()]),
+    }];
+    if let SigningKeys::Provided { secret } = &v.signing_keys {
+        needs.push(SecretRequirement {
+            field: "spec.auth.signingKeysSecretRef".into(),
+            secret: secret.clone(),
+            need: SecretNeed::SigningKey,
+        });
+    }
+    if !v.admin_password_generated {
+        needs.push(SecretRequirement {
+            field: "spec.auth.adminPasswordSecretRef".into(),
+            secret: v.admin_password.name.clone(),
+            need: SecretNeed::Keys(vec![v.admin_password.key.clone()]),
+        });
+    }
+    if let Some(s3) = spec.backup.as_ref().and_then(|b| b.storage.s3.as_ref()) {
+        needs.push(SecretRequirement {
+            field: "spec.backup.storage.s3.credentialsSecretRef".into(),
+            secret: s3.credentials_secret_ref.name.clone(),
+            need: SecretNeed::Keys(vec!["accessKeyId".into(), "secretAccessKey".into()]),
+        });
+    }
+    if let Some(notifications) = &spec.notifications {
+        needs.push(SecretRequirement {
+            field: "spec.notifications.webhookSecretRef".into(),
+            secret: notifications.webhook_secret_ref.name.clone(),
+            need: SecretNeed::Keys(vec![notifications.webhook_secret_ref.key.clone()]),
+        });
+    }
+    needs
+}
+
+/// Checks the fetched Secrets (`None` = not found) against the requirements; never reads values
+/// beyond their length, and never puts one into a message.
+pub fn check_secrets(
+    namespace: &str,
+    requirements: &[SecretRequirement],
+    found: &BTreeMap<String, Option<Secret>>,
+) -> Vec<SpecError> {
+    let mut errors = Vec::new();
+    for req in requirements {
+        let Some(Some(secret)) = found.get(&req.secret) else {
+            errors.push(SpecError::new(
+                &req.field,
+                format!("Secret {} not found in namespace {namespace}", req.secret),
+            ));
+            continue;
+        };
+        let data = secret_data_lengths(secret);
+        match &req.need {
+            SecretNeed::Keys(keys) => {
+                let missing: Vec<&str> = keys
+                    .iter()
+                    .filter(|k| data.get(k.as_str()).is_none_or(|len| *len == 0))
+                    .map(String::as_str)
+                    .collect();
+                if !missing.is_empty() {
+                    errors.push(SpecError::new(
+                        &req.field,
+                        format!(
+                            "Secret {} has no non-empty key {}",
+                            req.secret,
+                            missing.join(", ")
+                        ),
+                    ));
+                }
+            }
+            SecretNeed::SigningKey => {
+                if !data.iter().any(|(k, len)| is_key_id(k) && *len >= 32) {
+                    errors.push(SpecError::new(
+                        &req.field,
+                        format!(
+                            "Secret {} holds no signing key (a data key named kYYYYMMDDTHHMMSSZ with at least 32 bytes)",
+                            req.secret
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    errors
+}
+
+fn secret_data_lengths(secret: &Secret) -> BTreeMap<&str, usize> {
+    let mut lengths: BTreeMap<&str, usize> = BTreeMap::new();
+    for (k, v) in secret.data.iter().flatten() {
+        lengths.insert(k, v.0.len());
+    }
+    for (k, v) in secret.string_data.iter().flatten() {
+        lengths.insert(k, v.len());
+    }
+    lengths
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::crd::{BackupSpec, FootballPredictionSpec};
+    use k8s_openapi::ByteString;
+    use pretty_assertions::assert_eq;
+
+    /// A FootballPrediction as read from the API server, built from the spec's JSON.
+    pub(crate) fn fp_from(spec: serde_json::Value) -> FootballPrediction {
+        let spec: FootballPredictionSpec = serde_json::from_value(spec).unwrap();
+        let mut fp = FootballPrediction::new("prod", spec);
+        fp.metadata.namespace = Some("football".into());
+        fp.metadata.uid = Some("0e5b6a1c-1111-2222-3333-444455556666".into());
+        fp.metadata.generation = Some(3);
+        fp
+    }
+
+    pub(crate) fn validated(spec: serde_json::Value) -> Validated {
+        let settings = Settings {
+            operator_namespace: Some("fp-system".into()),
+        };
+        validate(&fp_from(spec), &settings).unwrap()
+    }
+
+    fn errors(fp: &FootballPrediction) -> Vec<String> {
+        validate(fp, &Settings::default())
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn secret(pairs: &[(&str, &[u8])]) -> Option<Secret> {
+        let data = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), ByteString(v.to_vec())))
+            .collect();
+        Some(Secret {
+            data: Some(data),
+            ..Secret::default()
+        })
+    }
+
+    #[test]
+    fn resolves_defaults_for_references_and_images() {
+        let v = validated(serde_json::json!({"version": "1.4.2"}));
+        assert_eq!(
+            v.database_url,
+            SecretKeyRef {
+                name: "prod-database".into(),
+                key: "url".into()
+            }
+        );
+        assert_eq!(
+            v.signing_keys,
+            SigningKeys::Generated {
+                secret: "prod-jwt".into()
+            }
+        );
+        assert_eq!(
+            v.admin_password,
+            SecretKeyRef {
+                name: "prod-admin".into(),
+                key: "password".into()
+            }
+        );
+        assert!(v.admin_password_generated);
+        assert_eq!(
+            v.image_for("1.4.2"),
+            "footballprediction/fp-api-server:1.4.2"
+        );
+        assert_eq!(v.owner.kind, "FootballPrediction");
+        assert_eq!(v.owner.controller, Some(true));
+        assert_eq!(
+            v.durations.key_rotation_interval,
+            Duration::from_secs(720 * 3600)
+        );
+    }
+
+    #[test]
+    fn image_tag_overrides_only_the_spec_version() {
+        let v = validated(
+            serde_json::json!({"version": "1.4.2", "image": {"repository": "r.example/fp", "tag": "1.4.2-hotfix"}}),
+        );
+        assert_eq!(v.image_for("1.4.2"), "r.example/fp:1.4.2-hotfix");
+        assert_eq!(v.image_for("1.4.1"), "r.example/fp:1.4.1");
+    }
+
+    #[test]
+    fn invalid_cron_schedules_name_the_field() {
+        let mut fp = fp_from(serde_json::json!({"version": "1"}));
+        let mut backup: BackupSpec = serde_json::from_value(serde_json::json!({})).unwrap();
+        backup.schedule = "61 * * * *".into();
+        backup.frequent_schedule = Some("0 */6 * * *".into());
+        fp.spec.backup = Some(backup);
+        let messages = errors(&fp);
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(
+            messages[0]
+                .starts_with("spec.backup.schedule: \"61 * * * *\" is not a valid cron schedule: "),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn zero_or_unparsable_durations_name_the_field() {
+        let mut fp = fp_from(serde_json::json!({"version": "1"}));
+        fp.spec.rollout.analysis.interval = "0s".into();
+        fp.spec.auth.access_token_ttl = "soon".into();
+        assert_eq!(
+            errors(&fp),
+            [
+                "spec.rollout.analysis.interval: \"0s\" is not a positive duration such as 15m or 1h30m",
+                "spec.auth.accessTokenTtl: \"soon\" is not a positive duration such as 15m or 1h30m",
+            ]
+        );
+    }
+
+    #[test]
+    fn requests_above_limits_are_refused() {
+        let fp = fp_from(serde_json::json!({"version": "1", "resources": {
+            "requests": {"cpu": "2", "memory": "1Gi"}, "limits": {"cpu": "1500m", "memory": "512Mi"}}}));
+        assert_eq!(
+            errors(&fp),
+            [
+                "spec.resources.requests.cpu: 2 exceeds spec.resources.limits.cpu (1500m)",
+                "spec.resources.requests.memory: 1Gi exceeds spec.resources.limits.memory (512Mi)",
+            ]
+        );
+    }
+
+    #[test]
+    fn objects_not_read_from_the_api_server_are_refused() {
+        let mut fp = fp_from(serde_json::json!({"version": "1"}));
+        fp.metadata.uid = None;
+        fp.metadata.namespace = None;
+        assert_eq!(
+            errors(&fp),
+            [
+                "metadata.namespace: is empty",
+                "metadata.uid: is empty: the object was not read from the API server",
+            ]
+        );
+    }
+
+    #[test]
+    fn overlong_names_are_refused_even_if_the_installed_crd_is_older() {
+        let mut fp = fp_from(serde_json::json!({"version": "1"}));
+        fp.metadata.name = Some("a".repeat(40));
+        assert_eq!(
+            errors(&fp),
+            [format!(
+                "metadata.name: \"{}\" is 40 characters; at most 36 are allowed",
+                "a".repeat(40)
+            )]
+        );
+    }
+
+    #[test]
+    fn lists_every_referenced_secret() {
+        let v = validated(serde_json::json!({
+            "version": "1",
+            "auth": {"signingKeysSecretRef": {"name": "keys"}, "adminPasswordSecretRef": {"name": "adm", "key": "pw"}},
+            "backup": {"storage": {"s3": {"endpoint": "http://127.0.0.1:9000", "bucket": "fpb", "credentialsSecretRef": {"name": "s3"}}}},
+            "notifications": {"webhookSecretRef": {"name": "hook", "key": "url"}}
+        }));
+        let requirements = secret_requirements(&v);
+        let secrets: Vec<(&str, &str)> = requirements
+            .iter()
+            .map(|r| (r.field.as_str(), r.secret.as_str()))
+            .collect();
+        assert_eq!(
+            secrets,
+            [
+                ("spec.database.urlSecretRef (default)", "prod-database"),
+                ("spec.auth.signingKeysSecretRef", "keys"),
+                ("spec.auth.adminPasswordSecretRef", "adm"),
+                ("spec.backup.storage.s3.credentialsSecretRef", "s3"),
+                ("spec.notifications.webhookSecretRef", "hook"),
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_secrets_keys_and_signing_keys_are_reported_per_field() {
+        let v = validated(serde_json::json!({
+            "version": "1",
+            "database": {"urlSecretRef": {"name": "db", "key": "url"}},
+            "auth": {"signingKeysSecretRef": {"name": "keys"}, "adminPasswordSecretRef": {"name": "adm", "key": "pw"}}
+        }));
+        let requirements = secret_requirements(&v);
+        let mut found = BTreeMap::new();
+        found.insert("db".to_owned(), secret(&[("uri", b"postgres://x")]));
+        found.insert(
+            "keys".to_owned(),
+            secret(&[("k20260101T000000Z", b"too-short"), ("main", &[7u8; 32])]),
+        );
+        found.insert("adm".to_owned(), None);
+        let messages: Vec<String> = check_secrets("football", &requirements, &found)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "spec.database.urlSecretRef: Secret db has no non-empty key url",
+                "spec.auth.signingKeysSecretRef: Secret keys holds no signing key (a data key named kYYYYMMDDTHHMMSSZ with at least 32 bytes)",
+                "spec.auth.adminPasswordSecretRef: Secret adm not found in namespace football",
+            ]
+        );
+        found.insert("db".to_owned(), secret(&[("url", b"postgres://x")]));
+        found.insert(
+            "keys".to_owned(),
+            secret(&[("k20260101T000000Z", &[1u8; 32])]),
+        );
+        found.insert("adm".to_owned(), secret(&[("pw", b"secret")]));
+        assert!(check_secrets("football", &requirements, &found).is_empty());
+    }
+}
