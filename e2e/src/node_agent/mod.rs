@@ -19,3 +19,11 @@ pub mod quantity;
 pub mod restart;
 pub mod status;
 pub mod volumes;
+
+pub mod agent;
+pub mod cache;
+pub mod cli;
+pub mod context;
+pub mod node;
+pub mod sandbox;
+pub mod worker;
