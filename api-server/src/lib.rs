@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod csvdata;
 pub mod db;
 pub mod error;
 pub mod faults;
