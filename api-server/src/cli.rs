@@ -24,6 +24,8 @@ from the start) and FP_TEST_FAULT_ERROR_RATIO=<0..1> makes that share of /api/* 
 #[command(
     name = "fp-api-server",
     version,
+    // A repeated option: the last one wins (wrappers can append overrides).
+    args_override_self = true,
     about = "FootballPrediction API server: football data, Dixon-Coles predictions, JWT auth, health and metrics"
 )]
 pub struct Cli {

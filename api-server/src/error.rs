@@ -34,9 +34,15 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: Cow<'static, str>,
-    pub field: Option<Cow<'static, str>>,
-    pub retry_after_secs: Option<u64>,
-    pub details: Option<serde_json::Value>,
+    /// The rarely present parts, boxed to keep `Result<T, ApiError>` small.
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Default)]
+struct Extra {
+    field: Option<Cow<'static, str>>,
+    retry_after_secs: Option<u64>,
+    details: Option<serde_json::Value>,
     internal: Option<String>,
 }
 
@@ -52,21 +58,40 @@ impl ApiError {
             status,
             code,
             message: message.into(),
-            field: None,
-            retry_after_secs: None,
-            details: None,
-            internal: None,
+            extra: None,
         }
     }
 
+    fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
     pub fn with_field(mut self, field: impl Into<Cow<'static, str>>) -> Self {
-        self.field = Some(field.into());
+        self.extra_mut().field = Some(field.into());
         self
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
+        self.extra_mut().details = Some(details);
         self
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.extra_mut().retry_after_secs = Some(secs.max(1));
+        self
+    }
+
+    fn with_internal(mut self, detail: String) -> Self {
+        self.extra_mut().internal = Some(detail);
+        self
+    }
+
+    pub fn field(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.field.as_deref())
+    }
+
+    pub fn retry_after(&self) -> Option<u64> {
+        self.extra.as_ref().and_then(|e| e.retry_after_secs)
     }
 
     /// 400: the request could not be read (syntax, encoding, types).
@@ -96,13 +121,12 @@ impl ApiError {
     }
 
     pub fn too_many_requests(retry_after_secs: u64) -> Self {
-        let mut e = Self::new(
+        Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             "too many requests; retry later",
-        );
-        e.retry_after_secs = Some(retry_after_secs.max(1));
-        e
+        )
+        .with_retry_after(retry_after_secs)
     }
 
     pub fn unavailable(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
@@ -111,21 +135,20 @@ impl ApiError {
 
     /// 500 with a generic message; `detail` is logged with the request id, never sent.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        let mut e = Self::new(
+        Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "internal error; the request id identifies it in the server logs",
-        );
-        e.internal = Some(detail.to_string());
-        e
+        )
+        .with_internal(detail.to_string())
     }
 
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             code: self.code,
             message: self.message.to_string(),
-            field: self.field.as_ref().map(|f| f.to_string()),
-            details: self.details.clone(),
+            field: self.field().map(str::to_string),
+            details: self.extra.as_ref().and_then(|e| e.details.clone()),
         }
     }
 }
@@ -153,13 +176,13 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(secs) = self.retry_after_secs {
+        if let Some(secs) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Some(detail) = self.internal {
+        if let Some(detail) = self.extra.and_then(|e| e.internal) {
             response
                 .extensions_mut()
                 .insert(InternalErrorDetail(detail));
@@ -173,13 +196,13 @@ impl From<crate::db::DbError> for ApiError {
         use crate::db::DbError;
         match e {
             DbError::Unavailable(_) => {
-                let mut err = Self::unavailable(
+                let detail = e.to_string();
+                Self::unavailable(
                     "database_unavailable",
                     "the database is not reachable; retry later",
-                );
-                err.retry_after_secs = Some(1);
-                err.internal = Some(e.to_string());
-                err
+                )
+                .with_retry_after(1)
+                .with_internal(detail)
             }
             DbError::Conflict(_) => {
                 Self::conflict("conflict", "the change conflicts with existing data")

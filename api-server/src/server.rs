@@ -7,11 +7,15 @@ use std::time::Duration;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::auth::keys::{self, KeyStore};
+use crate::auth::password::PasswordHasher;
+use crate::auth::{AuthService, bootstrap};
 use crate::config::Settings;
 use crate::db::{Db, schema};
 use crate::faults::Faults;
+use crate::http::ratelimit::RateLimits;
 use crate::metrics::Metrics;
-use crate::state::AppState;
+use crate::state::{AppState, Parts, WeakState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -21,6 +25,8 @@ pub enum ServeError {
     Schema(String),
     #[error("invalid test fault switch: {0}")]
     Faults(#[from] crate::faults::FaultConfigError),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -51,14 +57,105 @@ pub async fn open_checked(settings: &Settings) -> Result<Db, ServeError> {
     Ok(db)
 }
 
-/// Builds the full application state on an opened, schema-checked database.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Keys(#[from] crate::auth::keys::KeyError),
+    #[error(transparent)]
+    Password(#[from] crate::auth::password::PasswordError),
+    #[error(transparent)]
+    Admin(#[from] crate::auth::bootstrap::BootstrapError),
+}
+
+/// Builds the full application state on an opened, schema-checked database: JWT keys, the
+/// first admin, session floors. Starts no task (see [`spawn_background`]).
 pub async fn build_state(
     settings: Settings,
     db: Db,
     faults: Faults,
 ) -> Result<AppState, ServeError> {
     let metrics = Metrics::new(&settings.release_version)?;
-    Ok(AppState::new(settings, db, metrics, faults))
+    let keys_dir = match &settings.auth.jwt_keys_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = settings.storage.data_dir.join("jwt");
+            keys::ensure_dev_key(&dir).map_err(StateError::from)?;
+            dir
+        }
+    };
+    let keys = KeyStore::open(keys_dir).map_err(StateError::from)?;
+    let passwords = PasswordHasher::new(&settings.auth.password_hash).map_err(StateError::from)?;
+    bootstrap::ensure_first_admin(&db, &passwords, &settings.auth)
+        .await
+        .map_err(StateError::from)?;
+    let auth = AuthService::new(keys, passwords, &settings.auth);
+    auth.reload_session_floors(&db).await?;
+    let limits = RateLimits::new(&settings.rate_limit, settings.http.trust_forwarded_for);
+    let data_version = crate::db::version::current(&db).await?;
+    Ok(AppState::new(Parts {
+        settings,
+        db,
+        metrics,
+        faults,
+        auth,
+        limits,
+        data_version,
+    }))
+}
+
+/// The periodic work of a serving replica; each task ends when the state is dropped.
+pub fn spawn_background(state: &AppState) {
+    let weak = state.downgrade();
+    let every = state.settings.cache.version_poll_interval;
+    tokio::spawn(periodic(weak.clone(), every, |state| async move {
+        match crate::db::version::current(&state.db).await {
+            Ok(seen) => {
+                if let Err(e) = state.sync_data_version(seen).await {
+                    tracing::warn!(error = %e, "reloading after a data change failed; will retry");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "data version poll failed"),
+        }
+    }));
+    let every = state.settings.auth.key_reload_interval;
+    tokio::spawn(periodic(weak.clone(), every, |state| async move {
+        let _ = tokio::task::spawn_blocking(move || state.auth.keys.reload()).await;
+    }));
+    tokio::spawn(periodic(
+        weak.clone(),
+        Duration::from_secs(60),
+        |state| async move {
+            state.limits.housekeeping();
+        },
+    ));
+    tokio::spawn(periodic(
+        weak,
+        Duration::from_secs(3600),
+        |state| async move {
+            match crate::db::auth::purge_expired_refresh_tokens(&state.db).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "purged expired refresh tokens"),
+                Err(e) => tracing::debug!(error = %e, "refresh token purge failed"),
+            }
+        },
+    ));
+}
+
+async fn periodic<F, Fut>(weak: WeakState, every: Duration, mut tick: F)
+where
+    F: FnMut(AppState) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        let Some(state) = weak.upgrade() else {
+            return;
+        };
+        tick(state).await;
+    }
 }
 
 pub async fn run(settings: Settings) -> Result<(), ServeError> {
@@ -83,6 +180,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
             source,
         })?;
     tracing::info!(address = %listen, "listening");
+    spawn_background(&state);
     let app = crate::http::router(state.clone());
     serve_until(listener, app, state.clone(), shutdown_signal()).await?;
     state.db.close().await;

@@ -1,13 +1,15 @@
 //! The shared application state handed to every handler.
 
 use std::ops::Deref;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
+use crate::auth::AuthService;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::faults::Faults;
+use crate::http::ratelimit::RateLimits;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -20,9 +22,13 @@ pub struct Inner {
     pub db: Db,
     pub metrics: Metrics,
     pub faults: Faults,
+    pub auth: AuthService,
+    pub limits: RateLimits,
     pub started: Instant,
     /// The newest migration this binary knows: readiness requires the database to have it.
     pub schema_version: i64,
+    /// The database's data version this replica last acted on (see `db::version`).
+    data_version: AtomicI64,
     shutting_down: AtomicBool,
 }
 
@@ -33,23 +39,42 @@ impl Deref for AppState {
     }
 }
 
+/// The parts [`AppState::new`] assembles.
+pub struct Parts {
+    pub settings: Settings,
+    pub db: Db,
+    pub metrics: Metrics,
+    pub faults: Faults,
+    pub auth: AuthService,
+    pub limits: RateLimits,
+    pub data_version: i64,
+}
+
 impl AppState {
-    pub fn new(settings: Settings, db: Db, metrics: Metrics, faults: Faults) -> Self {
-        let schema_version = crate::db::schema::known_versions(db.backend())
+    pub fn new(parts: Parts) -> Self {
+        let schema_version = crate::db::schema::known_versions(parts.db.backend())
             .last()
             .copied()
             .unwrap_or(0);
         Self {
             inner: Arc::new(Inner {
-                settings,
-                db,
-                metrics,
-                faults,
+                settings: parts.settings,
+                db: parts.db,
+                metrics: parts.metrics,
+                faults: parts.faults,
+                auth: parts.auth,
+                limits: parts.limits,
                 started: Instant::now(),
                 schema_version,
+                data_version: AtomicI64::new(parts.data_version),
                 shutting_down: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// A handle background tasks hold so they end when the state is dropped.
+    pub fn downgrade(&self) -> WeakState {
+        WeakState(Arc::downgrade(&self.inner))
     }
 
     /// Readiness answers 503 from now on, so load balancers stop sending new requests.
@@ -59,5 +84,31 @@ impl AppState {
 
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::Relaxed)
+    }
+
+    pub fn data_version(&self) -> i64 {
+        self.inner.data_version.load(Ordering::Acquire)
+    }
+
+    /// Acts on a data version read from the database: when it moved, reload what depends on
+    /// it. Returns whether anything changed.
+    pub async fn sync_data_version(&self, seen: i64) -> Result<bool, crate::db::DbError> {
+        let previous = self.inner.data_version.load(Ordering::Acquire);
+        if seen == previous {
+            return Ok(false);
+        }
+        self.auth.reload_session_floors(&self.db).await?;
+        self.inner.data_version.store(seen, Ordering::Release);
+        tracing::debug!(previous, seen, "data version changed; reloaded");
+        Ok(true)
+    }
+}
+
+#[derive(Clone)]
+pub struct WeakState(Weak<Inner>);
+
+impl WeakState {
+    pub fn upgrade(&self) -> Option<AppState> {
+        self.0.upgrade().map(|inner| AppState { inner })
     }
 }

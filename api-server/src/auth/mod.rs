@@ -1,9 +1,17 @@
 //! Authentication and authorisation: roles, credentials rules, JWT access tokens signed with a
 //! rotating key set, argon2id password hashing off the async workers, opaque refresh tokens.
 
+pub mod bootstrap;
+pub mod jwt;
+pub mod keys;
+pub mod password;
+pub mod refresh;
 mod roles;
+mod service;
 
+pub use jwt::{Principal, TokenError};
 pub use roles::{Role, UnknownRole};
+pub use service::{AuthError, AuthService, TokenPair};
 
 /// Why a username or password is not acceptable (shown to the client as a 422 on that field).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

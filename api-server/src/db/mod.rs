@@ -7,6 +7,7 @@
 //! against their own driver, rows decode natively (booleans, floats) with no intermediate `Any`
 //! representation on the hot path, and there is no second copy of the SQL to drift.
 
+pub mod auth;
 pub mod schema;
 pub mod version;
 

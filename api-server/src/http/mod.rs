@@ -1,22 +1,50 @@
 //! The HTTP surface: `router(state)` builds the whole app (tests drive it with `oneshot`);
 //! serving, signals and draining live in [`crate::server`].
 
+pub mod auth;
+pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
+pub mod params;
+pub mod ratelimit;
+pub mod users;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, patch, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Every `/api` route, rate limited per client; login, register and refresh more strictly.
+fn api_routes(state: &AppState) -> Router<AppState> {
+    let credentials = Router::new()
+        .route("/api/v1/auth/register", post(auth::register))
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/refresh", post(auth::refresh))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit_auth,
+        ));
+    Router::new()
+        .merge(credentials)
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/auth/me", get(auth::me))
+        .route("/api/v1/admin/users", get(users::list))
+        .route("/api/v1/admin/users/{id}", patch(users::update))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit_api,
+        ))
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .merge(api_routes(&state))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(metrics))

@@ -288,3 +288,67 @@ impl TestResponse {
         self
     }
 }
+
+/// Tokens of one logged-in user.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub user_id: i64,
+    pub access: String,
+    pub refresh: String,
+}
+
+impl Session {
+    fn from_json(v: &Value) -> Self {
+        Self {
+            user_id: v["user"]["id"].as_i64().unwrap(),
+            access: v["access_token"].as_str().unwrap().to_string(),
+            refresh: v["refresh_token"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn login(&self, username: &str, password: &str) -> Session {
+        let r = self
+            .post_json(
+                "/api/v1/auth/login",
+                None,
+                serde_json::json!({"username": username, "password": password}),
+            )
+            .await;
+        r.expect(StatusCode::OK);
+        Session::from_json(&r.json())
+    }
+
+    pub async fn admin(&self) -> Session {
+        self.login("admin", ADMIN_PASSWORD).await
+    }
+
+    pub async fn register(&self, username: &str) -> Session {
+        let r = self
+            .post_json(
+                "/api/v1/auth/register",
+                None,
+                serde_json::json!({"username": username, "password": "a-good-password"}),
+            )
+            .await;
+        r.expect(StatusCode::CREATED);
+        Session::from_json(&r.json())
+    }
+
+    /// A fresh user with `role` ("viewer", "analyst" or "admin"), logged in after the change.
+    pub async fn user_with_role(&self, username: &str, role: &str) -> Session {
+        let user = self.register(username).await;
+        if role != "viewer" {
+            let admin = self.admin().await;
+            self.patch_json(
+                &format!("/api/v1/admin/users/{}", user.user_id),
+                Some(&admin.access),
+                serde_json::json!({"role": role}),
+            )
+            .await
+            .expect(StatusCode::OK);
+        }
+        self.login(username, "a-good-password").await
+    }
+}

@@ -1,0 +1,239 @@
+//! The auth service: token checks on the hot path, and the login / register / refresh /
+//! logout flows on top of the key store, the password hasher and the database.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::http::HeaderValue;
+
+use super::jwt::{self, Principal, TokenError};
+use super::keys::KeyStore;
+use super::password::{PasswordError, PasswordHasher};
+use super::{CredentialError, Role, refresh, validate_password, validate_username};
+use crate::config::AuthSettings;
+use crate::db::auth::{self as users, RefreshOutcome, UserRow};
+use crate::db::{Db, DbError, now_unix};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("account is deactivated")]
+    Inactive,
+    #[error("username is taken")]
+    UsernameTaken,
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    #[error("refresh token is not valid: {0}")]
+    Refresh(&'static str),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// What login, register and refresh hand out.
+#[derive(Clone, Debug)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub access_expires_in: i64,
+    pub refresh_token: String,
+    pub refresh_expires_in: i64,
+    pub user: UserRow,
+}
+
+pub struct AuthService {
+    pub keys: KeyStore,
+    pub passwords: PasswordHasher,
+    /// user id -> Unix second before which that user's access tokens are refused.
+    session_floors: ArcSwap<HashMap<i64, i64>>,
+    access_ttl: i64,
+    refresh_ttl: i64,
+}
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+impl AuthService {
+    pub fn new(keys: KeyStore, passwords: PasswordHasher, settings: &AuthSettings) -> Self {
+        Self {
+            keys,
+            passwords,
+            session_floors: ArcSwap::from_pointee(HashMap::new()),
+            access_ttl: secs(settings.access_token_ttl),
+            refresh_ttl: secs(settings.refresh_token_ttl),
+        }
+    }
+
+    pub fn access_ttl_secs(&self) -> i64 {
+        self.access_ttl
+    }
+
+    /// The hot path: `Authorization: Bearer <jwt>` to a principal, with no database access.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&HeaderValue>,
+    ) -> Result<Principal, TokenError> {
+        let value = authorization.ok_or(TokenError::Missing)?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(TokenError::Malformed)?;
+        let principal = jwt::verify(&self.keys.current(), token)?;
+        if let Some(floor) = self.session_floors.load().get(&principal.user_id)
+            && principal.issued_at < *floor
+        {
+            return Err(TokenError::Revoked);
+        }
+        Ok(principal)
+    }
+
+    /// Reloads the users whose sessions ended recently enough that their tokens may still be
+    /// unexpired (called on every data-version change and at start-up).
+    pub async fn reload_session_floors(&self, db: &Db) -> Result<(), DbError> {
+        let since = now_unix() - self.access_ttl - 60;
+        let floors: HashMap<i64, i64> = users::session_floors(db, since)
+            .await?
+            .into_iter()
+            .collect();
+        self.session_floors.store(Arc::new(floors));
+        Ok(())
+    }
+
+    /// Records a floor locally at once (the replica that made the change need not wait).
+    pub fn end_sessions_locally(&self, user_id: i64, from: i64) {
+        let mut floors = HashMap::clone(&self.session_floors.load());
+        floors.insert(user_id, from);
+        self.session_floors.store(Arc::new(floors));
+    }
+
+    async fn issue_pair(
+        &self,
+        db: &Db,
+        user: UserRow,
+        family: &str,
+    ) -> Result<TokenPair, AuthError> {
+        let role = user.role()?;
+        let now = now_unix();
+        let access_token = jwt::issue(&self.keys.current(), user.id, role, now, self.access_ttl)?;
+        let refresh_token = refresh::generate();
+        users::insert_refresh_token(
+            db,
+            user.id,
+            family,
+            &refresh::hash(&refresh_token),
+            now + self.refresh_ttl,
+        )
+        .await?;
+        Ok(TokenPair {
+            access_token,
+            access_expires_in: self.access_ttl,
+            refresh_token,
+            refresh_expires_in: self.refresh_ttl,
+            user,
+        })
+    }
+
+    pub async fn login(
+        &self,
+        db: &Db,
+        username: &str,
+        password: String,
+    ) -> Result<TokenPair, AuthError> {
+        let username = username.trim().to_ascii_lowercase();
+        // An over-long password cannot match (registration refuses it): skip the hashing work.
+        if password.len() > 128 {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let user = users::user_by_username(db, &username).await?;
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        // Unknown users still cost one verification, so timing does not reveal who exists.
+        if !self.passwords.verify(password, stored).await? {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let user = user.ok_or(AuthError::InvalidCredentials)?;
+        if !user.active {
+            return Err(AuthError::Inactive);
+        }
+        self.issue_pair(db, user, &refresh::new_family()).await
+    }
+
+    /// Registration always creates a viewer.
+    pub async fn register(
+        &self,
+        db: &Db,
+        username: &str,
+        password: String,
+    ) -> Result<TokenPair, AuthError> {
+        let username = username.trim().to_ascii_lowercase();
+        validate_username(&username)?;
+        validate_password(&password)?;
+        if users::user_by_username(db, &username).await?.is_some() {
+            return Err(AuthError::UsernameTaken);
+        }
+        let hash = self.passwords.hash(password).await?;
+        let user = match users::create_user(db, &username, &hash, Role::Viewer).await {
+            Ok(user) => user,
+            Err(DbError::Conflict(_)) => return Err(AuthError::UsernameTaken),
+            Err(e) => return Err(e.into()),
+        };
+        self.issue_pair(db, user, &refresh::new_family()).await
+    }
+
+    pub async fn refresh(&self, db: &Db, token: &str) -> Result<TokenPair, AuthError> {
+        if !refresh::looks_valid(token) {
+            return Err(AuthError::Refresh("unknown token"));
+        }
+        let new_token = refresh::generate();
+        let now = now_unix();
+        let outcome = users::rotate_refresh_token(
+            db,
+            &refresh::hash(token),
+            &refresh::hash(&new_token),
+            now + self.refresh_ttl,
+        )
+        .await?;
+        let user_id = match outcome {
+            RefreshOutcome::Rotated { user_id } => user_id,
+            RefreshOutcome::Reused => {
+                tracing::warn!("refresh token reuse detected; its family is revoked");
+                return Err(AuthError::Refresh(
+                    "token reuse detected; all sessions of this login are revoked",
+                ));
+            }
+            RefreshOutcome::Expired => return Err(AuthError::Refresh("token expired")),
+            RefreshOutcome::Unknown => return Err(AuthError::Refresh("unknown token")),
+            RefreshOutcome::Inactive => return Err(AuthError::Inactive),
+        };
+        let user = users::user_by_id(db, user_id)
+            .await?
+            .ok_or(AuthError::Refresh("unknown user"))?;
+        let role = user.role()?;
+        let access_token = jwt::issue(&self.keys.current(), user.id, role, now, self.access_ttl)?;
+        Ok(TokenPair {
+            access_token,
+            access_expires_in: self.access_ttl,
+            refresh_token: new_token,
+            refresh_expires_in: self.refresh_ttl,
+            user,
+        })
+    }
+
+    /// Revokes the presented refresh token's family; unknown tokens are not an error (idempotent).
+    pub async fn logout(&self, db: &Db, token: &str) -> Result<(), AuthError> {
+        if refresh::looks_valid(token) {
+            users::revoke_family_of(db, &refresh::hash(token)).await?;
+        }
+        Ok(())
+    }
+}

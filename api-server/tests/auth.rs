@@ -1,0 +1,397 @@
+//! Auth flows on both backends: register/login/me, refresh rotation and reuse detection,
+//! logout, role changes and deactivation ending sessions, key rotation, and every kind of bad
+//! token.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{ADMIN_PASSWORD, TestApp, Which};
+use fp_api_server::auth::Role;
+use fp_api_server::auth::jwt;
+use fp_api_server::auth::keys::KeySet;
+use serde_json::json;
+
+on_both_backends!(
+    register_login_and_me,
+    registration_and_login_reject_bad_input,
+    refresh_rotates_and_reuse_revokes_the_family,
+    logout_revokes_the_refresh_token,
+    role_change_ends_sessions_and_refresh_carries_the_new_role,
+    deactivation_blocks_login_refresh_and_tokens,
+    key_rotation_keeps_users_logged_in,
+    bad_tokens_are_refused,
+    login_is_rate_limited_with_retry_after,
+    first_admin_follows_the_configured_password,
+);
+
+async fn register_login_and_me(which: Which) {
+    let app = TestApp::new(which).await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": "Alice", "password": "a-good-password"}),
+        )
+        .await;
+    r.expect(StatusCode::CREATED);
+    let body = r.json();
+    assert_eq!(body["user"]["username"], "alice");
+    assert_eq!(body["user"]["role"], "viewer");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    assert_eq!(r.headers["cache-control"], "no-store");
+    let session = app.login("ALICE", "a-good-password").await;
+    let me = app.get("/api/v1/auth/me", Some(&session.access)).await;
+    me.expect(StatusCode::OK);
+    assert_eq!(me.json()["username"], "alice");
+    let admin = app.admin().await;
+    let me = app.get("/api/v1/auth/me", Some(&admin.access)).await;
+    assert_eq!(me.json()["role"], "admin");
+}
+
+async fn registration_and_login_reject_bad_input(which: Which) {
+    let app = TestApp::new(which).await;
+    app.register("bob").await;
+    let dup = app
+        .post_json(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": "BOB", "password": "another-password"}),
+        )
+        .await;
+    dup.expect(StatusCode::CONFLICT);
+    assert_eq!(dup.json()["field"], "username");
+    let bad_name = app
+        .post_json(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": "b o b", "password": "a-good-password"}),
+        )
+        .await;
+    bad_name.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad_name.json()["field"], "username");
+    let short = app
+        .post_json(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": "carol", "password": "short"}),
+        )
+        .await;
+    short.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(short.json()["field"], "password");
+    let sneaky = app
+        .post_json(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": "dave", "password": "a-good-password", "role": "admin"}),
+        )
+        .await;
+    sneaky.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(sneaky.json()["field"], "role");
+    let wrong = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "bob", "password": "wrong-password"}),
+        )
+        .await;
+    wrong.expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.json()["code"], "invalid_credentials");
+    let nobody = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "nobody", "password": "wrong-password"}),
+        )
+        .await;
+    nobody.expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(nobody.json()["code"], "invalid_credentials");
+}
+
+async fn refresh_rotates_and_reuse_revokes_the_family(which: Which) {
+    let app = TestApp::new(which).await;
+    let first = app.register("erin").await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": first.refresh}),
+        )
+        .await;
+    r.expect(StatusCode::OK);
+    let second = r.json()["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(second, first.refresh);
+    app.get(
+        "/api/v1/auth/me",
+        Some(r.json()["access_token"].as_str().unwrap()),
+    )
+    .await
+    .expect(StatusCode::OK);
+    // The rotated token again: reuse. It fails and takes the whole family with it.
+    let reuse = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": first.refresh}),
+        )
+        .await;
+    reuse.expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(reuse.json()["code"], "invalid_refresh_token");
+    app.post_json(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": second}),
+    )
+    .await
+    .expect(StatusCode::UNAUTHORIZED);
+    // Another login is another family and still works.
+    let other = app.login("erin", "a-good-password").await;
+    app.post_json(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": other.refresh}),
+    )
+    .await
+    .expect(StatusCode::OK);
+}
+
+async fn logout_revokes_the_refresh_token(which: Which) {
+    let app = TestApp::new(which).await;
+    let s = app.register("frank").await;
+    app.post_json(
+        "/api/v1/auth/logout",
+        None,
+        json!({"refresh_token": s.refresh}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    app.post_json(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": s.refresh}),
+    )
+    .await
+    .expect(StatusCode::UNAUTHORIZED);
+    // Idempotent.
+    app.post_json(
+        "/api/v1/auth/logout",
+        None,
+        json!({"refresh_token": s.refresh}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+}
+
+async fn role_change_ends_sessions_and_refresh_carries_the_new_role(which: Which) {
+    let app = TestApp::new(which).await;
+    let user = app.register("grace").await;
+    let admin = app.admin().await;
+    // Let a second pass so the change is strictly after the token's issue time.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = app
+        .patch_json(
+            &format!("/api/v1/admin/users/{}", user.user_id),
+            Some(&admin.access),
+            json!({"role": "analyst"}),
+        )
+        .await;
+    r.expect(StatusCode::OK);
+    assert_eq!(r.json()["role"], "analyst");
+    let old = app.get("/api/v1/auth/me", Some(&user.access)).await;
+    old.expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(old.json()["code"], "session_revoked");
+    let r = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": user.refresh}),
+        )
+        .await;
+    r.expect(StatusCode::OK);
+    assert_eq!(r.json()["user"]["role"], "analyst");
+    let me = app
+        .get(
+            "/api/v1/auth/me",
+            Some(r.json()["access_token"].as_str().unwrap()),
+        )
+        .await;
+    me.expect(StatusCode::OK);
+    assert_eq!(me.json()["role"], "analyst");
+    // Admins cannot lock themselves out.
+    app.patch_json(
+        &format!("/api/v1/admin/users/{}", admin.user_id),
+        Some(&admin.access),
+        json!({"role": "viewer"}),
+    )
+    .await
+    .expect(StatusCode::CONFLICT);
+    app.patch_json(
+        "/api/v1/admin/users/999999",
+        Some(&admin.access),
+        json!({"active": false}),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
+}
+
+async fn deactivation_blocks_login_refresh_and_tokens(which: Which) {
+    let app = TestApp::new(which).await;
+    let user = app.register("heidi").await;
+    let admin = app.admin().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.patch_json(
+        &format!("/api/v1/admin/users/{}", user.user_id),
+        Some(&admin.access),
+        json!({"active": false}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let login = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "heidi", "password": "a-good-password"}),
+        )
+        .await;
+    login.expect(StatusCode::FORBIDDEN);
+    assert_eq!(login.json()["code"], "account_inactive");
+    app.post_json(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": user.refresh}),
+    )
+    .await
+    .expect(StatusCode::UNAUTHORIZED);
+    app.get("/api/v1/auth/me", Some(&user.access))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    let list = app.get("/api/v1/admin/users", Some(&admin.access)).await;
+    list.expect(StatusCode::OK);
+    let heidi = list.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "heidi")
+        .cloned()
+        .unwrap();
+    assert_eq!(heidi["active"], false);
+}
+
+async fn key_rotation_keeps_users_logged_in(which: Which) {
+    let keys = tempfile::tempdir().unwrap();
+    std::fs::write(keys.path().join("k20240101T000000Z"), [1u8; 32]).unwrap();
+    let dir = keys.path().to_str().unwrap().to_string();
+    let app = TestApp::with_args(which, &["--jwt-keys-dir", &dir]).await;
+    let before = app.register("ivan").await;
+    // The operator adds a newer key: it signs from now on, the old one still verifies.
+    std::fs::write(keys.path().join("k20250101T000000Z"), [2u8; 32]).unwrap();
+    assert!(app.state.auth.keys.reload());
+    app.get("/api/v1/auth/me", Some(&before.access))
+        .await
+        .expect(StatusCode::OK);
+    let after = app.login("ivan", "a-good-password").await;
+    let header = jsonwebtoken::decode_header(&after.access).unwrap();
+    assert_eq!(header.kid.as_deref(), Some("k20250101T000000Z"));
+    // The grace period ends: the old key goes, and tokens it signed stop working.
+    std::fs::remove_file(keys.path().join("k20240101T000000Z")).unwrap();
+    assert!(app.state.auth.keys.reload());
+    let old = app.get("/api/v1/auth/me", Some(&before.access)).await;
+    old.expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(old.json()["code"], "invalid_token");
+    app.get("/api/v1/auth/me", Some(&after.access))
+        .await
+        .expect(StatusCode::OK);
+}
+
+async fn bad_tokens_are_refused(which: Which) {
+    let app = TestApp::new(which).await;
+    let s = app.register("judy").await;
+    let keys = app.state.auth.keys.current();
+    let now = chrono::Utc::now().timestamp();
+    let expired = jwt::issue(&keys, s.user_id, Role::Viewer, now - 7200, 900).unwrap();
+    let r = app.get("/api/v1/auth/me", Some(&expired)).await;
+    r.expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json()["code"], "token_expired");
+
+    let mut tampered = s.access.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    app.get("/api/v1/auth/me", Some(&tampered))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+
+    let stranger = KeySet::from_keys(&[("k20990101T000000Z".to_string(), vec![9u8; 32])]).unwrap();
+    let wrong_kid = jwt::issue(&stranger, s.user_id, Role::Admin, now, 900).unwrap();
+    app.get("/api/v1/auth/me", Some(&wrong_kid))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+
+    // Same kid as the server's key but a different secret: a forgery.
+    let forged_set = KeySet::from_keys(&[(keys.signing_kid.clone(), vec![9u8; 32])]).unwrap();
+    let forged = jwt::issue(&forged_set, s.user_id, Role::Admin, now, 900).unwrap();
+    app.get("/api/v1/auth/me", Some(&forged))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+
+    let r = app.get("/api/v1/auth/me", Some(&s.refresh)).await;
+    r.expect(StatusCode::UNAUTHORIZED);
+    let r = app.get("/api/v1/auth/me", None).await;
+    r.expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json()["code"], "missing_token");
+    assert_eq!(r.headers["www-authenticate"], "Bearer");
+    // An access token is not a refresh token either.
+    app.post_json(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": s.access}),
+    )
+    .await
+    .expect(StatusCode::UNAUTHORIZED);
+}
+
+async fn login_is_rate_limited_with_retry_after(which: Which) {
+    let app = TestApp::with_args(
+        which,
+        &[
+            "--auth-rate-limit-per-minute",
+            "2",
+            "--auth-rate-limit-burst",
+            "2",
+        ],
+    )
+    .await;
+    let attempt = || {
+        app.post_json(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "x-user", "password": "wrong-password"}),
+        )
+    };
+    attempt().await.expect(StatusCode::UNAUTHORIZED);
+    attempt().await.expect(StatusCode::UNAUTHORIZED);
+    let limited = attempt().await;
+    limited.expect(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.json()["code"], "rate_limited");
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Reads are on the general budget and unaffected.
+    app.get("/health/live", None).await.expect(StatusCode::OK);
+}
+
+async fn first_admin_follows_the_configured_password(which: Which) {
+    let app = TestApp::new(which).await;
+    app.login("admin", ADMIN_PASSWORD).await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "admin", "password": "not-the-password"}),
+        )
+        .await;
+    r.expect(StatusCode::UNAUTHORIZED);
+}
