@@ -2,7 +2,11 @@
 // Tests may panic on the unexpected; production code returns errors.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod admin;
 pub mod controller;
 pub mod crd;
+pub mod leader;
+pub mod metrics;
 pub mod quantity;
 pub mod resources;
+pub mod telemetry;

@@ -1,4 +1,341 @@
-//! The reconcile pipeline: validate (pure) → build (pure) → apply → status (pure computation, one patch).
+//! The reconcile pipeline: validate (pure) → build (pure) → apply → status (pure computation, one
+//! patch); the Controller wiring, error policy, and leader-elected run loop.
 
+pub mod apply;
+pub mod capabilities;
+pub mod events;
+pub mod reconcile;
 pub mod rollout;
+pub mod status;
 pub mod validate;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::core::error_boundary::DeserializeGuard;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::admin::{Readiness, Role};
+use crate::crd::{FootballPrediction, labels};
+use crate::leader::{LeaderElector, LeaseConfig};
+use crate::metrics::Metrics;
+use crate::resources::ChildError;
+use crate::resources::certificate::Certificate;
+use crate::resources::prometheus_rule::PrometheusRule;
+use crate::resources::service_monitor::ServiceMonitor;
+use capabilities::Capabilities;
+use validate::Settings;
+
+/// Failures of one reconcile, each with a fixed category for metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading referenced Secrets: {0}")]
+    SecretLookup(#[source] kube::Error),
+    #[error("listing children: {0}")]
+    ListChildren(#[source] kube::Error),
+    #[error("building children: {0}")]
+    Build(#[from] ChildError),
+    #[error("{0} children could not be applied (see the Degraded condition)")]
+    Apply(usize),
+    #[error("writing status: {0}")]
+    Status(#[source] kube::Error),
+}
+
+impl Error {
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::SecretLookup(_) => "secret_lookup",
+            Self::ListChildren(_) => "list_children",
+            Self::Build(_) => "build",
+            Self::Apply(_) => "apply",
+            Self::Status(_) => "status",
+        }
+    }
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub settings: Settings,
+    pub memo: apply::Memo,
+    pub capabilities: Capabilities,
+    store: Store<DeserializeGuard<FootballPrediction>>,
+    failures: Mutex<HashMap<String, u32>>,
+    undecodable: Mutex<HashMap<String, String>>,
+}
+
+impl Context {
+    fn store(&self) -> Vec<Arc<DeserializeGuard<FootballPrediction>>> {
+        self.store.state()
+    }
+
+    fn reset_failures(&self, uid: &str) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.remove(uid);
+        }
+    }
+
+    /// Counts a failure and returns how many happened in a row.
+    fn count_failure(&self, uid: &str) -> u32 {
+        let Ok(mut f) = self.failures.lock() else {
+            return 1;
+        };
+        let n = f.entry(uid.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// True the first time this decode error is seen for this object.
+    fn first_report_of(&self, uid: &str, error: &str) -> bool {
+        let Ok(mut seen) = self.undecodable.lock() else {
+            return true;
+        };
+        seen.insert(uid.to_owned(), error.to_owned()).as_deref() != Some(error)
+    }
+}
+
+/// Exponential backoff per object: 5s, 10s, 20s … capped at 5 minutes.
+pub fn backoff(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(6);
+    (Duration::from_secs(5) * 2u32.pow(exponent)).min(Duration::from_secs(300))
+}
+
+fn error_policy(
+    guard: Arc<DeserializeGuard<FootballPrediction>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    ctx.metrics.failed(error.category());
+    let uid = guard.meta().uid.clone().unwrap_or_default();
+    let delay = backoff(ctx.count_failure(&uid));
+    tracing::warn!(
+        namespace = guard.meta().namespace.as_deref().unwrap_or_default(),
+        name = guard.meta().name.as_deref().unwrap_or_default(),
+        category = error.category(),
+        error = %error,
+        retry_in = ?delay,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+/// How the operator runs.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Watch only this namespace; all namespaces when `None`.
+    pub namespace: Option<String>,
+    pub settings: Settings,
+    /// Leader election; `None` runs as the only replica.
+    pub leader: Option<LeaseConfig>,
+    /// Reconciles at once.
+    pub concurrency: u16,
+    /// Name in events (`reportingController`) and its instance.
+    pub reporter: Reporter,
+}
+
+/// Why [`run`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Asked to stop (SIGTERM): finished in-flight reconciles and released the lease.
+    Stopped,
+    /// Another replica took the lease or it could not be renewed: stop at once.
+    LostLeadership,
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controller until `stop` becomes true or leadership is lost.
+pub async fn run(
+    client: Client,
+    config: RunConfig,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    stop: watch::Receiver<bool>,
+) -> Exit {
+    let mut elector = config
+        .leader
+        .clone()
+        .map(|cfg| LeaderElector::new(client.clone(), cfg));
+    if let Some(elector) = elector.as_mut() {
+        readiness.set_role(Role::Standby);
+        tracing::info!(lease = %elector.config().name, identity = %elector.config().identity, "waiting for the leader lease");
+        if !elector.acquire(&stop).await {
+            return Exit::Stopped;
+        }
+        tracing::info!("acquired the leader lease");
+    }
+    metrics.set_leader(true);
+    readiness.set_role(Role::Leader);
+
+    let controller = tokio::spawn(run_controller(
+        client,
+        config,
+        metrics.clone(),
+        readiness.clone(),
+        stop.clone(),
+    ));
+    let exit = match elector.as_mut() {
+        None => {
+            let _ = controller.await;
+            Exit::Stopped
+        }
+        Some(elector) => {
+            let mut controller = controller;
+            tokio::select! {
+                _ = &mut controller => {
+                    elector.release().await;
+                    Exit::Stopped
+                }
+                still_held = elector.hold(&stop) => {
+                    if still_held {
+                        // Stopping: let in-flight reconciles finish, then hand the lease over.
+                        let _ = controller.await;
+                        elector.release().await;
+                        Exit::Stopped
+                    } else {
+                        controller.abort();
+                        Exit::LostLeadership
+                    }
+                }
+            }
+        }
+    };
+    metrics.set_leader(false);
+    exit
+}
+
+async fn run_controller(
+    client: Client,
+    config: RunConfig,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    stop: watch::Receiver<bool>,
+) {
+    let ns = config.namespace.as_deref();
+    let main: Api<DeserializeGuard<FootballPrediction>> = api(&client, ns);
+    // Children are watched only if we manage them: keeps the caches small.
+    let children = watcher::Config::default().labels(&format!(
+        "{}={}",
+        labels::MANAGED_BY,
+        labels::MANAGED_BY_VALUE
+    ));
+    let controller_config = ControllerConfig::default()
+        .debounce(Duration::from_millis(500))
+        .concurrency(config.concurrency);
+    let mut controller = Controller::new(main, watcher::Config::default().any_semantic())
+        .with_config(controller_config)
+        .owns(api::<ServiceAccount>(&client, ns), children.clone())
+        .owns(api::<ConfigMap>(&client, ns), children.clone())
+        .owns(api::<Secret>(&client, ns), children.clone())
+        .owns(api::<Deployment>(&client, ns), children.clone())
+        .owns(api::<Service>(&client, ns), children.clone())
+        .owns(api::<Ingress>(&client, ns), children.clone())
+        .owns(api::<PodDisruptionBudget>(&client, ns), children.clone())
+        .owns(
+            api::<HorizontalPodAutoscaler>(&client, ns),
+            children.clone(),
+        )
+        .owns(api::<NetworkPolicy>(&client, ns), children.clone())
+        .owns(api::<Job>(&client, ns), children.clone())
+        .owns(api::<CronJob>(&client, ns), children.clone());
+    // Optional kinds are watched only if their CRD is served at start-up (a watch on a missing
+    // resource would fail forever); they are still reconciled periodically when added later.
+    let capabilities = Capabilities::default();
+    let served = capabilities.served(&client).await;
+    if served.contains(crate::resources::certificate::CRD) {
+        controller = controller.owns(api::<Certificate>(&client, ns), children.clone());
+    }
+    if served.contains(crate::resources::prometheus_rule::CRD) {
+        controller = controller.owns(api::<PrometheusRule>(&client, ns), children.clone());
+    }
+    if served.contains(crate::resources::service_monitor::CRD) {
+        controller = controller.owns(api::<ServiceMonitor>(&client, ns), children.clone());
+    }
+
+    let store = controller.store();
+    let synced = store.clone();
+    tokio::spawn(async move {
+        if synced.wait_until_ready().await.is_ok() {
+            readiness.set_caches_synced(true);
+            tracing::info!("FootballPrediction cache synced");
+        }
+    });
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), config.reporter.clone()),
+        client,
+        metrics,
+        settings: config.settings.clone(),
+        memo: apply::Memo::default(),
+        capabilities,
+        store,
+        failures: Mutex::new(HashMap::new()),
+        undecodable: Mutex::new(HashMap::new()),
+    });
+    let mut stop = stop;
+    controller
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .run(reconcile::reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(namespace = ?object.namespace, name = %object.name, "reconciled"),
+                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                Err(e) => tracing::warn!(error = %e, "controller"),
+            }
+        })
+        .await;
+    tracing::info!("controller stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_cap() {
+        assert_eq!(backoff(1), Duration::from_secs(5));
+        assert_eq!(backoff(2), Duration::from_secs(10));
+        assert_eq!(backoff(4), Duration::from_secs(40));
+        assert_eq!(backoff(7), Duration::from_secs(300));
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn error_categories_are_a_fixed_set() {
+        let e = Error::Apply(2);
+        assert_eq!(e.category(), "apply");
+        assert_eq!(
+            e.to_string(),
+            "2 children could not be applied (see the Degraded condition)"
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! Kubernetes events (events.k8s.io) about a FootballPrediction, with reasons from a fixed set.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder};
+
+use super::status::reasons;
+use crate::metrics::Metrics;
+
+/// Every reason the operator puts on an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventReason {
+    Created,
+    Updated,
+    Deleted,
+    Serving,
+    InvalidSpec,
+    MissingDependency,
+    ApplyFailed,
+    DeleteFailed,
+    ProgressDeadlineExceeded,
+    CrdMissing,
+}
+
+impl EventReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "Created",
+            Self::Updated => "Updated",
+            Self::Deleted => "Deleted",
+            Self::Serving => "Serving",
+            Self::InvalidSpec => "InvalidSpec",
+            Self::MissingDependency => "MissingDependency",
+            Self::ApplyFailed => "ApplyFailed",
+            Self::DeleteFailed => "DeleteFailed",
+            Self::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
+            Self::CrdMissing => "CrdMissing",
+        }
+    }
+
+    /// The event for a Degraded condition's reason.
+    pub fn from_condition_reason(reason: &str) -> Option<Self> {
+        match reason {
+            reasons::INVALID_SPEC => Some(Self::InvalidSpec),
+            reasons::MISSING_DEPENDENCY => Some(Self::MissingDependency),
+            reasons::APPLY_FAILED => Some(Self::ApplyFailed),
+            reasons::PROGRESS_DEADLINE_EXCEEDED => Some(Self::ProgressDeadlineExceeded),
+            reasons::CRD_MISSING => Some(Self::CrdMissing),
+            _ => None,
+        }
+    }
+
+    fn event_type(self) -> EventType {
+        match self {
+            Self::Created | Self::Updated | Self::Deleted | Self::Serving => EventType::Normal,
+            _ => EventType::Warning,
+        }
+    }
+
+    /// The `action` field: what the operator was doing.
+    fn action(self) -> &'static str {
+        match self {
+            Self::Created | Self::Updated | Self::ApplyFailed => "Apply",
+            Self::Deleted | Self::DeleteFailed => "Delete",
+            Self::InvalidSpec | Self::MissingDependency => "Validate",
+            Self::Serving | Self::ProgressDeadlineExceeded | Self::CrdMissing => "Reconcile",
+        }
+    }
+}
+
+/// Events API limit on the note.
+const MAX_NOTE_BYTES: usize = 1024;
+
+fn truncate(mut note: String) -> String {
+    if note.len() > MAX_NOTE_BYTES {
+        let mut cut = MAX_NOTE_BYTES - 3;
+        while !note.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        note.truncate(cut);
+        note.push_str("...");
+    }
+    note
+}
+
+/// Publishes one event; a failure to publish is logged, never fatal.
+pub async fn publish(
+    recorder: &Recorder,
+    metrics: &Metrics,
+    reference: &ObjectReference,
+    reason: EventReason,
+    note: String,
+) {
+    let event = Event {
+        type_: reason.event_type(),
+        reason: reason.as_str().into(),
+        note: Some(truncate(note)),
+        action: reason.action().into(),
+        secondary: None,
+    };
+    metrics.event(reason.as_str());
+    if let Err(e) = recorder.publish(&event, reference).await {
+        tracing::warn!(error = %e, reason = reason.as_str(), "publishing an event failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_warnings_and_changes_are_normal() {
+        assert_eq!(EventReason::Created.event_type(), EventType::Normal);
+        assert_eq!(EventReason::InvalidSpec.event_type(), EventType::Warning);
+        assert_eq!(
+            EventReason::from_condition_reason("MissingDependency"),
+            Some(EventReason::MissingDependency)
+        );
+        assert_eq!(EventReason::from_condition_reason("Healthy"), None);
+    }
+
+    #[test]
+    fn long_notes_are_cut_at_a_character_boundary() {
+        let note = truncate("é".repeat(600));
+        assert!(note.len() <= MAX_NOTE_BYTES);
+        assert!(note.ends_with("..."));
+    }
+}

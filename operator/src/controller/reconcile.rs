@@ -1,0 +1,385 @@
+//! One reconcile: validate → check dependencies → list live children → build → apply → status.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::core::error_boundary::{DeserializeGuard, InvalidObject};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::apply::{self, ApplyContext, ApplyReport};
+use super::events::{self, EventReason};
+use super::rollout::plan_colors;
+use super::status::{self, CertificateObservation, DeploymentView, Observed, Outcome};
+use super::validate::{SecretRequirement, check_secrets, secret_requirements, validate};
+use super::{Context, Error};
+use crate::crd::{Endpoints, FIELD_MANAGER, FootballPrediction};
+use crate::metrics::ReconcileResult;
+use crate::resources::certificate::Certificate;
+use crate::resources::service::service_url;
+use crate::resources::{Entropy, Kind, LiveInputs, build, jwt_secret};
+
+/// An invalid spec only changes when someone edits it, which triggers a reconcile anyway.
+pub const INVALID_SPEC_REQUEUE: Duration = Duration::from_secs(300);
+/// A missing Secret may be created at any time; look again, slowly.
+pub const MISSING_DEPENDENCY_REQUEUE: Duration = Duration::from_secs(30);
+/// While pods come up (watch events on the Deployments also trigger reconciles).
+pub const PROGRESSING_REQUEUE: Duration = Duration::from_secs(30);
+/// In a steady state: re-check drift and key rotation now and then.
+pub const STEADY_REQUEUE: Duration = Duration::from_secs(300);
+
+/// Entry point for the controller: handles objects that do not even deserialise.
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<FootballPrediction>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let (result, outcome) = match &guard.0 {
+        Ok(fp) => match reconcile_valid(fp, &ctx).await {
+            Ok((action, outcome)) => (Ok(action), outcome),
+            Err(e) => (Err(e), ReconcileResult::Error),
+        },
+        Err(invalid) => (
+            report_undecodable(invalid, &ctx)
+                .await
+                .map(|()| Action::await_change()),
+            ReconcileResult::InvalidSpec,
+        ),
+    };
+    ctx.metrics.reconciled(outcome, started.elapsed());
+    if result.is_ok()
+        && let Some(uid) = guard.meta().uid.as_deref()
+    {
+        ctx.reset_failures(uid);
+    }
+    result
+}
+
+/// An object that does not match the types (e.g. stored under an older schema): say so once in
+/// its status and an event, and wait for it to change.
+async fn report_undecodable(invalid: &InvalidObject, ctx: &Context) -> Result<(), Error> {
+    let uid = invalid.metadata.uid.clone().unwrap_or_default();
+    if !ctx.first_report_of(&uid, &invalid.error) {
+        return Ok(());
+    }
+    let (Some(name), Some(namespace)) = (
+        invalid.metadata.name.clone(),
+        invalid.metadata.namespace.clone(),
+    ) else {
+        return Ok(());
+    };
+    let message = format!(
+        "the object does not match the FootballPrediction schema: {}",
+        invalid.error
+    );
+    tracing::warn!(%namespace, %name, error = %invalid.error, "cannot decode FootballPrediction");
+    let now = Timestamp::now();
+    let condition = |type_: &str, status: &str| {
+        json!({"type": type_, "status": status, "reason": status::reasons::INVALID_SPEC, "message": message,
+               "observedGeneration": invalid.metadata.generation, "lastTransitionTime": now.to_string()})
+    };
+    let body = json!({
+        "apiVersion": FootballPrediction::api_version(&()),
+        "kind": FootballPrediction::kind(&()),
+        "status": {
+            "observedGeneration": invalid.metadata.generation,
+            "phase": "Degraded",
+            "conditions": [condition("Ready", "False"), condition("Degraded", "True")],
+        }
+    });
+    let api: Api<FootballPrediction> = Api::namespaced(ctx.client.clone(), &namespace);
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await
+    .map_err(Error::Status)?;
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(FootballPrediction::api_version(&()).into_owned()),
+        kind: Some(FootballPrediction::kind(&()).into_owned()),
+        name: Some(name),
+        namespace: Some(namespace),
+        uid: invalid.metadata.uid.clone(),
+        ..Default::default()
+    };
+    events::publish(
+        &ctx.recorder,
+        &ctx.metrics,
+        &reference,
+        EventReason::InvalidSpec,
+        message,
+    )
+    .await;
+    Ok(())
+}
+
+async fn fetch_secrets(
+    ctx: &Context,
+    namespace: &str,
+    requirements: &[SecretRequirement],
+) -> Result<BTreeMap<String, Option<Secret>>, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut found = BTreeMap::new();
+    for req in requirements {
+        if !found.contains_key(&req.secret) {
+            let secret = api
+                .get_opt(&req.secret)
+                .await
+                .map_err(Error::SecretLookup)?;
+            found.insert(req.secret.clone(), secret);
+        }
+    }
+    Ok(found)
+}
+
+fn random_key() -> [u8; jwt_secret::KEY_BYTES] {
+    let mut key = [0u8; jwt_secret::KEY_BYTES];
+    rand::fill(&mut key);
+    key
+}
+
+fn random_password() -> String {
+    let mut bytes = [0u8; 20];
+    rand::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn typed<T: DeserializeOwned>(object: Option<&DynamicObject>) -> Option<T> {
+    object
+        .and_then(|o| serde_json::to_value(o).ok())
+        .and_then(|v| serde_json::from_value(v).ok())
+}
+
+async fn reconcile_valid(
+    fp: &FootballPrediction,
+    ctx: &Context,
+) -> Result<(Action, ReconcileResult), Error> {
+    if fp.meta().deletion_timestamp.is_some() {
+        // Children go with their ownerReferences; nothing outside the cluster needs cleaning up.
+        return Ok((Action::await_change(), ReconcileResult::Success));
+    }
+    let now = Timestamp::now();
+    let namespace = fp.namespace().unwrap_or_default();
+    let v = match validate(fp, &ctx.settings) {
+        Ok(v) => v,
+        Err(errors) => {
+            let messages = errors.iter().map(ToString::to_string).collect();
+            write_status(
+                fp,
+                ctx,
+                &Observed::failed(Outcome::InvalidSpec(messages), fp),
+                now,
+            )
+            .await?;
+            return Ok((
+                Action::requeue(INVALID_SPEC_REQUEUE),
+                ReconcileResult::InvalidSpec,
+            ));
+        }
+    };
+    let requirements = secret_requirements(&v);
+    let found = fetch_secrets(ctx, &namespace, &requirements).await?;
+    let missing = check_secrets(&namespace, &requirements, &found);
+    if !missing.is_empty() {
+        let messages = missing.iter().map(ToString::to_string).collect();
+        write_status(
+            fp,
+            ctx,
+            &Observed::failed(Outcome::MissingDependency(messages), fp),
+            now,
+        )
+        .await?;
+        return Ok((
+            Action::requeue(MISSING_DEPENDENCY_REQUEUE),
+            ReconcileResult::MissingDependency,
+        ));
+    }
+
+    let served = ctx.capabilities.served(&ctx.client).await;
+    let kinds: Vec<Kind> = Kind::ALL
+        .into_iter()
+        .filter(|k| k.required_crd().is_none_or(|crd| served.contains(crd)))
+        .collect();
+    let live = apply::list_children(&ctx.client, &namespace, &v.name, &kinds)
+        .await
+        .map_err(Error::ListChildren)?;
+    let secret_data = |name: &str| {
+        live.get(&Kind::Secret)
+            .and_then(|secrets| secrets.iter().find(|s| s.name_any() == name))
+            .and_then(|s| typed::<Secret>(Some(s)))
+            .and_then(|s| s.data)
+    };
+    let jwt_keys = secret_data(v.signing_keys.secret());
+    let admin_password = secret_data(&v.admin_password.name);
+    let plan = plan_colors(&v, fp.status.as_ref());
+    let set = build(
+        &v,
+        &plan,
+        LiveInputs {
+            jwt_keys: jwt_keys.as_ref(),
+            admin_password: admin_password.as_ref(),
+        },
+        now,
+        Entropy {
+            signing_key: &mut random_key,
+            password: &mut random_password,
+        },
+    );
+    let children = set.into_children()?;
+    let apply_ctx = ApplyContext {
+        client: &ctx.client,
+        memo: &ctx.memo,
+        metrics: &ctx.metrics,
+        namespace: &namespace,
+        owner_uid: &v.owner.uid,
+        served: &served,
+    };
+    let report = apply::sync(&apply_ctx, children, &live).await;
+    announce_changes(fp, ctx, &report).await;
+
+    let deployment = |color| {
+        typed::<Deployment>(
+            report
+                .current
+                .get(&(Kind::Deployment, v.names.deployment(color))),
+        )
+        .map(|d| DeploymentView::from_deployment(&d))
+    };
+    let certificate = v.spec.tls.as_ref().map(|_| {
+        if !served.contains(crate::resources::certificate::CRD) {
+            return CertificateObservation::CrdMissing;
+        }
+        typed::<Certificate>(
+            report
+                .current
+                .get(&(Kind::Certificate, v.names.certificate())),
+        )
+        .and_then(|c| c.status)
+        .map_or(
+            CertificateObservation::Pending,
+            CertificateObservation::Reported,
+        )
+    });
+    let last_backup = typed::<CronJob>(
+        report
+            .current
+            .get(&(Kind::CronJob, v.names.backup_cronjob())),
+    )
+    .and_then(|c| c.status)
+    .and_then(|s| s.last_successful_time);
+    let monitoring = &v.spec.monitoring;
+    let observed = Observed {
+        outcome: Outcome::Applied {
+            errors: report.errors.clone(),
+            missing_crds: report.missing_crds.clone(),
+        },
+        active: deployment(plan.active),
+        preview: deployment(plan.preview()),
+        plan: Some(plan),
+        certificate,
+        monitoring_wanted: monitoring.prometheus_rule.enabled || monitoring.service_monitor.enabled,
+        paused: v.spec.rollout.paused,
+        last_backup,
+        endpoints: Some(Endpoints {
+            active: service_url(&v, &v.names.active_service()),
+            preview: service_url(&v, &v.names.preview_service()),
+        }),
+    };
+    let ready = observed
+        .active
+        .as_ref()
+        .is_some_and(DeploymentView::rolled_out);
+    write_status(fp, ctx, &observed, now).await?;
+    let alive: Vec<String> = ctx
+        .store()
+        .iter()
+        .filter_map(|o| o.meta().uid.clone())
+        .collect();
+    ctx.metrics
+        .set_managed(&v.owner.uid, report.counts.clone(), &alive);
+    if !report.errors.is_empty() {
+        return Err(Error::Apply(report.errors.len()));
+    }
+    let requeue = if ready {
+        STEADY_REQUEUE
+    } else {
+        PROGRESSING_REQUEUE
+    };
+    Ok((Action::requeue(requeue), ReconcileResult::Success))
+}
+
+/// Normal events for children created, updated and deleted.
+async fn announce_changes(fp: &FootballPrediction, ctx: &Context, report: &ApplyReport) {
+    let reference = fp.object_ref(&());
+    for (reason, keys) in [
+        (EventReason::Created, &report.created),
+        (EventReason::Updated, &report.updated),
+        (EventReason::Deleted, &report.deleted),
+    ] {
+        for (kind, name) in keys {
+            let note = format!("{} {} {name}", reason.as_str(), kind.as_str());
+            events::publish(&ctx.recorder, &ctx.metrics, &reference, reason, note).await;
+        }
+    }
+}
+
+impl Observed {
+    /// What is observed when the spec could not be applied at all.
+    fn failed(outcome: Outcome, fp: &FootballPrediction) -> Self {
+        Self {
+            outcome,
+            plan: None,
+            active: None,
+            preview: None,
+            certificate: None,
+            monitoring_wanted: false,
+            paused: fp.spec.rollout.paused,
+            last_backup: None,
+            endpoints: None,
+        }
+    }
+}
+
+/// Computes the status, writes it only when it changed (one server-side apply of the status
+/// subresource), and publishes the events the change deserves.
+async fn write_status(
+    fp: &FootballPrediction,
+    ctx: &Context,
+    observed: &Observed,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let previous = fp.status.as_ref();
+    let next = status::compute(previous, fp.meta().generation, observed, now);
+    let changed = previous != Some(&next);
+    ctx.metrics.status_patched(changed);
+    if changed {
+        let api: Api<FootballPrediction> =
+            Api::namespaced(ctx.client.clone(), &fp.namespace().unwrap_or_default());
+        let body = json!({
+            "apiVersion": FootballPrediction::api_version(&()),
+            "kind": FootballPrediction::kind(&()),
+            "status": next,
+        });
+        api.patch_status(
+            &fp.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await
+        .map_err(Error::Status)?;
+    }
+    let reference = fp.object_ref(&());
+    for (reason, note) in status::transition_events(previous, &next) {
+        events::publish(&ctx.recorder, &ctx.metrics, &reference, reason, note).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,744 @@
+//! Status: pure computation of conditions, phase and colors from what the reconcile observed, and
+//! the events a status change deserves. Conditions follow the Kubernetes API conventions and are
+//! kstatus-compatible (`observedGeneration`, `Ready`), so `kubectl wait --for=condition=Ready` works.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use super::events::EventReason;
+use crate::crd::{BackupStatus, ColorStatus, Endpoints, FootballPredictionStatus, Phase};
+use crate::resources::ColorPlan;
+use crate::resources::certificate::CertificateState;
+
+/// Condition types.
+pub mod types {
+    pub const READY: &str = "Ready";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const DEGRADED: &str = "Degraded";
+    pub const CERTIFICATE_READY: &str = "CertificateReady";
+    pub const MONITORING_READY: &str = "MonitoringReady";
+}
+
+/// Condition reasons (CamelCase, a fixed set).
+pub mod reasons {
+    pub const SERVING: &str = "Serving";
+    pub const DEPLOYING: &str = "Deploying";
+    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+    pub const HEALTHY: &str = "Healthy";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const MISSING_DEPENDENCY: &str = "MissingDependency";
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+    pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+    pub const CRD_MISSING: &str = "CrdMissing";
+    pub const ISSUED: &str = "Issued";
+    pub const PENDING: &str = "Pending";
+    pub const APPLIED: &str = "Applied";
+}
+
+/// How the reconcile went.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The spec breaks a rule only the operator can check.
+    InvalidSpec(Vec<String>),
+    /// A referenced Secret or key is missing.
+    MissingDependency(Vec<String>),
+    /// Children were applied; some applies may have failed and some optional kinds were skipped.
+    Applied {
+        errors: Vec<String>,
+        missing_crds: Vec<&'static str>,
+    },
+}
+
+/// The rollout state of one color's Deployment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeploymentView {
+    pub name: String,
+    /// Pods wanted (`spec.replicas`, which the autoscaler may own).
+    pub desired: i32,
+    pub ready: i32,
+    pub updated: i32,
+    pub available: i32,
+    /// The Deployment controller has seen the latest spec.
+    pub current: bool,
+    /// The Deployment's own Progressing condition says ProgressDeadlineExceeded.
+    pub deadline_exceeded: bool,
+}
+
+impl DeploymentView {
+    pub fn from_deployment(d: &Deployment) -> Self {
+        let status = d.status.clone().unwrap_or_default();
+        let generation = d.metadata.generation.unwrap_or(0);
+        let deadline_exceeded = status.conditions.iter().flatten().any(|c| {
+            c.type_.as_deref() == Some("Progressing")
+                && c.status.as_deref() == Some("False")
+                && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        });
+        Self {
+            name: d.metadata.name.clone().unwrap_or_default(),
+            desired: d.spec.replicas.unwrap_or(1),
+            ready: status.ready_replicas.unwrap_or(0),
+            updated: status.updated_replicas.unwrap_or(0),
+            available: status.available_replicas.unwrap_or(0),
+            current: status.observed_generation.unwrap_or(0) >= generation,
+            deadline_exceeded,
+        }
+    }
+
+    /// Every wanted pod runs the current template and is available.
+    pub fn rolled_out(&self) -> bool {
+        self.current
+            && self.desired > 0
+            && self.updated >= self.desired
+            && self.available >= self.desired
+            && self.ready >= self.desired
+    }
+}
+
+/// What cert-manager reports about the Certificate.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CertificateObservation {
+    CrdMissing,
+    Pending,
+    Reported(CertificateState),
+}
+
+/// Everything the status is computed from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub outcome: Outcome,
+    pub plan: Option<ColorPlan>,
+    pub active: Option<DeploymentView>,
+    pub preview: Option<DeploymentView>,
+    /// `None` when `spec.tls` is not set.
+    pub certificate: Option<CertificateObservation>,
+    pub monitoring_wanted: bool,
+    pub paused: bool,
+    pub last_backup: Option<Time>,
+    pub endpoints: Option<Endpoints>,
+}
+
+struct Conditions<'a> {
+    previous: &'a [Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+    out: Vec<Condition>,
+}
+
+impl Conditions<'_> {
+    /// Adds a condition, keeping lastTransitionTime when the status did not change.
+    fn set(&mut self, type_: &str, status: bool, reason: &str, message: String) {
+        let status = if status { "True" } else { "False" };
+        self.set_raw(type_, status, reason, message);
+    }
+
+    fn set_raw(&mut self, type_: &str, status: &str, reason: &str, message: String) {
+        let last_transition_time = self
+            .previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map_or(Time(self.now), |c| c.last_transition_time.clone());
+        self.out.push(Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message,
+            observed_generation: self.generation,
+            last_transition_time,
+        });
+    }
+}
+
+fn pods_message(view: &DeploymentView, plan: &ColorPlan) -> String {
+    let color = plan.active;
+    format!(
+        "{}/{} pods of {} ({}) ready",
+        view.ready,
+        view.desired,
+        plan.target(color).version,
+        color.as_str()
+    )
+}
+
+fn summarize(messages: &[String]) -> String {
+    match messages {
+        [] => String::new(),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} (and {} more: {})", rest.len(), rest.join("; ")),
+    }
+}
+
+/// The new status. Fields other stages own (rollout, history, lastRollback, backup results) are
+/// carried over from `previous`.
+pub fn compute(
+    previous: Option<&FootballPredictionStatus>,
+    generation: Option<i64>,
+    observed: &Observed,
+    now: Timestamp,
+) -> FootballPredictionStatus {
+    let previous_conditions = previous
+        .map(|p| p.conditions.as_slice())
+        .unwrap_or_default();
+    let mut c = Conditions {
+        previous: previous_conditions,
+        generation,
+        now,
+        out: Vec::new(),
+    };
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+
+    let phase = match &observed.outcome {
+        Outcome::InvalidSpec(errors) | Outcome::MissingDependency(errors) => {
+            let reason = if matches!(observed.outcome, Outcome::InvalidSpec(_)) {
+                reasons::INVALID_SPEC
+            } else {
+                reasons::MISSING_DEPENDENCY
+            };
+            let message = summarize(errors);
+            // Whatever ran before keeps running; Ready says the spec cannot be applied.
+            c.set(types::READY, false, reason, message.clone());
+            c.set(types::PROGRESSING, false, reason, message.clone());
+            c.set(types::DEGRADED, true, reason, message);
+            Phase::Degraded
+        }
+        Outcome::Applied {
+            errors,
+            missing_crds,
+        } => {
+            let rolled_out = observed
+                .active
+                .as_ref()
+                .is_some_and(DeploymentView::rolled_out);
+            match (&observed.active, &observed.plan) {
+                (Some(view), Some(plan)) => {
+                    let message = pods_message(view, plan);
+                    let reason = if rolled_out {
+                        reasons::SERVING
+                    } else {
+                        reasons::DEPLOYING
+                    };
+                    c.set(types::READY, rolled_out, reason, message.clone());
+                    if rolled_out {
+                        c.set(
+                            types::PROGRESSING,
+                            false,
+                            reasons::ROLLOUT_COMPLETE,
+                            message,
+                        );
+                    } else {
+                        c.set(types::PROGRESSING, true, reasons::DEPLOYING, message);
+                    }
+                }
+                _ => {
+                    let message = "the active Deployment does not exist yet".to_owned();
+                    c.set(types::READY, false, reasons::DEPLOYING, message.clone());
+                    c.set(types::PROGRESSING, true, reasons::DEPLOYING, message);
+                }
+            }
+            let stalled = observed.active.as_ref().filter(|v| v.deadline_exceeded);
+            if let Some(view) = stalled {
+                c.set(
+                    types::DEGRADED,
+                    true,
+                    reasons::PROGRESS_DEADLINE_EXCEEDED,
+                    format!(
+                        "Deployment {} did not become available within its progress deadline",
+                        view.name
+                    ),
+                );
+            } else if !errors.is_empty() {
+                c.set(
+                    types::DEGRADED,
+                    true,
+                    reasons::APPLY_FAILED,
+                    summarize(errors),
+                );
+            } else {
+                c.set(
+                    types::DEGRADED,
+                    false,
+                    reasons::HEALTHY,
+                    "all children applied".to_owned(),
+                );
+            }
+            if let Some(cert) = &observed.certificate {
+                let (state, reason, message) = certificate_condition(cert);
+                c.set_raw(types::CERTIFICATE_READY, state, reason, message);
+            }
+            if observed.monitoring_wanted {
+                let monitoring: Vec<&str> = missing_crds
+                    .iter()
+                    .copied()
+                    .filter(|crd| crd.ends_with("monitoring.coreos.com"))
+                    .collect();
+                if monitoring.is_empty() {
+                    c.set(
+                        types::MONITORING_READY,
+                        true,
+                        reasons::APPLIED,
+                        "alert rules and scrape config applied".into(),
+                    );
+                } else {
+                    c.set(
+                        types::MONITORING_READY,
+                        false,
+                        reasons::CRD_MISSING,
+                        format!("{} not served: install prometheus-operator's CRDs; the rest is reconciled", monitoring.join(", ")),
+                    );
+                }
+            }
+            if stalled.is_some() || !errors.is_empty() {
+                Phase::Degraded
+            } else if observed.paused {
+                Phase::Paused
+            } else if rolled_out {
+                Phase::Healthy
+            } else {
+                Phase::Progressing
+            }
+        }
+    };
+    status.conditions = c.out;
+    status.phase = Some(phase);
+    if let Some(plan) = &observed.plan {
+        let ready = |v: &Option<DeploymentView>| v.as_ref().map_or(0, |v| v.ready);
+        status.active = Some(ColorStatus {
+            color: plan.active,
+            version: plan.target(plan.active).version.clone(),
+            ready_replicas: ready(&observed.active),
+        });
+        status.preview = Some(ColorStatus {
+            color: plan.preview(),
+            version: plan.target(plan.preview()).version.clone(),
+            ready_replicas: ready(&observed.preview),
+        });
+    }
+    if let Some(endpoints) = &observed.endpoints {
+        status.endpoints = Some(endpoints.clone());
+    }
+    if let Some(at) = &observed.last_backup {
+        status
+            .backup
+            .get_or_insert_with(BackupStatus::default)
+            .last_successful_at = Some(at.clone());
+    }
+    if let Some(CertificateObservation::Reported(state)) = &observed.certificate {
+        status.certificate = Some(crate::crd::CertificateStatus {
+            not_after: state.not_after.clone(),
+        });
+    }
+    status
+}
+
+fn certificate_condition(cert: &CertificateObservation) -> (&'static str, &'static str, String) {
+    match cert {
+        CertificateObservation::CrdMissing => (
+            "False",
+            reasons::CRD_MISSING,
+            format!(
+                "{} not served: install cert-manager; the rest is reconciled",
+                crate::resources::certificate::CRD
+            ),
+        ),
+        CertificateObservation::Pending => (
+            "Unknown",
+            reasons::PENDING,
+            "cert-manager has not reported yet".into(),
+        ),
+        CertificateObservation::Reported(state) => {
+            match state.conditions.iter().find(|c| c.type_ == "Ready") {
+                Some(ready) if ready.status == "True" => (
+                    "True",
+                    reasons::ISSUED,
+                    ready.message.clone().unwrap_or_default(),
+                ),
+                Some(ready) => (
+                    if ready.status == "False" {
+                        "False"
+                    } else {
+                        "Unknown"
+                    },
+                    reasons::PENDING,
+                    ready.message.clone().unwrap_or_default(),
+                ),
+                None => (
+                    "Unknown",
+                    reasons::PENDING,
+                    "cert-manager has not reported yet".into(),
+                ),
+            }
+        }
+    }
+}
+
+/// An event the change from `previous` to `next` deserves: failures once when they appear or change,
+/// and the return to service.
+pub fn transition_events(
+    previous: Option<&FootballPredictionStatus>,
+    next: &FootballPredictionStatus,
+) -> Vec<(EventReason, String)> {
+    let find = |s: Option<&FootballPredictionStatus>, t: &str| {
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == t).cloned())
+    };
+    let mut out = Vec::new();
+    let before = find(previous, types::DEGRADED);
+    if let Some(now) = find(Some(next), types::DEGRADED)
+        && now.status == "True"
+    {
+        let same = before.as_ref().is_some_and(|b| {
+            b.status == now.status && b.reason == now.reason && b.message == now.message
+        });
+        if !same && let Some(reason) = EventReason::from_condition_reason(&now.reason) {
+            out.push((reason, now.message.clone()));
+        }
+    }
+    for t in [types::CERTIFICATE_READY, types::MONITORING_READY] {
+        let before = find(previous, t);
+        if let Some(now) = find(Some(next), t)
+            && now.reason == reasons::CRD_MISSING
+            && before.as_ref().is_none_or(|b| b.reason != now.reason)
+        {
+            out.push((EventReason::CrdMissing, now.message.clone()));
+        }
+    }
+    let was_ready = find(previous, types::READY).is_some_and(|c| c.status == "True");
+    if let Some(now) = find(Some(next), types::READY)
+        && now.status == "True"
+        && !was_ready
+    {
+        out.push((EventReason::Serving, now.message.clone()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::Color;
+    use crate::resources::ColorTarget;
+    use crate::resources::certificate::CertificateCondition;
+    use pretty_assertions::assert_eq;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn plan() -> ColorPlan {
+        let target = |v: &str, r| ColorTarget {
+            version: v.into(),
+            image: format!("i:{v}"),
+            replicas: Some(r),
+        };
+        ColorPlan {
+            active: Color::Blue,
+            blue: target("1.4.2", 3),
+            green: target("1.4.1", 0),
+        }
+    }
+
+    fn view(ready: i32) -> DeploymentView {
+        DeploymentView {
+            name: "prod-blue".into(),
+            desired: 3,
+            ready,
+            updated: 3,
+            available: ready,
+            current: true,
+            deadline_exceeded: false,
+        }
+    }
+
+    fn observed(outcome: Outcome, active: Option<DeploymentView>) -> Observed {
+        Observed {
+            outcome,
+            plan: Some(plan()),
+            active,
+            preview: None,
+            certificate: None,
+            monitoring_wanted: false,
+            paused: false,
+            last_backup: None,
+            endpoints: None,
+        }
+    }
+
+    fn condition<'a>(s: &'a FootballPredictionStatus, t: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    fn applied() -> Outcome {
+        Outcome::Applied {
+            errors: vec![],
+            missing_crds: vec![],
+        }
+    }
+
+    #[test]
+    fn ready_when_every_active_pod_is_available() {
+        let s = compute(
+            None,
+            Some(7),
+            &observed(applied(), Some(view(3))),
+            t("2026-01-01T00:00:00Z"),
+        );
+        let ready = condition(&s, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "Serving")
+        );
+        assert_eq!(ready.message, "3/3 pods of 1.4.2 (blue) ready");
+        assert_eq!(ready.observed_generation, Some(7));
+        assert_eq!(condition(&s, "Progressing").status, "False");
+        assert_eq!(condition(&s, "Degraded").reason, "Healthy");
+        assert_eq!(s.observed_generation, Some(7));
+        assert_eq!(s.phase, Some(Phase::Healthy));
+        assert_eq!(
+            s.active,
+            Some(ColorStatus {
+                color: Color::Blue,
+                version: "1.4.2".into(),
+                ready_replicas: 3
+            })
+        );
+        assert_eq!(
+            s.preview.as_ref().map(|p| (p.color, p.version.as_str())),
+            Some((Color::Green, "1.4.1"))
+        );
+    }
+
+    #[test]
+    fn progressing_while_pods_come_up() {
+        let s = compute(
+            None,
+            Some(1),
+            &observed(applied(), Some(view(1))),
+            t("2026-01-01T00:00:00Z"),
+        );
+        let ready = condition(&s, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Deploying")
+        );
+        assert_eq!(ready.message, "1/3 pods of 1.4.2 (blue) ready");
+        assert_eq!(condition(&s, "Progressing").status, "True");
+        assert_eq!(s.phase, Some(Phase::Progressing));
+        let stale = DeploymentView {
+            current: false,
+            ..view(3)
+        };
+        let s = compute(
+            None,
+            Some(1),
+            &observed(applied(), Some(stale)),
+            t("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(
+            condition(&s, "Ready").status,
+            "False",
+            "an old generation does not count"
+        );
+    }
+
+    #[test]
+    fn invalid_specs_and_missing_dependencies_are_degraded_with_the_field() {
+        let s = compute(
+            None,
+            Some(2),
+            &observed(
+                Outcome::MissingDependency(vec![
+                    "spec.database.urlSecretRef: Secret db not found in namespace football".into(),
+                ]),
+                None,
+            ),
+            t("2026-01-01T00:00:00Z"),
+        );
+        let ready = condition(&s, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "MissingDependency")
+        );
+        assert_eq!(
+            ready.message,
+            "spec.database.urlSecretRef: Secret db not found in namespace football"
+        );
+        assert_eq!(condition(&s, "Degraded").status, "True");
+        assert_eq!(s.phase, Some(Phase::Degraded));
+        let s = compute(
+            None,
+            Some(2),
+            &observed(
+                Outcome::InvalidSpec(vec!["a: x".into(), "b: y".into()]),
+                None,
+            ),
+            t("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(condition(&s, "Ready").reason, "InvalidSpec");
+        assert_eq!(condition(&s, "Ready").message, "a: x (and 1 more: b: y)");
+    }
+
+    #[test]
+    fn transition_time_only_moves_when_the_status_flips() {
+        let t0 = t("2026-01-01T00:00:00Z");
+        let t1 = t("2026-01-01T00:05:00Z");
+        let first = compute(None, Some(1), &observed(applied(), Some(view(3))), t0);
+        let again = compute(
+            Some(&first),
+            Some(1),
+            &observed(applied(), Some(view(3))),
+            t1,
+        );
+        assert_eq!(
+            again, first,
+            "a steady state computes an identical status (no write)"
+        );
+        let down = compute(
+            Some(&first),
+            Some(1),
+            &observed(applied(), Some(view(2))),
+            t1,
+        );
+        assert_eq!(condition(&down, "Ready").last_transition_time, Time(t1));
+        assert_eq!(
+            condition(&down, "Degraded").last_transition_time,
+            Time(t0),
+            "Degraded stayed False"
+        );
+    }
+
+    #[test]
+    fn apply_failures_and_stalled_rollouts_degrade() {
+        let outcome = Outcome::Applied {
+            errors: vec!["Ingress prod: forbidden".into()],
+            missing_crds: vec![],
+        };
+        let s = compute(
+            None,
+            Some(1),
+            &observed(outcome, Some(view(3))),
+            t("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(condition(&s, "Degraded").reason, "ApplyFailed");
+        assert_eq!(condition(&s, "Ready").status, "True", "still serving");
+        assert_eq!(s.phase, Some(Phase::Degraded));
+        let stalled = DeploymentView {
+            deadline_exceeded: true,
+            ..view(1)
+        };
+        let s = compute(
+            None,
+            Some(1),
+            &observed(applied(), Some(stalled)),
+            t("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(condition(&s, "Degraded").reason, "ProgressDeadlineExceeded");
+        assert_eq!(
+            condition(&s, "Degraded").message,
+            "Deployment prod-blue did not become available within its progress deadline"
+        );
+    }
+
+    #[test]
+    fn optional_crds_get_their_own_conditions() {
+        let mut o = observed(
+            Outcome::Applied {
+                errors: vec![],
+                missing_crds: vec!["servicemonitors.monitoring.coreos.com"],
+            },
+            Some(view(3)),
+        );
+        o.monitoring_wanted = true;
+        o.certificate = Some(CertificateObservation::CrdMissing);
+        let s = compute(None, Some(1), &o, t("2026-01-01T00:00:00Z"));
+        let m = condition(&s, "MonitoringReady");
+        assert_eq!(
+            (m.status.as_str(), m.reason.as_str()),
+            ("False", "CrdMissing")
+        );
+        assert_eq!(
+            m.message,
+            "servicemonitors.monitoring.coreos.com not served: install prometheus-operator's CRDs; the rest is reconciled"
+        );
+        assert_eq!(
+            condition(&s, "CertificateReady").message,
+            "certificates.cert-manager.io not served: install cert-manager; the rest is reconciled"
+        );
+        assert_eq!(condition(&s, "Ready").status, "True", "the rest reconciles");
+        o.certificate = Some(CertificateObservation::Reported(CertificateState {
+            conditions: vec![CertificateCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                reason: None,
+                message: Some("Certificate is up to date".into()),
+            }],
+            not_after: Some(Time(t("2026-04-01T00:00:00Z"))),
+        }));
+        let s = compute(None, Some(1), &o, t("2026-01-01T00:00:00Z"));
+        assert_eq!(condition(&s, "CertificateReady").reason, "Issued");
+        assert_eq!(
+            s.certificate.unwrap().not_after,
+            Some(Time(t("2026-04-01T00:00:00Z")))
+        );
+    }
+
+    #[test]
+    fn fields_owned_by_later_stages_are_kept() {
+        let previous = FootballPredictionStatus {
+            history: vec![crate::crd::HistoryEntry {
+                version: "1.4.1".into(),
+                promoted_at: Time(t("2025-12-01T00:00:00Z")),
+            }],
+            ..FootballPredictionStatus::default()
+        };
+        let s = compute(
+            Some(&previous),
+            Some(1),
+            &observed(applied(), Some(view(3))),
+            t("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(s.history, previous.history);
+    }
+
+    #[test]
+    fn events_fire_once_per_new_failure_and_on_return_to_service() {
+        let t0 = t("2026-01-01T00:00:00Z");
+        let bad = compute(
+            None,
+            Some(1),
+            &observed(Outcome::InvalidSpec(vec!["x: y".into()]), None),
+            t0,
+        );
+        assert_eq!(
+            transition_events(None, &bad),
+            [(EventReason::InvalidSpec, "x: y".to_owned())]
+        );
+        assert!(
+            transition_events(Some(&bad), &bad).is_empty(),
+            "an unchanged failure is not re-announced"
+        );
+        let other = compute(
+            Some(&bad),
+            Some(2),
+            &observed(Outcome::InvalidSpec(vec!["z: w".into()]), None),
+            t0,
+        );
+        assert_eq!(
+            transition_events(Some(&bad), &other),
+            [(EventReason::InvalidSpec, "z: w".to_owned())]
+        );
+        let good = compute(
+            Some(&other),
+            Some(3),
+            &observed(applied(), Some(view(3))),
+            t0,
+        );
+        assert_eq!(
+            transition_events(Some(&other), &good),
+            [(
+                EventReason::Serving,
+                "3/3 pods of 1.4.2 (blue) ready".to_owned()
+            )]
+        );
+        assert!(transition_events(Some(&good), &good).is_empty());
+    }
+}
