@@ -15,6 +15,9 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    // kube and reqwest bring different rustls providers; pick one for the process, as the
+    // operator does (an error only means one is installed already).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     agent::run(cli.options(), shutdown_signal()).await?;
     Ok(())

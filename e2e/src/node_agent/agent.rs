@@ -80,12 +80,28 @@ pub struct AgentOptions {
     pub shutdown_grace: Duration,
 }
 
+impl AgentOptions {
+    /// The same options with every path made absolute against the current directory.
+    pub fn absolute(mut self) -> std::io::Result<Self> {
+        self.kubeconfig = std::path::absolute(&self.kubeconfig)?;
+        self.state_dir = std::path::absolute(&self.state_dir)?;
+        self.ip_lease_dir = std::path::absolute(&self.ip_lease_dir)?;
+        self.images = self.images.map(std::path::absolute).transpose()?;
+        Ok(self)
+    }
+}
+
 /// Runs the agent until `shutdown` resolves, then stops every pod process and marks the nodes
 /// NotReady.
 pub async fn run(
     options: AgentOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    // Pod processes run in their own directories: every path handed to them must be absolute.
+    let options = options.absolute().map_err(|source| AgentError::StateDir {
+        path: PathBuf::from("."),
+        source,
+    })?;
     let kubeconfig =
         Kubeconfig::read_from(&options.kubeconfig).map_err(|source| AgentError::Kubeconfig {
             path: options.kubeconfig.clone(),
@@ -151,6 +167,7 @@ pub async fn run(
         endpoint,
         node_settings: options.node_settings.clone(),
         pods_dir,
+        persistent_dir: options.state_dir.join("persistent"),
         backoff: options.backoff,
         shutdown_grace: options.shutdown_grace,
         recorders,

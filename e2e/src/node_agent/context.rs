@@ -28,6 +28,8 @@ pub struct AgentContext {
     pub node_settings: NodeSettings,
     /// `<state-dir>/pods`: one directory per pod.
     pub pods_dir: PathBuf,
+    /// `<state-dir>/persistent`: data of PersistentVolumes without a host path, kept across pods.
+    pub persistent_dir: PathBuf,
     pub backoff: BackoffPolicy,
     /// How long processes get after SIGTERM when the agent itself stops.
     pub shutdown_grace: Duration,

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Container, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    Container, PersistentVolume, PersistentVolumeClaim, Pod, ServiceAccount,
+};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
@@ -99,6 +101,18 @@ impl Sandbox {
             .map(|(spec, issued)| (spec.clone(), issued.token.clone()))
             .collect();
         let namespace = pod.namespace().unwrap_or_default();
+        let volumes = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.clone())
+            .unwrap_or_default();
+        let mut claim_paths = BTreeMap::new();
+        for volume in &volumes {
+            if let Some(claim) = &volume.persistent_volume_claim {
+                let path = claim_path(ctx, &namespace, &volume.name, &claim.claim_name).await?;
+                claim_paths.insert(volume.name.clone(), path);
+            }
+        }
         let objects = ctx.cache.namespace(&namespace);
         let volume_ctx = VolumeContext {
             pod,
@@ -112,7 +126,10 @@ impl Sandbox {
             .and_then(|s| s.volumes.clone())
             .unwrap_or_default();
         for volume in &volumes {
-            let plan = volume_plan(volume, &volume_ctx).map_err(|e| e.to_string())?;
+            let plan = match claim_paths.get(&volume.name) {
+                Some(path) => VolumePlan::HostPath(path.clone()),
+                None => volume_plan(volume, &volume_ctx).map_err(|e| e.to_string())?,
+            };
             if self.plans.get(&volume.name) == Some(&plan) {
                 continue;
             }
@@ -246,8 +263,23 @@ impl Sandbox {
         mounts_it.then(|| self.kubeconfig.clone()).flatten()
     }
 
-    /// mountPath → host path for each of the container's volume mounts.
+    /// Where a container's terminationMessagePath (default `/dev/termination-log`) lives.
+    pub fn termination_file(pod_dir: &Path, container: &str) -> PathBuf {
+        pod_dir.join("termination").join(container)
+    }
+
+    /// mountPath → host path for each of the container's volume mounts, plus its
+    /// terminationMessagePath.
     pub fn translations(&self, container: &Container) -> Vec<MountTranslation> {
+        let message_path = container
+            .termination_message_path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/dev/termination-log".to_string());
+        let termination = MountTranslation::new(
+            &message_path,
+            Self::termination_file(&self.pod_dir, &container.name),
+        );
         container
             .volume_mounts
             .iter()
@@ -263,6 +295,7 @@ impl Sandbox {
                 };
                 MountTranslation::new(&mount.mount_path, host)
             })
+            .chain(std::iter::once(termination))
             .collect()
     }
 
@@ -275,6 +308,43 @@ impl Sandbox {
         self.tokens.clear();
         self.kubeconfig = None;
     }
+}
+
+/// The host directory behind a PersistentVolumeClaim: the bound PV's hostPath or local path, else
+/// a directory for that PV under the agent's state directory (kept across pods, as a PV is).
+async fn claim_path(
+    ctx: &AgentContext,
+    namespace: &str,
+    volume: &str,
+    claim: &str,
+) -> Result<PathBuf, String> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), namespace);
+    let pvc = claims
+        .get_opt(claim)
+        .await
+        .map_err(|e| format!("volume {volume}: reading PersistentVolumeClaim {claim}: {e}"))?
+        .ok_or_else(|| format!("volume {volume}: PersistentVolumeClaim {claim:?} not found"))?;
+    let bound = pvc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+    let pv_name = pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_name.clone())
+        .filter(|name| bound && !name.is_empty())
+        .ok_or_else(|| format!("volume {volume}: PersistentVolumeClaim {claim:?} is not bound"))?;
+    let volumes: Api<PersistentVolume> = Api::all(ctx.client.clone());
+    let pv = volumes
+        .get(&pv_name)
+        .await
+        .map_err(|e| format!("volume {volume}: reading PersistentVolume {pv_name}: {e}"))?;
+    let spec = pv.spec.unwrap_or_default();
+    let path = match (spec.host_path, spec.local) {
+        (Some(host), _) => PathBuf::from(host.path),
+        (None, Some(local)) => PathBuf::from(local.path),
+        (None, None) => ctx.persistent_dir.join(&pv_name),
+    };
+    std::fs::create_dir_all(&path)
+        .map_err(|e| format!("volume {volume}: creating {}: {e}", path.display()))?;
+    Ok(path)
 }
 
 fn write_files(dir: &Path, files: &FileSet) -> std::io::Result<()> {

@@ -42,6 +42,8 @@ const NOT_MAPPED_RETRY: Duration = Duration::from_secs(10);
 const REAP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes of log tail used as termination message with `FallbackToLogsOnError`.
 const TERMINATION_MESSAGE_BYTES: usize = 2048;
+/// Bytes of the termination message file kubelet reads.
+const TERMINATION_FILE_BYTES: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct SlotId {
@@ -653,6 +655,13 @@ impl PodWorker {
                 return;
             }
         };
+        // Each run starts with an empty termination message file, as kubelet mounts a new one.
+        let termination_file =
+            Sandbox::termination_file(&self.sandbox.pod_dir, &self.slot(id).spec.name);
+        if let Some(dir) = termination_file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&termination_file, b"");
         let spawned = spawn(&spec);
         let (identity, mut child) = match spawned {
             Ok(ok) => ok,
@@ -1359,13 +1368,21 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// The termination message: with `FallbackToLogsOnError`, the tail of the log of a failed run.
+/// The termination message as kubelet reads it: the container's terminationMessagePath file
+/// (at most 4 KiB), else with `FallbackToLogsOnError` the tail of a failed run's log.
 fn termination_message(
     container: &Container,
     pod_dir: &std::path::Path,
     restart_count: i32,
     exit_code: i32,
 ) -> Option<String> {
+    let file = Sandbox::termination_file(pod_dir, &container.name);
+    if let Ok(bytes) = std::fs::read(file)
+        && !bytes.is_empty()
+    {
+        let head = &bytes[..bytes.len().min(TERMINATION_FILE_BYTES)];
+        return Some(String::from_utf8_lossy(head).into_owned());
+    }
     if exit_code == 0
         || container.termination_message_policy.as_deref() != Some("FallbackToLogsOnError")
     {
@@ -1455,5 +1472,14 @@ mod tests {
             Some("starting\nfatal: database unreachable")
         );
         assert_eq!(termination_message(&container, dir.path(), 0, 0), None);
+
+        // A message the process wrote wins, whatever the exit code.
+        let file = Sandbox::termination_file(dir.path(), "job");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "{\"backup\":\"ok\"}").unwrap();
+        assert_eq!(
+            termination_message(&container, dir.path(), 0, 0).as_deref(),
+            Some("{\"backup\":\"ok\"}")
+        );
     }
 }
