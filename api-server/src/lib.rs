@@ -10,6 +10,7 @@ pub mod error;
 pub mod faults;
 pub mod http;
 pub mod metrics;
+pub mod model;
 pub mod server;
 pub mod state;
 pub mod telemetry;
