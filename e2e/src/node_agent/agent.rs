@@ -186,7 +186,7 @@ pub async fn run(
         .collect();
     drop(events_tx);
 
-    let mut dispatcher = Dispatcher::new(ctx.clone());
+    let mut dispatcher = Dispatcher::new(ctx.clone(), node_names.len());
     dispatcher.run(events_rx, shutdown).await;
 
     for task in watches {
@@ -212,7 +212,9 @@ pub async fn run(
     Ok(())
 }
 
-/// Stops processes a crashed earlier run left behind, then starts from an empty pod directory.
+/// Stops processes a crashed earlier run left behind. Pod directories stay (emptyDir content
+/// survives an agent restart, as with kubelet); those of pods that are gone are removed once the
+/// first pod lists are in.
 fn prepare_state_dir(pods_dir: &Path) -> Result<(), AgentError> {
     let killed = kill_recorded_orphans(pods_dir);
     if killed > 0 {
@@ -221,14 +223,32 @@ fn prepare_state_dir(pods_dir: &Path) -> Result<(), AgentError> {
             "stopped container processes left by an earlier agent run"
         );
     }
-    let state_error = |source| AgentError::StateDir {
+    std::fs::create_dir_all(pods_dir).map_err(|source| AgentError::StateDir {
         path: pods_dir.to_path_buf(),
         source,
+    })
+}
+
+/// The pod UID a pod directory (`<namespace>_<name>_<uid>`) belongs to.
+pub fn pod_dir_uid(dir_name: &str) -> Option<&str> {
+    dir_name
+        .rsplit_once('_')
+        .map(|(_, uid)| uid)
+        .filter(|uid| !uid.is_empty())
+}
+
+/// Removes the directories of pods not in `live` (deleted while no agent ran).
+fn remove_stale_pod_dirs(pods_dir: &Path, live: &HashSet<String>) {
+    let Ok(entries) = std::fs::read_dir(pods_dir) else {
+        return;
     };
-    if pods_dir.exists() {
-        std::fs::remove_dir_all(pods_dir).map_err(state_error)?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if pod_dir_uid(&name).is_none_or(|uid| !live.contains(uid)) {
+            tracing::info!(dir = %name, "removing the directory of a pod that no longer exists");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
-    std::fs::create_dir_all(pods_dir).map_err(state_error)
 }
 
 async fn register_with_retry(
@@ -319,19 +339,26 @@ struct Dispatcher {
     finished: HashSet<String>,
     /// UIDs seen during the current relist of each node.
     relisting: HashMap<String, HashSet<String>>,
+    /// Nodes whose first pod list is complete; stale pod directories go once all are.
+    listed_nodes: HashSet<String>,
+    node_count: usize,
+    stale_dirs_removed: bool,
     shutdown: watch::Sender<bool>,
     done_tx: mpsc::UnboundedSender<(String, WorkerExit)>,
     done_rx: mpsc::UnboundedReceiver<(String, WorkerExit)>,
 }
 
 impl Dispatcher {
-    fn new(ctx: Arc<AgentContext>) -> Self {
+    fn new(ctx: Arc<AgentContext>, node_count: usize) -> Self {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         Self {
             ctx,
             workers: HashMap::new(),
             finished: HashSet::new(),
             relisting: HashMap::new(),
+            listed_nodes: HashSet::new(),
+            node_count,
+            stale_dirs_removed: false,
             shutdown: watch::channel(false).0,
             done_tx,
             done_rx,
@@ -383,6 +410,12 @@ impl Dispatcher {
                     }
                 }
                 self.finished.retain(|uid| seen.contains(uid));
+                self.listed_nodes.insert(node.to_string());
+                if !self.stale_dirs_removed && self.listed_nodes.len() >= self.node_count {
+                    self.stale_dirs_removed = true;
+                    let live: HashSet<String> = self.workers.keys().cloned().collect();
+                    remove_stale_pod_dirs(&self.ctx.pods_dir, &live);
+                }
             }
         }
     }
@@ -433,5 +466,32 @@ impl Dispatcher {
         if tokio::time::timeout(within, all).await.is_err() {
             tracing::warn!("some pod workers did not stop in time");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_dirs_name_their_uid() {
+        assert_eq!(
+            pod_dir_uid("fp_api-7d9f_5b0c1e2a-0000-4000-8000-000000000001"),
+            Some("5b0c1e2a-0000-4000-8000-000000000001")
+        );
+        assert_eq!(pod_dir_uid("garbage"), None);
+    }
+
+    #[test]
+    fn stale_pod_dirs_go_and_live_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["ns_a_uid-1", "ns_b_uid-2", "junk"] {
+            std::fs::create_dir_all(dir.path().join(name).join("logs")).unwrap();
+        }
+        let live = HashSet::from(["uid-1".to_string()]);
+        remove_stale_pod_dirs(dir.path(), &live);
+        assert!(dir.path().join("ns_a_uid-1").exists());
+        assert!(!dir.path().join("ns_b_uid-2").exists());
+        assert!(!dir.path().join("junk").exists());
     }
 }

@@ -1,7 +1,8 @@
 //! Mount path translation. Pod processes run on the host, where a container's mountPaths do not
-//! exist, so a literal value naming a path under a mountPath is rewritten to the directory the
-//! agent materialised the volume in. Applies to `env[].value`, `command`, `args` (before `$(VAR)`
-//! expansion; also the value part of `--flag=/path`) and `workingDir`.
+//! exist, so a path under a mountPath in a literal value is rewritten to the directory the agent
+//! materialised the volume in. Applies to `env[].value`, `command` and `args` (before `$(VAR)`
+//! expansion), wherever such a path starts a word (`/data/x`, `--out=/data/x`,
+//! `sh -c "pg_dump > /data/x"`), and to `workingDir`.
 
 use std::path::{Path, PathBuf};
 
@@ -44,14 +45,79 @@ pub fn rewrite_path(value: &str, mounts: &[MountTranslation]) -> String {
     }
 }
 
-/// Like [`rewrite_path`], and for `-x=/path` / `--flag=/path` arguments also the part after `=`.
-pub fn rewrite_arg(arg: &str, mounts: &[MountTranslation]) -> String {
-    if arg.starts_with('-')
-        && let Some((flag, value)) = arg.split_once('=')
-    {
-        return format!("{flag}={}", rewrite_path(value, mounts));
+/// Characters after which a path starts a new word (shell and flag syntax).
+fn starts_word_after(c: u8) -> bool {
+    matches!(
+        c,
+        b' ' | b'\t'
+            | b'\n'
+            | b'='
+            | b':'
+            | b'"'
+            | b'\''
+            | b'('
+            | b'`'
+            | b';'
+            | b'|'
+            | b'&'
+            | b'>'
+            | b'<'
+            | b','
+    )
+}
+
+/// Characters that end a path word.
+fn ends_word_at(c: u8) -> bool {
+    matches!(
+        c,
+        b'/' | b' '
+            | b'\t'
+            | b'\n'
+            | b'"'
+            | b'\''
+            | b')'
+            | b'`'
+            | b';'
+            | b'|'
+            | b'&'
+            | b'>'
+            | b'<'
+            | b','
+            | b':'
+    )
+}
+
+/// Rewrites every path under a mountPath that starts a word in `text` (the longest mountPath
+/// wins); text that merely contains a mountPath inside a word (`postgres://h/data`) stays.
+pub fn rewrite_paths_in(text: &str, mounts: &[MountTranslation]) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let at_word_start = i == 0 || starts_word_after(bytes[i - 1]);
+        if bytes[i] == b'/' && at_word_start {
+            let rest = &text[i..];
+            let best = mounts
+                .iter()
+                .filter(|m| !m.mount_path.is_empty())
+                .filter(|m| {
+                    rest.strip_prefix(m.mount_path.as_str())
+                        .is_some_and(|after| after.bytes().next().is_none_or(ends_word_at))
+                })
+                .max_by_key(|m| m.mount_path.len());
+            if let Some(mount) = best {
+                out.push_str(&text[copied..i]);
+                out.push_str(&mount.host_path.display().to_string());
+                i += mount.mount_path.len();
+                copied = i;
+                continue;
+            }
+        }
+        i += 1;
     }
-    rewrite_path(arg, mounts)
+    out.push_str(&text[copied..]);
+    out
 }
 
 /// The host directory for a container's `workingDir`: translated when under a mount, else the
@@ -113,15 +179,31 @@ mod tests {
     }
 
     #[test]
-    fn rewrites_flag_values() {
+    fn rewrites_paths_that_start_words() {
         let m = mounts();
-        assert_eq!(
-            rewrite_arg("--config=/etc/fp/config.toml", &m),
-            "--config=/state/p/volumes/all/config.toml"
-        );
-        assert_eq!(rewrite_arg("--name=x", &m), "--name=x");
-        assert_eq!(rewrite_arg("/etc/fp/jwt", &m), "/state/p/volumes/jwt");
-        assert_eq!(rewrite_arg("serve", &m), "serve");
+        let cases = [
+            (
+                "--config=/etc/fp/config.toml",
+                "--config=/state/p/volumes/all/config.toml",
+            ),
+            ("--name=x", "--name=x"),
+            ("/etc/fp/jwt", "/state/p/volumes/jwt"),
+            ("serve", "serve"),
+            (
+                "pg_dump -Fc > /data/db.dump && ls /data",
+                "pg_dump -Fc > /state/p/volumes/data/db.dump && ls /state/p/volumes/data",
+            ),
+            ("cat '/etc/fp/jwt/k1'", "cat '/state/p/volumes/jwt/k1'"),
+            ("postgres://h/data", "postgres://h/data"),
+            ("file:///data/x", "file:///data/x"),
+            ("/database", "/database"),
+            ("/etc/fpx", "/etc/fpx"),
+            ("PATH=/bin:/data", "PATH=/bin:/state/p/volumes/data"),
+            ("é /data", "é /state/p/volumes/data"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(rewrite_paths_in(input, &m), expected, "{input}");
+        }
     }
 
     #[test]

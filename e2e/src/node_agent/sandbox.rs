@@ -324,12 +324,12 @@ async fn claim_path(
         .await
         .map_err(|e| format!("volume {volume}: reading PersistentVolumeClaim {claim}: {e}"))?
         .ok_or_else(|| format!("volume {volume}: PersistentVolumeClaim {claim:?} not found"))?;
-    let bound = pvc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+    // The scheduler only places pods whose claims it considers bound; the claim names its PV.
     let pv_name = pvc
         .spec
         .as_ref()
         .and_then(|s| s.volume_name.clone())
-        .filter(|name| bound && !name.is_empty())
+        .filter(|name| !name.is_empty())
         .ok_or_else(|| format!("volume {volume}: PersistentVolumeClaim {claim:?} is not bound"))?;
     let volumes: Api<PersistentVolume> = Api::all(ctx.client.clone());
     let pv = volumes

@@ -23,7 +23,7 @@ use super::context::AgentContext;
 use super::downward::PodRuntimeFacts;
 use super::env::{EnvContext, EnvList, container_env, expand};
 use super::node::NODE_IP;
-use super::paths::{MountTranslation, rewrite_arg, rewrite_path, working_dir};
+use super::paths::{MountTranslation, rewrite_paths_in, working_dir};
 use super::probe::{ProbeAction, ProbeKind, ProbeOutcome, ProbeTiming, ProbeTracker, probe_action};
 use super::process::{ExitInfo, SpawnSpec, forget_pid, record_pid, signal_group, spawn};
 use super::restart::should_restart;
@@ -533,7 +533,7 @@ impl PodWorker {
         let slot = self.slot(id);
         let container = &slot.spec;
         let translations: Vec<MountTranslation> = self.sandbox.translations(container);
-        let rewrite = |value: &str| rewrite_path(value, &translations);
+        let rewrite = |value: &str| rewrite_paths_in(value, &translations);
         let facts = self.facts();
         let namespace = self.pod.namespace().unwrap_or_default();
         let objects = self.ctx.cache.namespace(&namespace);
@@ -552,7 +552,7 @@ impl PodWorker {
             items.as_ref().map(|items| {
                 items
                     .iter()
-                    .map(|item| expand(&rewrite_arg(item, &translations), &lookup))
+                    .map(|item| expand(&rewrite_paths_in(item, &translations), &lookup))
                     .collect::<Vec<_>>()
             })
         };
@@ -773,6 +773,7 @@ impl PodWorker {
         let pod_ip = self.pod_ip.clone();
         let prober = self.ctx.prober.clone();
         let events = self.events_tx.clone();
+        let translations = self.sandbox.translations(&self.slot(id).spec);
         let slot = self.slot_mut(id);
         let Some(probe) = slot.probe(kind).cloned() else {
             return;
@@ -781,7 +782,14 @@ impl PodWorker {
             return;
         };
         let timing = ProbeTiming::of(&probe);
-        let action: ProbeAction = probe_action(&probe, &slot.spec, &pod_ip);
+        let mut action: ProbeAction = probe_action(&probe, &slot.spec, &pod_ip);
+        // Exec probes see the container's paths and variables like its command does.
+        if let ProbeAction::Exec { command } = &mut action {
+            let lookup = |name: &str| running.env.get(name).map(str::to_string);
+            for item in command.iter_mut() {
+                *item = expand(&rewrite_paths_in(item, &translations), &lookup);
+            }
+        }
         let generation = running.generation;
         let env = running.env.clone();
         let dir = running.working_dir.clone();
