@@ -1,6 +1,7 @@
 //! `cargo xtask …`: the project's command contract (see README and docs/local-cluster.md).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 mod apt;
+mod cargo;
 mod cluster;
 mod gobuild;
 mod interrupt;
@@ -37,27 +38,42 @@ enum Command {
 #[derive(Subcommand)]
 enum ClusterAction {
     /// Build (or reuse) the binaries and start etcd, kube-apiserver, kube-controller-manager
-    /// and kube-scheduler on 127.0.0.1; install the CRDs; write a kubeconfig.
-    Up,
+    /// and kube-scheduler on 127.0.0.1; install the CRDs; start the node agent; write a
+    /// kubeconfig.
+    Up {
+        /// Nodes the node agent registers (0: no node agent).
+        #[arg(long, default_value_t = 2)]
+        nodes: usize,
+    },
     /// Print `export KUBECONFIG=…` (and PATH with our kubectl/helm) for a running cluster.
     Env,
     /// Stop every process `up` started and remove the cluster's state.
     Down,
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn run(cli: Cli) -> anyhow::Result<()> {
     interrupt::install()?;
     match cli.command {
         Command::Test => testcmd::run(),
         Command::Cluster {
-            action: ClusterAction::Up,
-        } => cluster::up().map(|_| ()),
+            action: ClusterAction::Up { nodes },
+        } => cluster::up(cluster::UpOptions { nodes }).map(|_| ()),
         Command::Cluster {
             action: ClusterAction::Env,
         } => cluster::env(),
         Command::Cluster {
             action: ClusterAction::Down,
         } => cluster::down(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    // Errors carry their context chain; a backtrace of xtask itself helps nobody here.
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

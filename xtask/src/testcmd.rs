@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use crate::{cluster, paths, postgres, steps};
 
 fn cargo(args: &[&str]) -> Command {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(args).current_dir(paths::workspace_root());
-    cmd
+    crate::cargo::command(args)
 }
+
+/// The e2e scenarios: the test targets of the e2e package.
+const E2E_PACKAGE: &str = "fp-e2e";
 
 /// Stops what it guards when dropped, so early returns, errors and panics all clean up.
 struct Guard<T, F: FnMut(T)> {
@@ -81,28 +82,34 @@ pub fn run() -> anyhow::Result<()> {
         cmd
     };
 
+    // One `--workspace` feature set for every cargo call, so nothing is compiled twice. The
+    // e2e targets skip here (no cluster yet) and run for real below.
     timings.push((
         "unit + integration tests",
-        steps::run(&mut with_pg(cargo(&[
-            "test",
-            "--workspace",
-            "--exclude",
-            "fp-e2e",
-        ])))?,
+        steps::run(&mut with_pg(cargo(&["test", "--workspace"])))?,
     ));
 
+    let e2e_targets = crate::cargo::targets(E2E_PACKAGE, "test")?;
     let t_cluster = Instant::now();
-    let cluster = Guard::new(cluster::up()?, |_c: cluster::Cluster| {
-        if let Err(e) = cluster::down() {
-            eprintln!("[cluster] cleanup failed: {e:#}");
-        }
-    });
+    let cluster = Guard::new(
+        cluster::up(cluster::UpOptions::default())?,
+        |_c: cluster::Cluster| {
+            if let Err(e) = cluster::down() {
+                eprintln!("[cluster] cleanup failed: {e:#}");
+            }
+        },
+    );
     timings.push(("cluster build + up", t_cluster.elapsed()));
-    let mut e2e = with_pg(cargo(&["test", "-p", "fp-e2e"]));
+    let mut args = vec!["test", "--workspace"];
+    for target in &e2e_targets {
+        args.extend(["--test", target.as_str()]);
+    }
+    let mut e2e = with_pg(cargo(&args));
     if let Some(c) = cluster.get() {
         e2e.envs(c.env());
     }
     e2e.env("FP_REQUIRE_E2E", "1");
+    anyhow::ensure!(!e2e_targets.is_empty(), "{E2E_PACKAGE} has no test targets");
     timings.push(("e2e tests", steps::run(&mut e2e)?));
 
     cluster.finish();

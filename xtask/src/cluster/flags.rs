@@ -123,6 +123,16 @@ pub fn scheduler(layout: &Layout, ports: &Ports) -> Vec<String> {
     ]
 }
 
+/// The node agent acts with kubelet's permissions (its own identity, bound to system:node)
+/// and keeps per-pod state inside the cluster's state directory.
+pub fn node_agent(layout: &Layout, nodes: usize) -> Vec<String> {
+    vec![
+        flag_path("kubeconfig", &layout.component_kubeconfig("node-agent")),
+        flag_path("state-dir", &layout.root.join("node-agent")),
+        format!("--nodes={nodes}"),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

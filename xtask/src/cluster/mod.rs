@@ -10,14 +10,33 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::gobuild::{self, Binaries, GoEnv};
-use crate::interrupt;
 use crate::kubectl::Kubectl;
 use crate::paths;
 use crate::proc::{self, DaemonSpec, PidRecord};
+use crate::{cargo, interrupt};
 use layout::{Layout, Ports};
 
-/// How long a stopped component gets to exit before SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(15);
+/// How long a stopped component gets to exit before SIGKILL (the node agent first stops its
+/// pods with their own grace period).
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// The node agent binary (package fp-e2e) that stands in for kubelet.
+pub const NODE_AGENT_BIN: &str = "fp-node-agent";
+const NODE_AGENT_PACKAGE: &str = "fp-e2e";
+
+/// What `up` starts besides the control plane.
+#[derive(Debug, Clone, Copy)]
+pub struct UpOptions {
+    /// Nodes the node agent registers; 0 runs no agent (no pod will start).
+    pub nodes: usize,
+}
+
+impl Default for UpOptions {
+    fn default() -> Self {
+        // Two nodes so spreading and anti-affinity rules can be satisfied.
+        Self { nodes: 2 }
+    }
+}
 
 pub fn layout() -> Layout {
     Layout::new(paths::state_root().join("cluster"))
@@ -96,15 +115,41 @@ fn own_crds() -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-pub fn up() -> anyhow::Result<Cluster> {
+/// The node agent executable, built with the rest of the workspace's binaries (its pods run
+/// them from the same directory); `None` when this checkout has no node agent yet.
+fn build_node_agent() -> anyhow::Result<Option<PathBuf>> {
+    if !cargo::targets(NODE_AGENT_PACKAGE, "bin")?
+        .iter()
+        .any(|t| t == NODE_AGENT_BIN)
+    {
+        log(format!(
+            "{NODE_AGENT_BIN} is not part of this checkout; starting without nodes"
+        ));
+        return Ok(None);
+    }
+    let exes = cargo::build_workspace_bins()?;
+    let exe = exes.get(NODE_AGENT_BIN).cloned();
+    anyhow::ensure!(exe.is_some(), "cargo built no {NODE_AGENT_BIN} executable");
+    Ok(exe)
+}
+
+pub fn up(options: UpOptions) -> anyhow::Result<Cluster> {
     let started = Instant::now();
     let layout = layout();
-    clean_previous(&layout)?;
+    // Build first: a failing build leaves a running cluster alone.
     let (binaries, mut crds) = prepare()?;
     interrupt::check()?;
+    let node_agent = if options.nodes > 0 {
+        build_node_agent()?
+    } else {
+        None
+    };
+    interrupt::check()?;
+    clean_previous(&layout)?;
     let mut all_crds = own_crds()?;
     all_crds.append(&mut crds);
-    match start(&layout, &binaries, &all_crds) {
+    let agent = node_agent.map(|exe| (exe, options.nodes));
+    match start(&layout, &binaries, &all_crds, agent) {
         Ok(cluster) => {
             log(format!(
                 "ready in {}: export KUBECONFIG={}",
@@ -186,7 +231,12 @@ fn link_binaries(layout: &Layout, binaries: &Binaries) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start(layout: &Layout, binaries: &Binaries, crds: &[PathBuf]) -> anyhow::Result<Cluster> {
+fn start(
+    layout: &Layout,
+    binaries: &Binaries,
+    crds: &[PathBuf],
+    node_agent: Option<(PathBuf, usize)>,
+) -> anyhow::Result<Cluster> {
     let ports = Ports::pick()?;
     bootstrap::write_pki_and_kubeconfigs(layout, &ports)?;
     link_binaries(layout, binaries)?;
@@ -286,10 +336,32 @@ fn start(layout: &Layout, binaries: &Binaries, crds: &[PathBuf]) -> anyhow::Resu
     log("kube-scheduler listening");
 
     install_crds(&kubectl, crds)?;
+
+    if let Some((exe, nodes)) = node_agent {
+        let agent = launch(NODE_AGENT_BIN, &exe, flags::node_agent(layout, nodes))?;
+        let procs = [&etcd, &apiserver, &kcm, &scheduler, &agent];
+        let t = wait_until(
+            &format!("{nodes} Ready node(s)"),
+            Duration::from_secs(90),
+            layout,
+            &procs,
+            || ready_nodes(&kubectl) >= nodes,
+        )?;
+        log(format!("{nodes} node(s) Ready after {}", fmt_secs(t)));
+    }
     std::fs::write(layout.ready_marker(), ports.apiserver_url())?;
     Ok(Cluster {
         layout: layout.clone(),
     })
+}
+
+/// Nodes whose Ready condition is True.
+fn ready_nodes(kubectl: &Kubectl) -> usize {
+    let jsonpath = r#"-o=jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#;
+    kubectl
+        .run(&["get", "nodes", jsonpath])
+        .map(|out| out.lines().filter(|l| l.trim() == "True").count())
+        .unwrap_or(0)
 }
 
 fn install_crds(kubectl: &Kubectl, files: &[PathBuf]) -> anyhow::Result<()> {
