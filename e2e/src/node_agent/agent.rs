@@ -22,6 +22,7 @@ use super::context::AgentContext;
 use super::image::{ImageConfigError, ImageTable};
 use super::ipam::{IpAllocator, IpRange, IpamError};
 use super::kubeconfig::{ApiServerEndpoint, KubeconfigError};
+use super::logs::{self, LogServerError};
 use super::node::{self, NodeError, NodeSettings};
 use super::probe::Prober;
 use super::process::{ProcessIdentity, kill_recorded_orphans};
@@ -62,6 +63,8 @@ pub enum AgentError {
     CacheSync(Duration),
     #[error(transparent)]
     Node(#[from] NodeError),
+    #[error(transparent)]
+    Logs(#[from] LogServerError),
 }
 
 /// Everything the command line configures.
@@ -141,6 +144,12 @@ pub async fn run(
         Ok(true) => {}
         _ => return Err(AgentError::CacheSync(sync_timeout)),
     }
+
+    // The log endpoint's port is what the Nodes report as their kubelet endpoint.
+    let requested_port = u16::try_from(options.node_settings.kubelet_port).unwrap_or(0);
+    let log_port = logs::start(requested_port, pods_dir.clone()).await?;
+    let mut options = options;
+    options.node_settings.kubelet_port = i32::from(log_port);
 
     let node_names = node::node_names(&options.node_name_prefix, options.nodes.max(1));
     let mut registered = Vec::new();

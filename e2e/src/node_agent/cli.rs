@@ -59,6 +59,9 @@ pub struct Cli {
     /// Ephemeral storage each Node reports.
     #[arg(long, default_value = "100Gi")]
     pub node_ephemeral_storage: String,
+    /// Port of the kubelet log endpoint (`kubectl logs`) on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    pub kubelet_port: u16,
     /// kubeletVersion each Node reports.
     #[arg(long, default_value = "v1.37.2")]
     pub kubelet_version: String,
@@ -85,7 +88,7 @@ impl Cli {
                 pods: self.max_pods.clone(),
                 ephemeral_storage: self.node_ephemeral_storage.clone(),
                 kubelet_version: self.kubelet_version.clone(),
-                kubelet_port: 0,
+                kubelet_port: i32::from(self.kubelet_port),
             },
             shutdown_grace: self.shutdown_grace,
         }

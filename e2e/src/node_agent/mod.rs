@@ -12,6 +12,7 @@ pub mod env;
 pub mod image;
 pub mod ipam;
 pub mod kubeconfig;
+pub mod logs;
 pub mod paths;
 pub mod probe;
 pub mod process;

@@ -138,16 +138,13 @@ pub fn node_status(
             ),
             ready_condition,
         ]),
-        addresses: Some(vec![
-            NodeAddress {
-                type_: "InternalIP".to_string(),
-                address: NODE_IP.to_string(),
-            },
-            NodeAddress {
-                type_: "Hostname".to_string(),
-                address: name.to_string(),
-            },
-        ]),
+        // Only the loopback IP: the API server prefers a `Hostname` address when it connects to
+        // a node (logs, exec), and resolving a made-up host name could send a DNS query off
+        // the machine.
+        addresses: Some(vec![NodeAddress {
+            type_: "InternalIP".to_string(),
+            address: NODE_IP.to_string(),
+        }]),
         daemon_endpoints: Some(NodeDaemonEndpoints {
             kubelet_endpoint: Some(DaemonEndpoint {
                 port: settings.kubelet_port,
@@ -400,8 +397,15 @@ mod tests {
         assert_eq!(status.allocatable.as_ref().unwrap()["pods"].0, "110");
         assert_eq!(status.capacity.as_ref().unwrap()["cpu"].0, "16");
         let addresses = status.addresses.unwrap();
-        assert!(addresses.iter().all(|a| a.address != "0.0.0.0"));
-        assert_eq!(addresses[0].address, NODE_IP);
+        assert_eq!(
+            addresses.len(),
+            1,
+            "no host name the API server would resolve"
+        );
+        assert_eq!(
+            (addresses[0].type_.as_str(), addresses[0].address.as_str()),
+            ("InternalIP", NODE_IP)
+        );
         let conditions = status.conditions.unwrap();
         let ready = conditions.iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!(
