@@ -8,11 +8,14 @@
 //!   GET /file/PATH the content of PATH below `$TESTAPP_FILES_DIR` (no `..`)
 //! and exits 0 on SIGTERM.
 //! `fp-e2e-testapp exit CODE [DELAY]` sleeps DELAY (default 0s) and exits with CODE.
+//! `fp-e2e-testapp whoami` asks the API server who it is (kube-rs `Config::infer`, i.e. the
+//! in-cluster kubeconfig the node agent provides) and prints the user name.
 
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -35,8 +38,31 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(delay).await;
             std::process::exit(code);
         }
-        other => bail!("usage: fp-e2e-testapp serve | exit CODE [DELAY] (got {other:?})"),
+        Some("whoami") => whoami().await,
+        other => bail!("usage: fp-e2e-testapp serve | exit CODE [DELAY] | whoami (got {other:?})"),
     }
+}
+
+async fn whoami() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = kube::Client::try_default()
+        .await
+        .context("building a client from the inferred config")?;
+    let reviews: kube::Api<SelfSubjectReview> = kube::Api::all(client);
+    let review = reviews
+        .create(
+            &kube::api::PostParams::default(),
+            &SelfSubjectReview::default(),
+        )
+        .await
+        .context("creating a SelfSubjectReview")?;
+    let user = review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .context("the review names no user")?;
+    println!("{user}");
+    Ok(())
 }
 
 struct Settings {

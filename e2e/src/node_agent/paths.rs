@@ -120,6 +120,44 @@ pub fn rewrite_paths_in(text: &str, mounts: &[MountTranslation]) -> String {
     out
 }
 
+/// Wildcard listen addresses as they start a word: `0.0.0.0` and `[::]`, followed by `:port`,
+/// the end, or a word terminator.
+const WILDCARDS: [&str; 2] = ["0.0.0.0", "[::]"];
+
+/// A pod has its own network namespace, so a process binding the wildcard address listens on the
+/// pod's IP only. Host processes share one namespace: binding `0.0.0.0:8081` would listen on every
+/// interface of the machine and collide with every other pod using that port. So a literal
+/// wildcard address that starts a word (`--admin-address=0.0.0.0:8081`, `[::]:9090`) becomes the
+/// pod IP. `10.0.0.0/8` or `100.0.0.0` are not wildcards and stay.
+pub fn rewrite_wildcard_addresses(text: &str, pod_ip: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let at_word_start = i == 0 || starts_word_after(bytes[i - 1]) || bytes[i - 1] == b'/';
+        if at_word_start
+            && let Some(wildcard) = WILDCARDS.iter().find(|w| {
+                text[i..].strip_prefix(**w).is_some_and(|after| {
+                    after
+                        .bytes()
+                        .next()
+                        .is_none_or(|c| c != b'.' && (c == b':' || ends_word_at(c)))
+                })
+            })
+        {
+            out.push_str(&text[copied..i]);
+            out.push_str(pod_ip);
+            i += wildcard.len();
+            copied = i;
+            continue;
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
 /// The host directory for a container's `workingDir`: translated when under a mount, else the
 /// pod's own directory when the path does not exist on the host.
 pub fn working_dir(
@@ -203,6 +241,29 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(rewrite_paths_in(input, &m), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn wildcard_listen_addresses_become_the_pod_ip() {
+        let ip = "127.0.9.4";
+        let cases = [
+            (
+                "--admin-address=0.0.0.0:8081",
+                "--admin-address=127.0.9.4:8081",
+            ),
+            ("0.0.0.0:8080", "127.0.9.4:8080"),
+            ("[::]:9090", "127.0.9.4:9090"),
+            ("http://0.0.0.0:80/x", "http://127.0.9.4:80/x"),
+            ("--bind 0.0.0.0", "--bind 127.0.9.4"),
+            ("10.0.0.0/8", "10.0.0.0/8"),
+            ("100.0.0.0:1", "100.0.0.0:1"),
+            ("0.0.0.01", "0.0.0.01"),
+            ("v0.0.0.0", "v0.0.0.0"),
+            ("127.0.0.1:5432", "127.0.0.1:5432"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(rewrite_wildcard_addresses(input, ip), expected, "{input}");
         }
     }
 

@@ -23,7 +23,7 @@ use super::context::AgentContext;
 use super::downward::PodRuntimeFacts;
 use super::env::{EnvContext, EnvList, container_env, expand};
 use super::node::NODE_IP;
-use super::paths::{MountTranslation, rewrite_paths_in, working_dir};
+use super::paths::{MountTranslation, rewrite_paths_in, rewrite_wildcard_addresses, working_dir};
 use super::probe::{ProbeAction, ProbeKind, ProbeOutcome, ProbeTiming, ProbeTracker, probe_action};
 use super::process::{ExitInfo, SpawnSpec, forget_pid, record_pid, signal_group, spawn};
 use super::restart::should_restart;
@@ -533,7 +533,10 @@ impl PodWorker {
         let slot = self.slot(id);
         let container = &slot.spec;
         let translations: Vec<MountTranslation> = self.sandbox.translations(container);
-        let rewrite = |value: &str| rewrite_paths_in(value, &translations);
+        // Literal values see the pod's filesystem and network as a container would.
+        let rewrite = |value: &str| {
+            rewrite_wildcard_addresses(&rewrite_paths_in(value, &translations), &self.pod_ip)
+        };
         let facts = self.facts();
         let namespace = self.pod.namespace().unwrap_or_default();
         let objects = self.ctx.cache.namespace(&namespace);
@@ -552,7 +555,7 @@ impl PodWorker {
             items.as_ref().map(|items| {
                 items
                     .iter()
-                    .map(|item| expand(&rewrite_paths_in(item, &translations), &lookup))
+                    .map(|item| expand(&rewrite(item), &lookup))
                     .collect::<Vec<_>>()
             })
         };
@@ -787,7 +790,9 @@ impl PodWorker {
         if let ProbeAction::Exec { command } = &mut action {
             let lookup = |name: &str| running.env.get(name).map(str::to_string);
             for item in command.iter_mut() {
-                *item = expand(&rewrite_paths_in(item, &translations), &lookup);
+                let translated =
+                    rewrite_wildcard_addresses(&rewrite_paths_in(item, &translations), &pod_ip);
+                *item = expand(&translated, &lookup);
             }
         }
         let generation = running.generation;
