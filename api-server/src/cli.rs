@@ -1,8 +1,10 @@
-//! The command line: `serve` (the default) and `migrate`. Each subcommand is one enum
+//! The command line: `serve` (the default), `migrate` and `import`. Each subcommand is one enum
 //! variant with its own `Args` struct and one arm in [`run`]; more (backup, restore, verify,
 //! backups) plug in the same way.
 
 use std::process::ExitCode;
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -40,12 +42,39 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit (the operator's migration Job runs this)
     Migrate(MigrateArgs),
+    /// Import football-data.co.uk CSV files (one transaction per file) and refit the model
+    Import(ImportArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// League code of FILE, e.g. E0
+    #[arg(long, requires = "season")]
+    pub league: Option<String>,
+    /// Season of FILE, e.g. 2019-2020
+    #[arg(long, requires = "league")]
+    pub season: Option<String>,
+    /// Import every LEAGUE/SEASON.csv under DIR (e.g. the shared football-data folder) instead
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["league", "season", "file"])]
+    pub dir: Option<PathBuf>,
+    /// Do not refit the model after importing
+    #[arg(long)]
+    pub no_refit: bool,
+    /// The CSV file (with --league and --season)
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "dir",
+        requires = "league"
+    )]
+    pub file: Option<PathBuf>,
 }
 
 fn storage_settings(args: &StorageArgs) -> Result<config::StorageSettings, config::ConfigError> {
@@ -106,6 +135,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             tracing::info!(before = %before.describe(), after = %after.describe(), "migrations applied");
             println!("{}", after.describe());
             db.close().await;
+        }
+        Command::Import(args) => {
+            let storage = storage_settings(&args.storage)?;
+            crate::telemetry::init(&storage.log);
+            crate::import::cli::run(&storage, &args).await?;
         }
     }
     Ok(())

@@ -29,7 +29,7 @@ pub struct ErrorBody {
 #[derive(Clone, Debug)]
 pub struct InternalErrorDetail(pub String);
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
@@ -38,7 +38,7 @@ pub struct ApiError {
     extra: Option<Box<Extra>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Extra {
     field: Option<Cow<'static, str>>,
     retry_after_secs: Option<u64>,

@@ -2,15 +2,20 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod csvdata;
 pub mod db;
+pub mod demo;
 pub mod error;
 pub mod faults;
 pub mod http;
+pub mod import;
 pub mod metrics;
 pub mod model;
+pub mod predict;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod views;

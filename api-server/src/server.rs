@@ -10,11 +10,13 @@ use tokio::net::TcpListener;
 use crate::auth::keys::{self, KeyStore};
 use crate::auth::password::PasswordHasher;
 use crate::auth::{AuthService, bootstrap};
+use crate::cache::Caches;
 use crate::config::Settings;
 use crate::db::{Db, schema};
 use crate::faults::Faults;
 use crate::http::ratelimit::RateLimits;
 use crate::metrics::Metrics;
+use crate::predict::ModelService;
 use crate::state::{AppState, Parts, WeakState};
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,8 @@ pub enum StateError {
     Password(#[from] crate::auth::password::PasswordError),
     #[error(transparent)]
     Admin(#[from] crate::auth::bootstrap::BootstrapError),
+    #[error(transparent)]
+    Model(#[from] crate::predict::ModelError),
 }
 
 /// Builds the full application state on an opened, schema-checked database: JWT keys, the
@@ -91,6 +95,31 @@ pub async fn build_state(
     let auth = AuthService::new(keys, passwords, &settings.auth);
     auth.reload_session_floors(&db).await?;
     let limits = RateLimits::new(&settings.rate_limit, settings.http.trust_forwarded_for);
+    if settings.seeds_demo() && crate::db::data::leagues(&db).await?.is_empty() {
+        let summary = crate::demo::seed(&db).await?;
+        tracing::info!(league = %summary.league, matches = summary.matches, "seeded the demo league");
+    }
+    let models = ModelService::default();
+    for outcome in models
+        .ensure_fitted(&db, &metrics)
+        .await
+        .map_err(StateError::from)?
+    {
+        tracing::info!(league = %outcome.league, version = %outcome.model_version, "fitted at start-up");
+    }
+    for (league, at) in crate::db::import::last_import_times(&db).await? {
+        #[allow(clippy::cast_precision_loss)]
+        metrics
+            .last_import_timestamp
+            .with_label_values(&[league.as_str()])
+            .set(at as f64);
+    }
+    for (_, report) in crate::db::models::latest_evaluations(&db, crate::model::MODEL_NAME).await? {
+        if let Ok(report) = serde_json::from_str(&report) {
+            crate::predict::evaluate::publish(&metrics, &report);
+        }
+    }
+    let caches = Caches::new(&settings.cache, &metrics);
     let data_version = crate::db::version::current(&db).await?;
     Ok(AppState::new(Parts {
         settings,
@@ -99,6 +128,8 @@ pub async fn build_state(
         faults,
         auth,
         limits,
+        models,
+        caches,
         data_version,
     }))
 }

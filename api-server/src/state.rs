@@ -6,11 +6,13 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crate::auth::AuthService;
+use crate::cache::Caches;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::faults::Faults;
 use crate::http::ratelimit::RateLimits;
 use crate::metrics::Metrics;
+use crate::predict::ModelService;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -24,6 +26,8 @@ pub struct Inner {
     pub faults: Faults,
     pub auth: AuthService,
     pub limits: RateLimits,
+    pub models: ModelService,
+    pub caches: Caches,
     pub started: Instant,
     /// The newest migration this binary knows: readiness requires the database to have it.
     pub schema_version: i64,
@@ -47,6 +51,8 @@ pub struct Parts {
     pub faults: Faults,
     pub auth: AuthService,
     pub limits: RateLimits,
+    pub models: ModelService,
+    pub caches: Caches,
     pub data_version: i64,
 }
 
@@ -64,6 +70,8 @@ impl AppState {
                 faults: parts.faults,
                 auth: parts.auth,
                 limits: parts.limits,
+                models: parts.models,
+                caches: parts.caches,
                 started: Instant::now(),
                 schema_version,
                 data_version: AtomicI64::new(parts.data_version),
@@ -91,16 +99,25 @@ impl AppState {
     }
 
     /// Acts on a data version read from the database: when it moved, reload what depends on
-    /// it. Returns whether anything changed.
-    pub async fn sync_data_version(&self, seen: i64) -> Result<bool, crate::db::DbError> {
+    /// it (session floors, fitted models) and drop cached responses. Returns whether it moved.
+    pub async fn sync_data_version(&self, seen: i64) -> Result<bool, crate::predict::ModelError> {
         let previous = self.inner.data_version.load(Ordering::Acquire);
         if seen == previous {
             return Ok(false);
         }
         self.auth.reload_session_floors(&self.db).await?;
+        self.models.reload(&self.db, &self.metrics).await?;
+        // New cache keys carry the new version: entries of the old one are never read again.
         self.inner.data_version.store(seen, Ordering::Release);
+        self.caches.invalidate_all();
         tracing::debug!(previous, seen, "data version changed; reloaded");
         Ok(true)
+    }
+
+    /// Reads the data version now and syncs (after this replica wrote).
+    pub async fn sync_now(&self) -> Result<bool, crate::predict::ModelError> {
+        let seen = crate::db::version::current(&self.db).await?;
+        self.sync_data_version(seen).await
     }
 }
 

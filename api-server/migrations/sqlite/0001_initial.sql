@@ -99,6 +99,9 @@ CREATE TABLE model_fits (
     version         TEXT NOT NULL,
     fitted_at       BIGINT NOT NULL,
     matches_used    INTEGER NOT NULL,
+    -- Fingerprint of the league's finished matches the fit saw; a different current value means
+    -- the fit is stale (e.g. a crash between an import and its refit).
+    data_stamp      TEXT NOT NULL,
     params          TEXT NOT NULL,
     UNIQUE (league_id, model, version)
 );
@@ -123,7 +126,7 @@ CREATE TABLE model_evaluations (
     league_id       BIGINT NOT NULL REFERENCES leagues (id) ON DELETE CASCADE,
     season_id       BIGINT NOT NULL REFERENCES seasons (id) ON DELETE CASCADE,
     model           TEXT NOT NULL,
-    data_version    BIGINT NOT NULL,
+    data_stamp      TEXT NOT NULL,
     report          TEXT NOT NULL,
     computed_at     BIGINT NOT NULL,
     PRIMARY KEY (league_id, season_id, model)

@@ -8,12 +8,17 @@
 //! representation on the hot path, and there is no second copy of the SQL to drift.
 
 pub mod auth;
+pub mod binds;
+pub mod data;
+pub mod import;
+pub mod models;
 pub mod schema;
 pub mod version;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -164,8 +169,10 @@ impl Db {
         let url = settings.database_url.expose();
         match Backend::from_url(url) {
             Some(Backend::Postgres) => {
+                // Statement logging would print whole multi-row upserts; /metrics has latencies.
                 let options = PgConnectOptions::from_str(url)
-                    .map_err(|e| DbError::Url(redact_error(&e.to_string(), url)))?;
+                    .map_err(|e| DbError::Url(redact_error(&e.to_string(), url)))?
+                    .disable_statement_logging();
                 let pool = PgPoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout)
@@ -180,7 +187,8 @@ impl Db {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
-                    .foreign_keys(true);
+                    .foreign_keys(true)
+                    .disable_statement_logging();
                 let file = options.get_filename();
                 if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|source| DbError::SqliteDir {

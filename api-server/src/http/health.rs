@@ -116,6 +116,9 @@ async fn check(state: &AppState) -> Result<ReadyBody, ReadyBody> {
             applied,
         ));
     }
+    if let Some(message) = state.models.readiness_gap() {
+        return Err(not_ready(NotReadyReason::ModelNotFitted, message, applied));
+    }
     Ok(ReadyBody {
         status: "ready",
         reason: None,

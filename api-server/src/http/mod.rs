@@ -1,12 +1,16 @@
 //! The HTTP surface: `router(state)` builds the whole app (tests drive it with `oneshot`);
 //! serving, signals and draining live in [`crate::server`].
 
+pub mod admin;
 pub mod auth;
+pub mod data;
 pub mod extract;
 pub mod health;
 pub mod middleware;
+pub mod models;
 pub mod openapi;
 pub mod params;
+pub mod predictions;
 pub mod ratelimit;
 pub mod users;
 
@@ -34,6 +38,28 @@ fn api_routes(state: &AppState) -> Router<AppState> {
         .merge(credentials)
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/auth/me", get(auth::me))
+        .route("/api/v1/leagues", get(data::leagues))
+        .route("/api/v1/teams", get(data::teams))
+        .route("/api/v1/teams/{id}", get(data::team))
+        .route("/api/v1/teams/{id}/stats", get(data::team_stats))
+        .route("/api/v1/matches", get(data::matches))
+        .route("/api/v1/matches/{id}", get(data::match_detail))
+        .route("/api/v1/matches/{id}/odds", get(data::match_odds))
+        .route("/api/v1/predictions", get(predictions::list))
+        .route("/api/v1/predictions/batch", post(predictions::batch))
+        .route(
+            "/api/v1/predictions/{match_id}",
+            get(predictions::prediction),
+        )
+        .route("/api/v1/models", get(models::list))
+        .route("/api/v1/models/{name}/evaluation", get(models::evaluation))
+        .route(
+            "/api/v1/admin/import",
+            post(admin::import).layer(DefaultBodyLimit::max(
+                state.settings.http.import_max_body_bytes,
+            )),
+        )
+        .route("/api/v1/admin/models/refit", post(admin::refit))
         .route("/api/v1/admin/users", get(users::list))
         .route("/api/v1/admin/users/{id}", patch(users::update))
         .route_layer(axum::middleware::from_fn_with_state(

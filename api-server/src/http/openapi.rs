@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, health, users};
+use super::{admin, auth, data, health, models, predictions, users};
 
 struct BearerAuth;
 
@@ -39,16 +39,35 @@ impl Modify for BearerAuth {
     paths(
         health::live, health::ready, super::metrics,
         auth::register, auth::login, auth::refresh, auth::logout, auth::me,
+        data::leagues, data::teams, data::team, data::team_stats, data::matches, data::match_detail, data::match_odds,
+        predictions::prediction, predictions::batch, predictions::list,
+        models::list, models::evaluation,
+        admin::import, admin::refit,
         users::list, users::update,
     ),
     components(schemas(
         crate::error::ErrorBody, health::LiveBody, health::ReadyBody, health::NotReadyReason,
         auth::Credentials, auth::RefreshRequest, auth::TokenResponse, auth::UserView, crate::auth::Role,
         users::UserPage, users::UserPatch,
+        data::LeagueView, data::LeagueList, data::TeamView, data::TeamList, data::MatchPage,
+        crate::views::MatchView, crate::views::TeamRef, crate::views::Score, crate::views::MatchStatsView,
+        crate::views::MatchOddsView, crate::views::OddsView, crate::views::OverUnderView, crate::views::Implied,
+        crate::views::TeamStatsView, crate::views::Record,
+        crate::predict::PredictionView, crate::predict::view::OutcomeProbabilities, crate::predict::view::ExpectedGoals,
+        crate::predict::view::LikelyScore, crate::predict::view::RatingSources,
+        predictions::BatchRequest, predictions::BatchResponse, predictions::PredictionPage,
+        models::ModelList, models::ModelInfo, models::LeagueFit,
+        crate::predict::evaluate::EvaluationReport, crate::predict::evaluate::Scores,
+        crate::predict::evaluate::ClosingOddsComparison,
+        admin::ImportResponse, admin::ImportErrors, crate::import::LineError, crate::db::import::ImportSummary,
+        crate::predict::FitOutcome, admin::RefitRequest, admin::RefitResponse,
     )),
     tags(
         (name = "health", description = "Liveness, readiness and metrics (no auth)"),
         (name = "auth", description = "Register, log in, refresh and log out"),
+        (name = "data", description = "Leagues, teams, matches and odds (viewer)"),
+        (name = "predictions", description = "Dixon-Coles forecasts (viewer)"),
+        (name = "models", description = "Fitted models and their out-of-sample evaluation"),
         (name = "admin", description = "Users, imports and model refits (analyst or admin)"),
     )
 )]

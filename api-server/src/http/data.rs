@@ -1,0 +1,443 @@
+//! Read endpoints for football data: leagues, teams (and their stats), matches, odds. Each
+//! response is serialised once and cached under the data version and the request's path and
+//! query, so repeated reads cost a token check and a cache lookup.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::{ApiPath, ApiQuery, Viewer};
+use super::params;
+use crate::db::data::{self, MatchFilter};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::import::{SeasonName, validate_league_code};
+use crate::state::AppState;
+use crate::views::{
+    MatchOddsView, MatchView, OddsView, OverUnderView, TeamRef, TeamStatsView, team_record,
+};
+
+pub fn json_bytes<T: Serialize>(value: &T) -> ApiResult<Bytes> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(ApiError::internal)
+}
+
+/// A 200 with pre-serialised JSON.
+pub fn json_response(bytes: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
+/// Serves `compute`'s JSON from the response cache, keyed by the data version and the URI.
+pub async fn cached<F>(state: &AppState, uri: &axum::http::Uri, compute: F) -> ApiResult<Response>
+where
+    F: Future<Output = ApiResult<Bytes>>,
+{
+    let key = format!("{}|{}", state.data_version(), uri);
+    let bytes = state.caches.responses.get_or_compute(key, compute).await?;
+    Ok(json_response(bytes))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeagueView {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    pub country: String,
+    pub seasons: Vec<String>,
+    pub teams: i64,
+    pub matches: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeagueList {
+    pub items: Vec<LeagueView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/leagues", tag = "data", security(("bearer" = [])),
+    responses((status = 200, description = "Every league with its seasons", body = LeagueList),
+              (status = 401, description = "Missing or invalid token", body = ErrorBody)))]
+pub async fn leagues(
+    State(state): State<AppState>,
+    _who: Viewer,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Response> {
+    cached(&state, &uri, async {
+        let leagues = data::leagues(&state.db).await?;
+        let seasons = data::seasons(&state.db).await?;
+        let items = leagues
+            .into_iter()
+            .map(|l| LeagueView {
+                seasons: seasons
+                    .iter()
+                    .filter(|(id, _)| *id == l.id)
+                    .map(|(_, s)| s.clone())
+                    .collect(),
+                id: l.id,
+                code: l.code,
+                name: l.name,
+                country: l.country,
+                teams: l.teams,
+                matches: l.matches,
+            })
+            .collect();
+        json_bytes(&LeagueList { items })
+    })
+    .await
+}
+
+/// A league code from the query, resolved to its id (unknown codes are a 422 on `league`).
+async fn league_param(state: &AppState, value: Option<&str>) -> ApiResult<Option<i64>> {
+    let Some(code) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    validate_league_code(code).map_err(|m| ApiError::invalid("league", m))?;
+    data::league_id_by_code(&state.db, code)
+        .await?
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid("league", format!("unknown league {code}")))
+}
+
+fn season_param(value: Option<&str>) -> ApiResult<Option<String>> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(s) => SeasonName::parse(s)
+            .map(|s| Some(s.name))
+            .map_err(|m| ApiError::invalid("season", m)),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TeamsQuery {
+    /// League code, e.g. `E0`.
+    pub league: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamView {
+    pub id: i64,
+    pub league: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamList {
+    pub items: Vec<TeamView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/teams", tag = "data", params(TeamsQuery), security(("bearer" = [])),
+    responses((status = 200, description = "Teams, by league and name", body = TeamList),
+              (status = 422, description = "Unknown league", body = ErrorBody)))]
+pub async fn teams(
+    State(state): State<AppState>,
+    _who: Viewer,
+    OriginalUri(uri): OriginalUri,
+    ApiQuery(q): ApiQuery<TeamsQuery>,
+) -> ApiResult<Response> {
+    let league_id = league_param(&state, q.league.as_deref()).await?;
+    cached(&state, &uri, async {
+        let items = data::teams(&state.db, league_id)
+            .await?
+            .into_iter()
+            .map(|t| TeamView {
+                id: t.id,
+                league: t.league,
+                name: t.name,
+            })
+            .collect();
+        json_bytes(&TeamList { items })
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "data", params(("id" = i64, Path, description = "Team id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The team", body = TeamView),
+              (status = 404, description = "No such team", body = ErrorBody)))]
+pub async fn team(
+    State(state): State<AppState>,
+    _who: Viewer,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Response> {
+    let t = data::team(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such team"))?;
+    Ok(json_response(json_bytes(&TeamView {
+        id: t.id,
+        league: t.league,
+        name: t.name,
+    })?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TeamStatsQuery {
+    /// e.g. `2019-2020`; all seasons when absent.
+    pub season: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{id}/stats", tag = "data",
+    params(("id" = i64, Path, description = "Team id"), TeamStatsQuery), security(("bearer" = [])),
+    responses((status = 200, description = "Record from finished matches: overall, home, away, form", body = TeamStatsView),
+              (status = 404, description = "No such team", body = ErrorBody)))]
+pub async fn team_stats(
+    State(state): State<AppState>,
+    _who: Viewer,
+    OriginalUri(uri): OriginalUri,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<TeamStatsQuery>,
+) -> ApiResult<Response> {
+    let season = season_param(q.season.as_deref())?;
+    cached(&state, &uri, async {
+        let t = data::team(&state.db, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such team"))?;
+        let results = data::team_results(&state.db, id, season.as_deref()).await?;
+        let (overall, home, away, form) = team_record(id, &results);
+        json_bytes(&TeamStatsView {
+            team: TeamRef {
+                id: t.id,
+                name: t.name,
+            },
+            league: t.league,
+            season: season.clone(),
+            overall,
+            home,
+            away,
+            form,
+        })
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MatchesQuery {
+    /// League code, e.g. `E0`.
+    pub league: Option<String>,
+    /// e.g. `2019-2020`.
+    pub season: Option<String>,
+    /// Team id: matches where it plays home or away.
+    pub team: Option<String>,
+    /// `scheduled`, `finished` or `postponed`.
+    pub status: Option<String>,
+    /// Kick-off on or after: `YYYY-MM-DD` or RFC 3339.
+    pub from: Option<String>,
+    /// Kick-off before (a date includes that whole day): `YYYY-MM-DD` or RFC 3339.
+    pub to: Option<String>,
+    /// 1..=100, default 20.
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MatchPage {
+    pub items: Vec<MatchView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+pub fn parse_status(value: Option<&str>) -> ApiResult<Option<&'static str>> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some("scheduled") => Ok(Some("scheduled")),
+        Some("finished") => Ok(Some("finished")),
+        Some("postponed") => Ok(Some("postponed")),
+        Some(_) => Err(ApiError::invalid(
+            "status",
+            "status must be scheduled, finished or postponed",
+        )),
+    }
+}
+
+/// A bound as Unix seconds; a plain date `to` covers that whole day.
+pub fn parse_instant(
+    field: &'static str,
+    value: Option<&str>,
+    end_of_day: bool,
+) -> ApiResult<Option<i64>> {
+    let Some(text) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let day = if end_of_day {
+            date.succ_opt().unwrap_or(date)
+        } else {
+            date
+        };
+        return Ok(Some(
+            day.and_time(chrono::NaiveTime::MIN).and_utc().timestamp(),
+        ));
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| Some(t.timestamp()))
+        .map_err(|_| {
+            ApiError::invalid(
+                field,
+                format!("{field} must be YYYY-MM-DD or an RFC 3339 time"),
+            )
+        })
+}
+
+pub fn encode_cursor(kickoff: i64, id: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kickoff}:{id}"))
+}
+
+pub fn decode_cursor(value: Option<&str>) -> ApiResult<Option<(i64, i64)>> {
+    let Some(text) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || ApiError::invalid("cursor", "not a cursor from a previous page");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| bad())?;
+    let raw = std::str::from_utf8(&raw).map_err(|_| bad())?;
+    let (k, i) = raw.split_once(':').ok_or_else(bad)?;
+    Ok(Some((
+        k.parse().map_err(|_| bad())?,
+        i.parse().map_err(|_| bad())?,
+    )))
+}
+
+/// Validates the list query into a filter (league codes are resolved by the caller).
+pub fn match_filter(q: &MatchesQuery, league_id: Option<i64>) -> ApiResult<MatchFilter> {
+    let filter = MatchFilter {
+        league_id,
+        season: season_param(q.season.as_deref())?,
+        team_id: params::id("team", q.team.as_deref())?,
+        status: parse_status(q.status.as_deref())?,
+        from: parse_instant("from", q.from.as_deref(), false)?,
+        to: parse_instant("to", q.to.as_deref(), true)?,
+        after: decode_cursor(q.cursor.as_deref())?,
+        limit: params::limit(q.limit.as_deref(), 20)?,
+    };
+    if let (Some(from), Some(to)) = (filter.from, filter.to)
+        && from >= to
+    {
+        return Err(ApiError::invalid("to", "to must be after from"));
+    }
+    Ok(filter)
+}
+
+#[utoipa::path(get, path = "/api/v1/matches", tag = "data", params(MatchesQuery), security(("bearer" = [])),
+    responses((status = 200, description = "A page of matches in kick-off order", body = MatchPage),
+              (status = 422, description = "A filter is invalid (`field` names it)", body = ErrorBody)))]
+pub async fn matches(
+    State(state): State<AppState>,
+    _who: Viewer,
+    OriginalUri(uri): OriginalUri,
+    ApiQuery(q): ApiQuery<MatchesQuery>,
+) -> ApiResult<Response> {
+    let league_id = league_param(&state, q.league.as_deref()).await?;
+    let filter = match_filter(&q, league_id)?;
+    cached(&state, &uri, async {
+        let mut rows = data::list_matches(&state.db, &filter).await?;
+        let more = rows.len() as i64 > filter.limit;
+        rows.truncate(usize::try_from(filter.limit).unwrap_or(0));
+        let next_cursor = more
+            .then(|| rows.last().map(|m| encode_cursor(m.kickoff_at, m.id)))
+            .flatten();
+        json_bytes(&MatchPage {
+            items: rows.iter().map(MatchView::from_row).collect(),
+            next_cursor,
+        })
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/v1/matches/{id}", tag = "data", params(("id" = i64, Path, description = "Match id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The match", body = MatchView),
+              (status = 404, description = "No such match", body = ErrorBody)))]
+pub async fn match_detail(
+    State(state): State<AppState>,
+    _who: Viewer,
+    OriginalUri(uri): OriginalUri,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Response> {
+    cached(&state, &uri, async {
+        let m = data::match_by_id(&state.db, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such match"))?;
+        json_bytes(&MatchView::from_row(&m))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/v1/matches/{id}/odds", tag = "data", params(("id" = i64, Path, description = "Match id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "1X2 and over/under 2.5 quotes, opening and closing", body = MatchOddsView),
+              (status = 404, description = "No such match", body = ErrorBody)))]
+pub async fn match_odds(
+    State(state): State<AppState>,
+    _who: Viewer,
+    OriginalUri(uri): OriginalUri,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Response> {
+    cached(&state, &uri, async {
+        data::match_by_id(&state.db, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such match"))?;
+        let (one_x_two, totals) = data::odds(&state.db, id).await?;
+        json_bytes(&MatchOddsView {
+            match_id: id,
+            one_x_two: one_x_two.iter().map(OddsView::from_row).collect(),
+            over_under_2_5: totals.iter().map(OverUnderView::from_row).collect(),
+        })
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_422() {
+        let c = encode_cursor(1_700_000_000, 42);
+        assert_eq!(decode_cursor(Some(&c)).unwrap(), Some((1_700_000_000, 42)));
+        for bad in ["!!", "bm90LWEtY3Vyc29y", "MTI6"] {
+            let e = decode_cursor(Some(bad)).unwrap_err();
+            assert_eq!(e.field(), Some("cursor"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn instants_and_status() {
+        assert_eq!(
+            parse_instant("from", Some("2024-01-01"), false).unwrap(),
+            Some(1_704_067_200)
+        );
+        assert_eq!(
+            parse_instant("to", Some("2024-01-01"), true).unwrap(),
+            Some(1_704_153_600)
+        );
+        assert_eq!(
+            parse_instant("from", Some("2024-01-01T12:00:00Z"), false).unwrap(),
+            Some(1_704_110_400)
+        );
+        assert_eq!(
+            parse_instant("from", Some("yesterday"), false)
+                .unwrap_err()
+                .field(),
+            Some("from")
+        );
+        assert_eq!(parse_status(Some("finished")).unwrap(), Some("finished"));
+        assert!(parse_status(Some("done")).is_err());
+    }
+}
