@@ -34,6 +34,7 @@ pub struct Sandbox {
     volumes_dir: PathBuf,
     plans: BTreeMap<String, VolumePlan>,
     tokens: BTreeMap<TokenSpec, IssuedToken>,
+    claim_paths: BTreeMap<String, PathBuf>,
     kubeconfig: Option<PathBuf>,
     /// Why the volumes are not (all) in place; `None` once they are.
     pub problem: Option<String>,
@@ -47,6 +48,7 @@ impl Sandbox {
             pod_dir,
             plans: BTreeMap::new(),
             tokens: BTreeMap::new(),
+            claim_paths: BTreeMap::new(),
             kubeconfig: None,
             problem: Some("volumes not yet prepared".to_string()),
             synced_once: false,
@@ -106,13 +108,16 @@ impl Sandbox {
             .as_ref()
             .and_then(|s| s.volumes.clone())
             .unwrap_or_default();
-        let mut claim_paths = BTreeMap::new();
+        // A claim's binding never changes, so each is resolved once.
         for volume in &volumes {
-            if let Some(claim) = &volume.persistent_volume_claim {
+            if let Some(claim) = &volume.persistent_volume_claim
+                && !self.claim_paths.contains_key(&volume.name)
+            {
                 let path = claim_path(ctx, &namespace, &volume.name, &claim.claim_name).await?;
-                claim_paths.insert(volume.name.clone(), path);
+                self.claim_paths.insert(volume.name.clone(), path);
             }
         }
+        let claim_paths = self.claim_paths.clone();
         let objects = ctx.cache.namespace(&namespace);
         let volume_ctx = VolumeContext {
             pod,

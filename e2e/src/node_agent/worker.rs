@@ -1136,9 +1136,24 @@ impl PodWorker {
         if !self.terminal {
             self.pod_is_terminal = true;
             self.terminal = true;
-            // Containers that never ran are not "waiting" any more.
+            // A terminated pod has no waiting containers: kubelet reports those as terminated
+            // with an unknown status.
             for slot in self.init.iter_mut().chain(self.main.iter_mut()) {
                 slot.stop_probes();
+                if matches!(slot.runtime.state, RunState::Waiting { .. }) {
+                    slot.runtime.state = RunState::Terminated(Termination {
+                        exit_code: 137,
+                        signal: None,
+                        reason: "ContainerStatusUnknown".to_string(),
+                        message: Some(
+                            "The container could not be located when the pod was terminated"
+                                .to_string(),
+                        ),
+                        started_at: None,
+                        finished_at: Timestamp::now(),
+                        container_id: None,
+                    });
+                }
             }
             self.last_status = None;
             self.post_status().await;
@@ -1462,6 +1477,80 @@ mod tests {
                 }],
             })
         );
+    }
+
+    fn container_status(
+        name: &str,
+        state: serde_json::Value,
+        last: serde_json::Value,
+        restarts: i32,
+    ) -> k8s_openapi::api::core::v1::ContainerStatus {
+        serde_json::from_value(json!({
+            "name": name, "image": "img", "imageID": "", "ready": false,
+            "restartCount": restarts, "state": state, "lastState": last,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn adoption_continues_where_the_earlier_run_stopped() {
+        let slot = |name: &str, index| {
+            Slot::new(
+                Container {
+                    name: name.into(),
+                    ..Default::default()
+                },
+                SlotId { init: false, index },
+            )
+        };
+        let mut slots = vec![
+            slot("running", 0),
+            slot("crashing", 1),
+            slot("done", 2),
+            slot("new", 3),
+        ];
+        let statuses = vec![
+            container_status(
+                "running",
+                json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}}),
+                json!({}),
+                2,
+            ),
+            container_status(
+                "crashing",
+                json!({"waiting": {"reason": "CrashLoopBackOff"}}),
+                json!({"terminated": {"exitCode": 1, "reason": "Error"}}),
+                5,
+            ),
+            container_status(
+                "done",
+                json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+                json!({}),
+                0,
+            ),
+            container_status(
+                "new",
+                json!({"waiting": {"reason": "ContainerCreating"}}),
+                json!({}),
+                0,
+            ),
+        ];
+        adopt_slots(&mut slots, &statuses);
+        let terminated = |slot: &Slot| match &slot.runtime.state {
+            RunState::Terminated(t) => Some((t.exit_code, t.reason.clone())),
+            _ => None,
+        };
+        assert_eq!(
+            terminated(&slots[0]),
+            Some((137, "ContainerStatusUnknown".into()))
+        );
+        assert_eq!(slots[0].runtime.restart_count, 2);
+        assert!(slots[0].has_run);
+        assert_eq!(terminated(&slots[1]), Some((1, "Error".into())));
+        assert_eq!(slots[1].runtime.restart_count, 5);
+        assert_eq!(terminated(&slots[2]), Some((0, "Completed".into())));
+        assert_eq!(terminated(&slots[3]), None);
+        assert!(!slots[3].has_run);
     }
 
     #[test]
