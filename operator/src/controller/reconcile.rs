@@ -153,9 +153,19 @@ fn random_password() -> String {
     hex::encode(bytes)
 }
 
-fn typed<T: DeserializeOwned>(object: Option<&DynamicObject>) -> Option<T> {
-    object
-        .and_then(|o| serde_json::to_value(o).ok())
+/// A live child as its typed form. Listed items may lack apiVersion/kind, which typed custom
+/// resources require, so they are filled in from the kind.
+fn typed<T: DeserializeOwned>(kind: Kind, object: Option<&DynamicObject>) -> Option<T> {
+    let mut object = object?.clone();
+    if object.types.is_none() {
+        let ar = kind.api_resource();
+        object.types = Some(kube::core::TypeMeta {
+            api_version: ar.api_version,
+            kind: ar.kind,
+        });
+    }
+    serde_json::to_value(object)
+        .ok()
         .and_then(|v| serde_json::from_value(v).ok())
 }
 
@@ -215,7 +225,7 @@ async fn reconcile_valid(
     let secret_data = |name: &str| {
         live.get(&Kind::Secret)
             .and_then(|secrets| secrets.iter().find(|s| s.name_any() == name))
-            .and_then(|s| typed::<Secret>(Some(s)))
+            .and_then(|s| typed::<Secret>(Kind::Secret, Some(s)))
             .and_then(|s| s.data)
     };
     let jwt_keys = secret_data(v.signing_keys.secret());
@@ -248,6 +258,7 @@ async fn reconcile_valid(
 
     let deployment = |color| {
         typed::<Deployment>(
+            Kind::Deployment,
             report
                 .current
                 .get(&(Kind::Deployment, v.names.deployment(color))),
@@ -259,6 +270,7 @@ async fn reconcile_valid(
             return CertificateObservation::CrdMissing;
         }
         typed::<Certificate>(
+            Kind::Certificate,
             report
                 .current
                 .get(&(Kind::Certificate, v.names.certificate())),
@@ -270,6 +282,7 @@ async fn reconcile_valid(
         )
     });
     let last_backup = typed::<CronJob>(
+        Kind::CronJob,
         report
             .current
             .get(&(Kind::CronJob, v.names.backup_cronjob())),
@@ -382,4 +395,27 @@ async fn write_status(
         events::publish(&ctx.recorder, &ctx.metrics, &reference, reason, note).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_items_without_type_meta_convert_to_typed_custom_resources() {
+        let listed: DynamicObject = serde_json::from_value(json!({
+            "metadata": {"name": "prod", "namespace": "football"},
+            "spec": {"secretName": "prod-tls", "dnsNames": ["a.example"], "issuerRef": {"name": "le", "kind": "Issuer", "group": "cert-manager.io"}},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}], "notAfter": "2026-04-01T00:00:00Z"}
+        }))
+        .unwrap();
+        assert!(listed.types.is_none());
+        let cert: Certificate = typed(Kind::Certificate, Some(&listed)).unwrap();
+        assert_eq!(cert.status.unwrap().conditions[0].status, "True");
+        let deployment: Option<Deployment> = typed(Kind::Deployment, Some(&listed));
+        assert!(
+            deployment.is_some(),
+            "unknown fields are ignored, type meta is filled in"
+        );
+    }
 }

@@ -116,6 +116,16 @@ fn crds_directory_matches_crdgen_output() {
 }
 
 #[test]
+fn helm_chart_ships_the_same_crd() {
+    let generated = crd_yaml().expect("CRD renders");
+    let chart = workspace_file("charts/fp-operator/crds/footballprediction.yaml");
+    assert!(
+        chart == generated,
+        "charts/fp-operator/crds/footballprediction.yaml is stale: copy crds/footballprediction.yaml there"
+    );
+}
+
+#[test]
 fn crd_reference_doc_matches_the_types() {
     let committed = workspace_file("docs/crd-reference.md");
     assert!(

@@ -136,6 +136,56 @@ mod tests {
         }
     }
 
+    /// (group, resources, verbs) of each rule in the chart's ClusterRole text.
+    fn chart_rules() -> Vec<(String, String, String)> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../charts/fp-operator/templates/rbac.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        text.split("  - apiGroups:")
+            .skip(1)
+            .map(|rule| {
+                let line = |key: &str| {
+                    rule.lines()
+                        .find(|l| l.trim_start().starts_with(key))
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let group = rule.lines().next().unwrap_or_default().trim().to_owned();
+                (group, line("resources:"), line("verbs:"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_chart_grants_exactly_what_apply_needs_for_every_kind() {
+        let rules = chart_rules();
+        for kind in Kind::ALL {
+            let ar = kind.api_resource();
+            let group = format!("[\"{}\"]", ar.group);
+            let rule = rules
+                .iter()
+                .find(|(g, resources, _)| {
+                    *g == group && resources.contains(&format!("\"{}\"", ar.plural))
+                })
+                .unwrap_or_else(|| panic!("charts/fp-operator grants nothing on {}", ar.plural));
+            for verb in ["get", "list", "watch", "create", "patch"] {
+                assert!(
+                    rule.2.contains(&format!("\"{verb}\"")),
+                    "{} lacks {verb}",
+                    ar.plural
+                );
+            }
+            // Only kinds the operator may orphan-delete get delete; the backup claim never does.
+            let deletes = rule.2.contains("\"delete\"");
+            assert_eq!(
+                deletes,
+                kind != Kind::PersistentVolumeClaim,
+                "delete on {}",
+                ar.plural
+            );
+        }
+    }
+
     #[test]
     fn optional_kinds_name_the_crd_they_need() {
         let optional: Vec<(&str, &str)> = Kind::ALL
