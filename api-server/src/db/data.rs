@@ -211,11 +211,23 @@ pub fn match_list_query(filter: &MatchFilter) -> (String, Vec<Bind>) {
         let p = next(&mut binds, Bind::I64(id));
         conditions.push(format!("m.league_id = {p}"));
     }
-    if let Some(season) = &filter.season {
-        let p = next(&mut binds, Bind::Text(season.clone()));
-        conditions.push(format!(
-            "m.season_id IN (SELECT id FROM seasons WHERE name = {p})"
-        ));
+    match (&filter.season, filter.league_id) {
+        // One league's season is one id: an equality the (league, season, kickoff) index serves
+        // in kick-off order.
+        (Some(season), Some(league)) => {
+            let l = next(&mut binds, Bind::I64(league));
+            let p = next(&mut binds, Bind::Text(season.clone()));
+            conditions.push(format!(
+                "m.season_id = (SELECT id FROM seasons WHERE league_id = {l} AND name = {p})"
+            ));
+        }
+        (Some(season), None) => {
+            let p = next(&mut binds, Bind::Text(season.clone()));
+            conditions.push(format!(
+                "m.season_id IN (SELECT id FROM seasons WHERE name = {p})"
+            ));
+        }
+        (None, _) => {}
     }
     if let Some(team) = filter.team_id {
         let p = next(&mut binds, Bind::I64(team));

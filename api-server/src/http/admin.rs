@@ -7,7 +7,7 @@ use axum::http::header;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Analyst, ApiQuery, body_error, parse_json};
+use super::extract::{Analyst, ApiQuery, body_error, is_json, parse_json};
 use super::models::model_error;
 use crate::db::auth::{self as users, AuditEntry};
 use crate::db::data;
@@ -249,12 +249,21 @@ pub struct RefitResponse {
 pub async fn refit(
     State(state): State<AppState>,
     who: Analyst,
-    body: Bytes,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<RefitResponse>> {
+    let body = body.map_err(|e| body_error(e.status()))?;
+    // The body is optional; when there is one it must be JSON.
     let request: RefitRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RefitRequest::default()
-    } else {
+    } else if is_json(&headers) {
         parse_json(&body)?
+    } else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: application/json",
+        ));
     };
     let targets: Vec<(i64, String)> = match request.league.filter(|l| !l.is_empty()) {
         Some(code) => {
