@@ -198,8 +198,11 @@ pub fn walk_forward(
     order.sort_by_key(|t| t.result.kickoff);
 
     let mut fitter = Fitter::default();
-    let mut current: Option<(DateTime<Utc>, FittedModel)> = None;
-    let mut previous_fit: Option<FittedModel> = None;
+    // The latest successful fit (also the warm start of the next), the refit time last tried,
+    // and whether that attempt succeeded.
+    let mut fitted: Option<FittedModel> = None;
+    let mut last_cutoff: Option<DateTime<Utc>> = None;
+    let mut usable = false;
     let (mut refits, mut skipped) = (0, 0);
     let (mut model, mut constant) = (MetricsAccumulator::default(), MetricsAccumulator::default());
     let (mut odds, mut model_with_odds) =
@@ -207,18 +210,19 @@ pub fn walk_forward(
 
     for target in order {
         let cutoff = refit_time(target.result.kickoff, refit);
-        if current.as_ref().map(|(t, _)| *t) != Some(cutoff) {
-            current = match fitter.fit(league, history, cutoff, config, previous_fit.as_ref()) {
-                Ok(fitted) => {
+        if last_cutoff != Some(cutoff) {
+            last_cutoff = Some(cutoff);
+            match fitter.fit(league, history, cutoff, config, fitted.as_ref()) {
+                Ok(fit) => {
                     refits += 1;
-                    previous_fit = Some(fitted.clone());
-                    Some((cutoff, fitted))
+                    fitted = Some(fit);
+                    usable = true;
                 }
-                Err(FitError::NotEnoughMatches { .. } | FitError::NoSolution(_)) => None,
+                Err(FitError::NotEnoughMatches { .. } | FitError::NoSolution(_)) => usable = false,
                 Err(e) => return Err(e.into()),
-            };
+            }
         }
-        let Some((_, fitted)) = &current else {
+        let Some(fitted) = fitted.as_ref().filter(|_| usable) else {
             skipped += 1;
             continue;
         };

@@ -316,3 +316,24 @@ fn walk_forward_uses_only_the_past_and_beats_the_constant_forecast() {
     let b = walk_forward("SYN", &altered, &first_week, &config, RefitSchedule::Daily).unwrap();
     assert_eq!(a, b);
 }
+
+#[test]
+fn walk_forward_skips_matches_without_enough_earlier_results() {
+    let league = SyntheticLeague::random(20, 0.3, 5);
+    let matches = league.play(1, start(), 6);
+    let targets: Vec<EvaluationTarget> = matches[..60]
+        .iter()
+        .map(|m| EvaluationTarget {
+            result: m.clone(),
+            closing_odds: None,
+        })
+        .collect();
+    let config = FitConfig::default();
+    let evaluation =
+        walk_forward("SYN", &matches, &targets, &config, RefitSchedule::Weekly).unwrap();
+    // Weeks 1 and 2 have 0 and 10 earlier matches (< 20): skipped; weeks 3..6 are forecast.
+    assert_eq!(evaluation.skipped, 20);
+    assert_eq!(evaluation.refits, 4);
+    assert_eq!(evaluation.metrics.unwrap().count, 40);
+    assert!(evaluation.closing_odds.is_none());
+}
