@@ -204,6 +204,10 @@ pub struct ServeArgs {
     /// Seed the deterministic demo league into an empty database [default: auto]
     #[arg(long, env = "FP_DEMO_DATA", value_name = "MODE")]
     pub demo_data: Option<DemoData>,
+    /// Keep each league's latest-season out-of-sample evaluation current in the background (it
+    /// feeds fp_model_evaluation) [default: true]
+    #[arg(long, env = "FP_BACKGROUND_EVALUATION", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub background_evaluation: Option<bool>,
     /// Release version reported in fp_build_info [default: the package version]
     #[arg(long, env = "FP_RELEASE_VERSION", value_name = "VERSION")]
     pub release_version: Option<String>,
@@ -247,6 +251,7 @@ pub struct FileConfig {
     pub version_poll_interval: Option<HumanDuration>,
     pub ready_timeout: Option<HumanDuration>,
     pub demo_data: Option<DemoData>,
+    pub background_evaluation: Option<bool>,
     pub release_version: Option<String>,
 }
 
@@ -398,6 +403,7 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub ready_timeout: Duration,
     pub demo_data: DemoData,
+    pub background_evaluation: bool,
     pub release_version: String,
     pub migrate_on_start: bool,
 }
@@ -666,6 +672,10 @@ pub fn resolve_serve(
             Duration::from_secs(1),
         ),
         demo_data: args.demo_data.or(file.demo_data).unwrap_or(DemoData::Auto),
+        background_evaluation: args
+            .background_evaluation
+            .or(file.background_evaluation)
+            .unwrap_or(true),
         release_version: args
             .release_version
             .clone()

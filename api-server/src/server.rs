@@ -159,6 +159,21 @@ pub fn spawn_background(state: &AppState) {
             state.limits.housekeeping();
         },
     ));
+    if state.settings.background_evaluation {
+        // Soon after start (the gauge should not wait a minute), then every minute: a stored
+        // evaluation on unchanged data costs one query.
+        let weak = weak.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            if let Some(state) = weak.upgrade() {
+                refresh_evaluations(&state).await;
+            }
+            periodic(weak, Duration::from_secs(60), |state| async move {
+                refresh_evaluations(&state).await;
+            })
+            .await;
+        });
+    }
     tokio::spawn(periodic(
         weak,
         Duration::from_secs(3600),
@@ -170,6 +185,44 @@ pub fn spawn_background(state: &AppState) {
             }
         },
     ));
+}
+
+/// Makes sure each served league's latest season has an evaluation on the current data (a
+/// stored one is reused; a stale one is recomputed on a blocking thread, one at a time).
+async fn refresh_evaluations(state: &AppState) {
+    let seasons = match crate::db::data::seasons(&state.db).await {
+        Ok(s) => s,
+        Err(e) => return tracing::debug!(error = %e, "evaluation refresh skipped"),
+    };
+    for model in state.models.all() {
+        let Some(season) = seasons
+            .iter()
+            .filter(|(id, _)| *id == model.league_id)
+            .map(|(_, s)| s)
+            .next_back()
+        else {
+            continue;
+        };
+        let Ok(Some(season_id)) =
+            crate::db::models::season_id(&state.db, model.league_id, season).await
+        else {
+            continue;
+        };
+        match crate::predict::evaluate::season_report(
+            &state.models,
+            &state.db,
+            &state.metrics,
+            model.league_id,
+            &model.league,
+            season_id,
+            season,
+        )
+        .await
+        {
+            Ok(report) => crate::predict::evaluate::publish(&state.metrics, &report),
+            Err(e) => tracing::debug!(league = %model.league, error = %e, "no evaluation"),
+        }
+    }
 }
 
 async fn periodic<F, Fut>(weak: WeakState, every: Duration, mut tick: F)

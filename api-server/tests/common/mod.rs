@@ -157,6 +157,8 @@ pub fn settings(which: &Which, dir: &std::path::Path, url: &str, extra: &[&str])
         "0",
         "--auth-rate-limit-per-minute",
         "0",
+        "--background-evaluation",
+        "false",
         "--demo-data",
         "off",
         "--db-startup-timeout",
