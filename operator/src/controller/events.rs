@@ -82,11 +82,14 @@ fn truncate(mut note: String) -> String {
     note
 }
 
-/// Publishes one event; a failure to publish is logged, never fatal.
+/// Publishes one event; a failure to publish is logged, never fatal. `related` names the child an
+/// event is about: the recorder groups repeated events into a series by (reason, regarding,
+/// related), so without it the events about different children would merge into one.
 pub async fn publish(
     recorder: &Recorder,
     metrics: &Metrics,
     reference: &ObjectReference,
+    related: Option<ObjectReference>,
     reason: EventReason,
     note: String,
 ) {
@@ -95,7 +98,7 @@ pub async fn publish(
         reason: reason.as_str().into(),
         note: Some(truncate(note)),
         action: reason.action().into(),
-        secondary: None,
+        secondary: related,
     };
     metrics.event(reason.as_str());
     if let Err(e) = recorder.publish(&event, reference).await {

@@ -283,9 +283,18 @@ async fn run_controller(
     let store = controller.store();
     let synced = store.clone();
     tokio::spawn(async move {
-        if synced.wait_until_ready().await.is_ok() {
-            readiness.set_caches_synced(true);
-            tracing::info!("FootballPrediction cache synced");
+        // The store's ready signal wakes only its most recent waiter (the controller's runner), so
+        // look again every second rather than wait once.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(1), synced.wait_until_ready()).await {
+                Ok(Ok(())) => {
+                    readiness.set_caches_synced(true);
+                    tracing::info!("FootballPrediction cache synced");
+                    return;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => {}
+            }
         }
     });
     let ctx = Arc::new(Context {

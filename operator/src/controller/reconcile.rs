@@ -115,6 +115,7 @@ async fn report_undecodable(invalid: &InvalidObject, ctx: &Context) -> Result<()
         &ctx.recorder,
         &ctx.metrics,
         &reference,
+        None,
         EventReason::InvalidSpec,
         message,
     )
@@ -340,7 +341,23 @@ async fn announce_changes(fp: &FootballPrediction, ctx: &Context, report: &Apply
     ] {
         for (kind, name) in keys {
             let note = format!("{} {} {name}", reason.as_str(), kind.as_str());
-            events::publish(&ctx.recorder, &ctx.metrics, &reference, reason, note).await;
+            let ar = kind.api_resource();
+            let related = k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some(ar.api_version),
+                kind: Some(ar.kind),
+                name: Some(name.clone()),
+                namespace: reference.namespace.clone(),
+                ..Default::default()
+            };
+            events::publish(
+                &ctx.recorder,
+                &ctx.metrics,
+                &reference,
+                Some(related),
+                reason,
+                note,
+            )
+            .await;
         }
     }
 }
@@ -392,7 +409,7 @@ async fn write_status(
     }
     let reference = fp.object_ref(&());
     for (reason, note) in status::transition_events(previous, &next) {
-        events::publish(&ctx.recorder, &ctx.metrics, &reference, reason, note).await;
+        events::publish(&ctx.recorder, &ctx.metrics, &reference, None, reason, note).await;
     }
     Ok(())
 }

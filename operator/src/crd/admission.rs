@@ -30,12 +30,13 @@ pub fn admit(manifest: &Value) -> Result<FootballPrediction, Vec<String>> {
         return Err(cel
             .iter()
             .map(|e| {
+                // The API server's format (checked against kube-apiserver v1.37).
                 let path = if e.field_path.is_empty() {
-                    "<root>"
+                    "<nil>"
                 } else {
                     e.field_path.as_str()
                 };
-                format!("{path}: Invalid value: \"object\": {}", e.message)
+                format!("{path}: Invalid value: {}", e.message)
             })
             .collect());
     }
@@ -202,6 +203,8 @@ fn check_string(schema: &Value, s: &str, path: &str, errors: &mut Vec<String>) {
         errors.push(format!(
             "{path}: Too long: may not be more than {max} bytes"
         ));
+        // The API server reports nothing else about an over-long string.
+        return;
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
         match Regex::new(pattern) {
@@ -220,6 +223,7 @@ fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
         Value::Number(_) => "number",
         Value::String(_) => "string",
         Value::Array(_) => "array",

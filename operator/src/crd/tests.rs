@@ -280,7 +280,7 @@ fn field_cases() -> Vec<Case> {
             format!("spec.version: Invalid value: \"\": spec.version in body should match '{VERSION_PATTERN}'"),
         ]),
         ("/spec/version", json!(142), vec![
-            "spec.version: Invalid value: \"number\": spec.version in body must be of type string: \"number\"".into(),
+            "spec.version: Invalid value: \"integer\": spec.version in body must be of type string: \"integer\"".into(),
         ]),
         ("/spec/image/repository", json!("Registry/FP"), pattern("spec.image.repository", "Registry/FP", IMAGE_REPOSITORY_PATTERN)),
         ("/spec/image/pullPolicy", json!("Sometimes"), vec![
@@ -354,7 +354,6 @@ fn field_cases() -> Vec<Case> {
         ]),
         ("/spec/version", json!("v".repeat(129)), vec![
             "spec.version: Too long: may not be more than 128 bytes".into(),
-            format!("spec.version: Invalid value: \"{}\": spec.version in body should match '{VERSION_PATTERN}'", "v".repeat(129)),
         ]),
     ]
 }
@@ -375,7 +374,7 @@ fn cel_cases() -> Vec<(Value, &'static str)> {
                 "/spec/autoscaling/maxReplicas",
                 json!(4),
             ),
-            "spec: Invalid value: \"object\": spec.autoscaling.minReplicas must be less than or equal to spec.autoscaling.maxReplicas",
+            "spec: Invalid value: spec.autoscaling.minReplicas must be less than or equal to spec.autoscaling.maxReplicas",
         ),
         (
             with(
@@ -383,23 +382,23 @@ fn cel_cases() -> Vec<(Value, &'static str)> {
                 "/spec/tls/dnsNames",
                 json!(["www.football.example"]),
             ),
-            "spec: Invalid value: \"object\": spec.tls.dnsNames must include spec.ingress.host",
+            "spec: Invalid value: spec.tls.dnsNames must include spec.ingress.host",
         ),
         (
             with(full(), "/spec/ingress", Value::Null),
-            "spec: Invalid value: \"object\": spec.tls requires spec.ingress: the certificate is served by the Ingress",
+            "spec: Invalid value: spec.tls requires spec.ingress: the certificate is served by the Ingress",
         ),
         (
             with(full(), "/spec/auth/keyRotation/gracePeriod", json!("10m")),
-            "spec.auth: Invalid value: \"object\": spec.auth.keyRotation.gracePeriod must be longer than spec.auth.accessTokenTtl, or retiring a key logs users out",
+            "spec.auth: Invalid value: spec.auth.keyRotation.gracePeriod must be longer than spec.auth.accessTokenTtl, or retiring a key logs users out",
         ),
         (
             with(full(), "/spec/tls/renewBefore", json!("2160h")),
-            "spec.tls: Invalid value: \"object\": spec.tls.renewBefore must be shorter than spec.tls.duration",
+            "spec.tls: Invalid value: spec.tls.renewBefore must be shorter than spec.tls.duration",
         ),
         (
             with(full(), "/spec/rollout/analysis/failureLimit", json!(5)),
-            "spec.rollout.analysis: Invalid value: \"object\": spec.rollout.analysis.failureLimit must be less than spec.rollout.analysis.count",
+            "spec.rollout.analysis: Invalid value: spec.rollout.analysis.failureLimit must be less than spec.rollout.analysis.count",
         ),
         (
             with(
@@ -407,19 +406,19 @@ fn cel_cases() -> Vec<(Value, &'static str)> {
                 "/spec/rollout/analysis/checks",
                 json!([{"name": "ready", "httpGet": {"path": "/a"}}, {"name": "ready", "httpGet": {"path": "/b"}}]),
             ),
-            "spec.rollout.analysis: Invalid value: \"object\": spec.rollout.analysis.checks names must be unique",
+            "spec.rollout.analysis: Invalid value: spec.rollout.analysis.checks names must be unique",
         ),
         (
             with(full(), "/spec/backup/storage", json!({})),
-            "spec.backup.storage: Invalid value: \"object\": spec.backup.storage needs pvc, s3 or both",
+            "spec.backup.storage: Invalid value: spec.backup.storage needs pvc, s3 or both",
         ),
         (
             with(minimal(), "/metadata/name", json!("9prod")),
-            "<root>: Invalid value: \"object\": metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter): it names Services",
+            "<nil>: Invalid value: metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter): it names Services",
         ),
         (
             with(minimal(), "/metadata/name", json!("a".repeat(37))),
-            "<root>: Invalid value: \"object\": metadata.name must be at most 36 characters: child names add suffixes such as -backup-frequent",
+            "<nil>: Invalid value: metadata.name must be at most 36 characters: child names add suffixes such as -backup-frequent",
         ),
     ]
 }
