@@ -149,7 +149,7 @@ pub struct ServeArgs {
     /// argon2id iterations [default: 2]
     #[arg(long, env = "FP_PASSWORD_HASH_ITERATIONS", value_name = "N")]
     pub password_hash_iterations: Option<u32>,
-    /// Password hashes computed at once, on blocking threads [default: number of CPUs]
+    /// Password hashes computed at once, on blocking threads [default: CPUs - 1, at least 1]
     #[arg(long, env = "FP_PASSWORD_HASH_CONCURRENCY", value_name = "N")]
     pub password_hash_concurrency: Option<u32>,
     /// Maximum request body for JSON endpoints, in bytes [default: 65536]
@@ -685,10 +685,13 @@ pub fn resolve_serve(
     })
 }
 
+/// One CPU fewer than the machine has (at least one): logins at full tilt still leave a core
+/// for reads.
 fn default_concurrency() -> u32 {
-    std::thread::available_parallelism()
+    let cpus = std::thread::available_parallelism()
         .map(|n| u32::try_from(n.get()).unwrap_or(1))
-        .unwrap_or(1)
+        .unwrap_or(1);
+    cpus.saturating_sub(1).max(1)
 }
 
 #[cfg(test)]

@@ -1,0 +1,256 @@
+//! The real binary, as a user starts it: zero setup (SQLite under ./data, demo league, a
+//! generated admin password that is written 0600 and never printed), configuration precedence
+//! (file < environment < flags), and a clean exit on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns (status, body).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fp-api-server"));
+    command
+        .current_dir(dir)
+        .args(args)
+        .env_remove("FP_DATABASE_URL")
+        .env_remove("FP_CONFIG")
+        .env_remove("FP_LISTEN")
+        .env_remove("FP_ADMIN_PASSWORD")
+        .env("FP_PASSWORD_HASH_MEMORY_KIB", "1024")
+        .env("FP_PASSWORD_HASH_ITERATIONS", "1")
+        .stdout(Stdio::from(
+            std::fs::File::create(dir.join("stdout.log")).unwrap(),
+        ))
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("stderr.log")).unwrap(),
+        ));
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    Server {
+        child: command.spawn().unwrap(),
+    }
+}
+
+fn wait_ready(addr: SocketAddr, dir: &Path) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if let Some((200, _)) = http(addr, "GET", "/health/ready", &[], "") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "not ready on {addr}: {}",
+        std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
+    );
+}
+
+#[test]
+fn zero_setup_serves_predictions_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // The environment picks the port (the zero-setup default 8080 may be taken on a shared machine).
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = start(dir.path(), &[], &[("FP_LISTEN", &listen)]);
+    let addr: SocketAddr = listen.parse().unwrap();
+    wait_ready(addr, dir.path());
+
+    let password_file = dir.path().join("data/admin-password");
+    let password = std::fs::read_to_string(&password_file).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&password_file)
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    assert!(dir.path().join("data/fp.db").exists());
+    let body = format!("{{\"username\":\"admin\",\"password\":\"{password}\"}}");
+    let (status, login) = http(
+        addr,
+        "POST",
+        "/api/v1/auth/login",
+        &[("Content-Type", "application/json")],
+        &body,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{login}");
+    let token: serde_json::Value = serde_json::from_str(&login).unwrap();
+    let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+    let (status, predictions) = http(
+        addr,
+        "GET",
+        "/api/v1/predictions?league=DEMO&limit=5",
+        &[("Authorization", &bearer)],
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{predictions}");
+    let predictions: serde_json::Value = serde_json::from_str(&predictions).unwrap();
+    assert_eq!(predictions["items"].as_array().unwrap().len(), 5);
+
+    // SIGTERM: a clean, prompt exit.
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let logs = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap()
+        + &std::fs::read_to_string(dir.path().join("stdout.log")).unwrap();
+    assert!(
+        !logs.contains(password.trim()),
+        "the generated password must never be printed"
+    );
+    assert!(
+        logs.contains("admin-password"),
+        "the log says where the password is"
+    );
+}
+
+#[test]
+fn configuration_precedence_is_file_then_environment_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file_port, env_port, flag_port) = (free_port(), free_port(), free_port());
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!("listen = \"127.0.0.1:{file_port}\"\nrelease_version = \"from-file\"\ndemo_data = \"off\"\n"),
+    )
+    .unwrap();
+    let config = dir.path().join("config.toml");
+    let config = config.to_str().unwrap();
+
+    // Environment beats the file.
+    {
+        let env_listen = format!("127.0.0.1:{env_port}");
+        let _server = start(
+            dir.path(),
+            &["serve"],
+            &[("FP_CONFIG", config), ("FP_LISTEN", &env_listen)],
+        );
+        let addr: SocketAddr = env_listen.parse().unwrap();
+        wait_ready(addr, dir.path());
+        let (_, metrics) = http(addr, "GET", "/metrics", &[], "").unwrap();
+        assert!(
+            metrics.contains("fp_build_info{version=\"from-file\"} 1"),
+            "the file still applies"
+        );
+        assert!(
+            http(
+                format!("127.0.0.1:{file_port}").parse().unwrap(),
+                "GET",
+                "/health/live",
+                &[],
+                ""
+            )
+            .is_none()
+        );
+    }
+    // A flag beats the environment.
+    {
+        let env_listen = format!("127.0.0.1:{env_port}");
+        let flag_listen = format!("127.0.0.1:{flag_port}");
+        let _server = start(
+            dir.path(),
+            &[
+                "serve",
+                "--listen",
+                &flag_listen,
+                "--release-version",
+                "from-flag",
+            ],
+            &[
+                ("FP_CONFIG", config),
+                ("FP_LISTEN", &env_listen),
+                ("FP_RELEASE_VERSION", "from-env"),
+            ],
+        );
+        let addr: SocketAddr = flag_listen.parse().unwrap();
+        wait_ready(addr, dir.path());
+        let (_, metrics) = http(addr, "GET", "/metrics", &[], "").unwrap();
+        assert!(
+            metrics.contains("fp_build_info{version=\"from-flag\"} 1"),
+            "{metrics}"
+        );
+    }
+    // A bad config file stops start-up with a message naming the key.
+    std::fs::write(dir.path().join("bad.toml"), "lisen = \"x\"\n").unwrap();
+    let bad = dir.path().join("bad.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_fp-api-server"))
+        .current_dir(dir.path())
+        .args(["serve", "--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("lisen"));
+}
