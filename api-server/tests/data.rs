@@ -292,59 +292,6 @@ async fn batch_predictions(which: Which) {
     }
 }
 
-/// A generated football-data file: `teams` clubs, a full double round robin from August of
-/// `year`, scores from a fixed rule, Bet365 opening and Pinnacle closing odds.
-pub fn season_csv(year: i32, teams: usize, played_rounds: usize) -> String {
-    let mut out = String::from(
-        "Div,Date,Time,HomeTeam,AwayTeam,FTHG,FTAG,FTR,B365H,B365D,B365A,PSCH,PSCD,PSCA\r\n",
-    );
-    let names: Vec<String> = (0..teams)
-        .map(|i| format!("Club {}", (b'A' + i as u8) as char))
-        .collect();
-    // Circle method: round r pairs ring[i] with ring[n-1-i]; the second leg swaps venues.
-    let mut ring: Vec<usize> = (0..teams).collect();
-    let mut first_leg = Vec::new();
-    for _ in 0..teams - 1 {
-        first_leg.push(
-            (0..teams / 2)
-                .map(|i| (ring[i], ring[teams - 1 - i]))
-                .collect::<Vec<_>>(),
-        );
-        ring[1..].rotate_right(1);
-    }
-    let second_leg: Vec<Vec<(usize, usize)>> = first_leg
-        .iter()
-        .map(|r| r.iter().map(|&(h, a)| (a, h)).collect())
-        .collect();
-    let start = chrono::NaiveDate::from_ymd_opt(year, 8, 10).unwrap();
-    for (round, games) in first_leg.iter().chain(second_leg.iter()).enumerate() {
-        let d = (start + chrono::Duration::weeks(round as i64)).format("%d/%m/%Y");
-        for &(h, a) in games {
-            if round < played_rounds {
-                let hg = (h * 7 + a * 3 + round) % 4;
-                let ag = (a * 5 + h + round) % 3;
-                let r = if hg > ag {
-                    "H"
-                } else if hg == ag {
-                    "D"
-                } else {
-                    "A"
-                };
-                out.push_str(&format!(
-                    "E0,{d},15:00,{},{},{hg},{ag},{r},2.1,3.4,3.6,2.2,3.3,3.5\r\n",
-                    names[h], names[a]
-                ));
-            } else {
-                out.push_str(&format!(
-                    "E0,{d},15:00,{},{},,,,2.1,3.4,3.6,,,\r\n",
-                    names[h], names[a]
-                ));
-            }
-        }
-    }
-    out
-}
-
 fn csv_request(path: &str, token: &str, body: String) -> Request<Body> {
     Request::builder()
         .method(Method::POST)
@@ -358,7 +305,7 @@ fn csv_request(path: &str, token: &str, body: String) -> Request<Body> {
 async fn csv_import_is_idempotent_and_refits(which: Which) {
     let app = TestApp::new(which).await;
     let token = app.admin().await.access;
-    let csv = season_csv(2023, 8, 10);
+    let csv = common::season_csv(2023, 8, 10);
     let r = app
         .send(csv_request(
             "/api/v1/admin/import?league=E0&season=2023-2024",
@@ -386,7 +333,7 @@ async fn csv_import_is_idempotent_and_refits(which: Which) {
     let leagues = app.get("/api/v1/leagues", Some(&token)).await.json();
     assert_eq!(items(&leagues)[0]["matches"], 56);
     // More results: a new model version, served at once by this replica.
-    let more = season_csv(2023, 8, 12);
+    let more = common::season_csv(2023, 8, 12);
     let r = app
         .send(csv_request(
             "/api/v1/admin/import?league=E0&season=2023-2024",
@@ -429,7 +376,7 @@ async fn csv_import_is_idempotent_and_refits(which: Which) {
 async fn malformed_csv_writes_nothing(which: Which) {
     let app = TestApp::new(which).await;
     let token = app.admin().await.access;
-    let mut csv = season_csv(2023, 6, 10);
+    let mut csv = common::season_csv(2023, 6, 10);
     // Break two rows deep in the file: a non-numeric score and an impossible date.
     let mut lines: Vec<Vec<String>> = csv
         .lines()
@@ -464,7 +411,7 @@ async fn malformed_csv_writes_nothing(which: Which) {
     let leagues = app.get("/api/v1/leagues", Some(&token)).await.json();
     assert!(items(&leagues).is_empty());
     // Wrong parameters and media types are 4xx too.
-    let ok = season_csv(2023, 6, 10);
+    let ok = common::season_csv(2023, 6, 10);
     for (path, field) in [
         ("/api/v1/admin/import?league=e0&season=2023-2024", "league"),
         ("/api/v1/admin/import?league=E0&season=2023", "season"),
@@ -492,7 +439,7 @@ async fn malformed_csv_writes_nothing(which: Which) {
 async fn multipart_import_and_odds(which: Which) {
     let app = TestApp::new(which).await;
     let token = app.admin().await.access;
-    let csv = season_csv(2022, 6, 4);
+    let csv = common::season_csv(2022, 6, 4);
     let boundary = "XyZboundary";
     let body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"league\"\r\n\r\nE0\r\n\

@@ -15,6 +15,7 @@ on_both_backends!(
     readiness_fails_while_shutting_down,
     serve_refuses_older_and_newer_schemas_saying_which,
     fault_switch_fails_readiness,
+    readiness_waits_for_a_model_when_leagues_have_results,
 );
 
 async fn live_and_ready_answer_on_a_migrated_database(which: Which) {
@@ -141,4 +142,32 @@ async fn fault_switch_fails_readiness(which: Which) {
     ready.expect(StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready.json()["reason"], "fault_injected");
     app.get("/health/live", None).await.expect(StatusCode::OK);
+}
+
+async fn readiness_waits_for_a_model_when_leagues_have_results(which: Which) {
+    let app = TestApp::new(which).await;
+    app.get("/health/ready", None).await.expect(StatusCode::OK);
+    // Results arrive without a fit (as an import on another replica, before its refit lands).
+    let csv = common::season_csv(2023, 6, 10);
+    fp_api_server::import::import_file(
+        &app.state.db,
+        "E0",
+        "2023-2024",
+        csv.as_bytes(),
+        "t",
+        (None, "t"),
+    )
+    .await
+    .unwrap();
+    app.state.sync_now().await.unwrap();
+    let ready = app.get("/health/ready", None).await;
+    ready.expect(StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.json()["reason"], "model_not_fitted");
+    assert!(ready.json()["message"].as_str().unwrap().contains("E0"));
+    app.state
+        .models
+        .ensure_fitted(&app.state.db, &app.state.metrics)
+        .await
+        .unwrap();
+    app.get("/health/ready", None).await.expect(StatusCode::OK);
 }

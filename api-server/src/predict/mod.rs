@@ -85,6 +85,32 @@ pub struct ModelService {
     fit_lock: tokio::sync::Mutex<()>,
 }
 
+/// Pure rule of [`ModelService::readiness_gap`].
+pub fn readiness_gap(expected: &[(i64, String)], loaded: usize) -> Option<String> {
+    if expected.is_empty() || loaded > 0 {
+        return None;
+    }
+    let codes: Vec<&str> = expected.iter().map(|(_, code)| code.as_str()).collect();
+    Some(format!(
+        "no fitted model yet (leagues with results: {})",
+        codes.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readiness_gap;
+
+    #[test]
+    fn ready_once_any_model_serves() {
+        assert_eq!(readiness_gap(&[], 0), None);
+        let expected = vec![(1, "E0".to_string()), (2, "D1".to_string())];
+        let gap = readiness_gap(&expected, 0).unwrap();
+        assert!(gap.contains("E0") && gap.contains("D1"), "{gap}");
+        assert_eq!(readiness_gap(&expected, 1), None);
+    }
+}
+
 impl Default for ModelService {
     fn default() -> Self {
         Self::new(FitConfig::default())
@@ -115,23 +141,12 @@ impl ModelService {
         v
     }
 
-    /// `None` when every league with enough results has a model; else why not ready.
+    /// `None` when the replica can serve predictions; else why not. Start-up fits every league
+    /// before serving, so this only bites when no model is loaded although leagues have results.
+    /// A league that gains results later (an import on another replica, its fit still running)
+    /// must not take every replica out of rotation: it is served once its fit lands.
     pub fn readiness_gap(&self) -> Option<String> {
-        let loaded = self.loaded.load();
-        let expected = self.expected.load();
-        let missing: Vec<&str> = expected
-            .iter()
-            .filter(|(id, _)| !loaded.contains_key(id))
-            .map(|(_, code)| code.as_str())
-            .collect();
-        if missing.is_empty() {
-            None
-        } else {
-            Some(format!(
-                "no fitted model yet for league(s) {}",
-                missing.join(", ")
-            ))
-        }
+        readiness_gap(&self.expected.load(), self.loaded.load().len())
     }
 
     /// Loads the newest stored fit of every league (after a data-version change or at start).

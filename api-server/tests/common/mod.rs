@@ -354,3 +354,56 @@ impl TestApp {
         self.login(username, "a-good-password").await
     }
 }
+
+/// A generated football-data file: `teams` clubs, a full double round robin from August of
+/// `year`, scores from a fixed rule, Bet365 opening and Pinnacle closing odds.
+pub fn season_csv(year: i32, teams: usize, played_rounds: usize) -> String {
+    let mut out = String::from(
+        "Div,Date,Time,HomeTeam,AwayTeam,FTHG,FTAG,FTR,B365H,B365D,B365A,PSCH,PSCD,PSCA\r\n",
+    );
+    let names: Vec<String> = (0..teams)
+        .map(|i| format!("Club {}", (b'A' + i as u8) as char))
+        .collect();
+    // Circle method: round r pairs ring[i] with ring[n-1-i]; the second leg swaps venues.
+    let mut ring: Vec<usize> = (0..teams).collect();
+    let mut first_leg = Vec::new();
+    for _ in 0..teams - 1 {
+        first_leg.push(
+            (0..teams / 2)
+                .map(|i| (ring[i], ring[teams - 1 - i]))
+                .collect::<Vec<_>>(),
+        );
+        ring[1..].rotate_right(1);
+    }
+    let second_leg: Vec<Vec<(usize, usize)>> = first_leg
+        .iter()
+        .map(|r| r.iter().map(|&(h, a)| (a, h)).collect())
+        .collect();
+    let start = chrono::NaiveDate::from_ymd_opt(year, 8, 10).unwrap();
+    for (round, games) in first_leg.iter().chain(second_leg.iter()).enumerate() {
+        let d = (start + chrono::Duration::weeks(round as i64)).format("%d/%m/%Y");
+        for &(h, a) in games {
+            if round < played_rounds {
+                let hg = (h * 7 + a * 3 + round) % 4;
+                let ag = (a * 5 + h + round) % 3;
+                let r = if hg > ag {
+                    "H"
+                } else if hg == ag {
+                    "D"
+                } else {
+                    "A"
+                };
+                out.push_str(&format!(
+                    "E0,{d},15:00,{},{},{hg},{ag},{r},2.1,3.4,3.6,2.2,3.3,3.5\r\n",
+                    names[h], names[a]
+                ));
+            } else {
+                out.push_str(&format!(
+                    "E0,{d},15:00,{},{},,,,2.1,3.4,3.6,,,\r\n",
+                    names[h], names[a]
+                ));
+            }
+        }
+    }
+    out
+}
