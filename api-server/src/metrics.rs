@@ -95,7 +95,7 @@ impl Metrics {
         )?;
         let predictions_served = IntCounter::new(
             "fp_predictions_served_total",
-            "Predictions returned to clients (a batch counts each prediction)",
+            "Predictions returned by /api/v1/predictions/{match_id} and /batch (a batch counts each)",
         )?;
         let model_fit_timestamp = GaugeVec::new(
             Opts::new(

@@ -211,8 +211,6 @@ pub async fn list(
             .iter()
             .filter_map(|m| state.models.get(m.league_id).map(|model| model.view(m)))
             .collect();
-        #[allow(clippy::cast_possible_truncation)]
-        state.metrics.predictions_served.inc_by(items.len() as u64);
         json_bytes(&PredictionPage { items, next_cursor })
     })
     .await
