@@ -11,7 +11,10 @@ use common::{TestApp, Which};
 use fp_api_server::db::Db;
 use fp_api_server::import::import_file;
 
-on_both_backends!(every_shared_file_imports_with_exact_counts);
+on_both_backends!(
+    every_shared_file_imports_with_exact_counts,
+    evaluation_through_the_api_matches_the_reference_figures,
+);
 
 fn shared_data() -> Option<PathBuf> {
     let dir = std::env::var_os("FP_FOOTBALL_DATA")
@@ -126,4 +129,47 @@ async fn every_shared_file_imports_with_exact_counts(which: Which) {
         .collect();
     assert_eq!(leagues, ["D1", "E0", "F1", "I1", "SP1"]);
     assert!(app.state.models.readiness_gap().is_none());
+}
+
+/// Import E0 2021-22 to 2023-24, then ask the API for the 2023-24 evaluation: the model beats
+/// the constant forecast out of sample, and the closing odds read back from the database score
+/// exactly the README's reference RPS (so odds survive the round trip).
+async fn evaluation_through_the_api_matches_the_reference_figures(which: Which) {
+    let Some(dir) = shared_data() else {
+        return;
+    };
+    let app = TestApp::new(which).await;
+    for season in ["2021-2022", "2022-2023", "2023-2024"] {
+        let bytes = std::fs::read(dir.join("E0").join(format!("{season}.csv"))).unwrap();
+        import_file(&app.state.db, "E0", season, &bytes, "test", (None, "test"))
+            .await
+            .unwrap();
+    }
+    app.state
+        .models
+        .ensure_fitted(&app.state.db, &app.state.metrics)
+        .await
+        .unwrap();
+    app.state.sync_now().await.unwrap();
+    let token = app.admin().await.access;
+    let r = app
+        .get(
+            "/api/v1/models/dixon-coles/evaluation?league=E0&season=2023-2024",
+            Some(&token),
+        )
+        .await;
+    r.expect(axum::http::StatusCode::OK);
+    let report = r.json();
+    let model = report["metrics"]["rps"].as_f64().unwrap();
+    let constant = report["constant_reference"]["rps"].as_f64().unwrap();
+    let odds = report["closing_odds"]["closing_odds"]["rps"]
+        .as_f64()
+        .unwrap();
+    eprintln!(
+        "E0 2023-24 via the API: model {model:.4}, constant {constant:.4}, closing odds {odds:.4}"
+    );
+    assert_eq!(report["metrics"]["count"], 380);
+    assert_eq!(format!("{constant:.4}"), "0.2340");
+    assert_eq!(format!("{odds:.4}"), "0.1805");
+    assert!(model < constant, "model {model} vs constant {constant}");
 }
