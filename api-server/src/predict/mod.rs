@@ -97,20 +97,6 @@ pub fn readiness_gap(expected: &[(i64, String)], loaded: usize) -> Option<String
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::readiness_gap;
-
-    #[test]
-    fn ready_once_any_model_serves() {
-        assert_eq!(readiness_gap(&[], 0), None);
-        let expected = vec![(1, "E0".to_string()), (2, "D1".to_string())];
-        let gap = readiness_gap(&expected, 0).unwrap();
-        assert!(gap.contains("E0") && gap.contains("D1"), "{gap}");
-        assert_eq!(readiness_gap(&expected, 1), None);
-    }
-}
-
 impl Default for ModelService {
     fn default() -> Self {
         Self::new(FitConfig::default())
@@ -301,5 +287,19 @@ impl ModelService {
         drop(_guard);
         self.reload(db, metrics).await?;
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readiness_gap;
+
+    #[test]
+    fn ready_once_any_model_serves() {
+        assert_eq!(readiness_gap(&[], 0), None);
+        let expected = vec![(1, "E0".to_string()), (2, "D1".to_string())];
+        let gap = readiness_gap(&expected, 0).unwrap();
+        assert!(gap.contains("E0") && gap.contains("D1"), "{gap}");
+        assert_eq!(readiness_gap(&expected, 1), None);
     }
 }
