@@ -1,6 +1,6 @@
-//! The command line: `serve` (the default), `migrate` and `import`. Each subcommand is one enum
-//! variant with its own `Args` struct and one arm in [`run`]; more (backup, restore, verify,
-//! backups) plug in the same way.
+//! The command line: `serve` (the default), `migrate`, `import`, and the backup commands
+//! (`backup`, `restore`, `verify`, `backups`, see [`crate::backup::cli`]). Each subcommand is one
+//! enum variant with its own `Args` struct and one arm in [`run`].
 
 use std::process::ExitCode;
 
@@ -44,6 +44,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Import football-data.co.uk CSV files (one transaction per file) and refit the model
     Import(ImportArgs),
+    #[command(flatten)]
+    Backup(crate::backup::cli::BackupCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,6 +104,10 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The backup commands have their own exit codes and JSON summary.
+    if let Command::Backup(backup) = command {
+        return runtime.block_on(crate::backup::cli::run(backup));
+    }
     match runtime.block_on(run(command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -140,6 +146,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let storage = storage_settings(&args.storage)?;
             crate::telemetry::init(&storage.log);
             crate::import::cli::run(&storage, &args).await?;
+        }
+        Command::Backup(backup) => {
+            let code = crate::backup::cli::run(backup).await;
+            if code != ExitCode::SUCCESS {
+                anyhow::bail!("backup command failed (see its JSON summary)");
+            }
         }
     }
     Ok(())
