@@ -13,6 +13,7 @@ mod postgres;
 mod proc;
 mod steps;
 mod testcmd;
+mod tools;
 
 use clap::{Parser, Subcommand};
 

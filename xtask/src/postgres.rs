@@ -51,6 +51,8 @@ fn installed_bin_dir() -> Option<PathBuf> {
 /// A running server and where it keeps its files.
 pub struct Postgres {
     pub url: String,
+    /// pg_dump / pg_restore of the same major as the server (for the backup tests).
+    pub bin_dir: PathBuf,
     state: PathBuf,
     data_root: PathBuf,
     record: PidRecord,
@@ -201,6 +203,7 @@ pub fn start(state: &Path) -> anyhow::Result<Postgres> {
     );
     Ok(Postgres {
         url: format!("postgres://postgres:{password}@127.0.0.1:{port}/postgres"),
+        bin_dir: bin.clone(),
         state: state.to_path_buf(),
         data_root,
         record,

@@ -69,6 +69,9 @@ pub fn run() -> anyhow::Result<()> {
         ]))?,
     ));
 
+    // The backup tests' off-site destination: a real S3 server (built once, cached).
+    let s3_server = crate::tools::s3s_fs()?;
+
     let pg_state = paths::state_root().join("postgres-test");
     let pg = Guard::new(postgres::start(&pg_state)?, |pg: postgres::Postgres| {
         if let Err(e) = pg.stop() {
@@ -76,9 +79,13 @@ pub fn run() -> anyhow::Result<()> {
         }
     });
     let pg_url = pg.get().map(|p| p.url.clone()).unwrap_or_default();
+    let pg_bin_dir = pg.get().map(|p| p.bin_dir.clone()).unwrap_or_default();
     let with_pg = |mut cmd: Command| {
         cmd.env("FP_TEST_DATABASE_URL", &pg_url)
-            .env("FP_REQUIRE_POSTGRES", "1");
+            .env("FP_REQUIRE_POSTGRES", "1")
+            .env("FP_PG_BIN_DIR", &pg_bin_dir)
+            .env("FP_TEST_S3_SERVER_BIN", &s3_server)
+            .env("FP_REQUIRE_S3", "1");
         cmd
     };
 

@@ -30,6 +30,9 @@ pub fn kubeconfig_path() -> Option<PathBuf> {
 }
 
 pub async fn config_from(kubeconfig: Kubeconfig) -> Config {
+    // The workspace enables both rustls providers (reqwest brings aws-lc-rs), so rustls
+    // cannot pick one from crate features; use ring like the binaries do.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("valid kubeconfig")
