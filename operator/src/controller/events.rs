@@ -3,6 +3,7 @@
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
 
+use super::backup_health::reasons as backup_reasons;
 use super::status::reasons;
 use crate::metrics::Metrics;
 
@@ -19,6 +20,9 @@ pub enum EventReason {
     DeleteFailed,
     ProgressDeadlineExceeded,
     CrdMissing,
+    BackupFailed,
+    BackupStale,
+    VerifyFailed,
 }
 
 impl EventReason {
@@ -34,6 +38,9 @@ impl EventReason {
             Self::DeleteFailed => "DeleteFailed",
             Self::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
             Self::CrdMissing => "CrdMissing",
+            Self::BackupFailed => "BackupFailed",
+            Self::BackupStale => "BackupStale",
+            Self::VerifyFailed => "VerifyFailed",
         }
     }
 
@@ -45,6 +52,9 @@ impl EventReason {
             reasons::APPLY_FAILED => Some(Self::ApplyFailed),
             reasons::PROGRESS_DEADLINE_EXCEEDED => Some(Self::ProgressDeadlineExceeded),
             reasons::CRD_MISSING => Some(Self::CrdMissing),
+            backup_reasons::FAILED => Some(Self::BackupFailed),
+            backup_reasons::STALE => Some(Self::BackupStale),
+            backup_reasons::VERIFY_FAILED => Some(Self::VerifyFailed),
             _ => None,
         }
     }
@@ -63,6 +73,7 @@ impl EventReason {
             Self::Deleted | Self::DeleteFailed => "Delete",
             Self::InvalidSpec | Self::MissingDependency => "Validate",
             Self::Serving | Self::ProgressDeadlineExceeded | Self::CrdMissing => "Reconcile",
+            Self::BackupFailed | Self::BackupStale | Self::VerifyFailed => "Backup",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! patch); the Controller wiring, error policy, and leader-elected run loop.
 
 pub mod apply;
+pub mod backup_health;
 pub mod capabilities;
 pub mod events;
 pub mod reconcile;
@@ -23,9 +24,9 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
@@ -264,7 +265,12 @@ async fn run_controller(
             children.clone(),
         )
         .owns(api::<NetworkPolicy>(&client, ns), children.clone())
-        .owns(api::<Job>(&client, ns), children.clone())
+        // By instance label rather than ownerReference: backup Jobs belong to their CronJobs,
+        // and their results feed status.backup.
+        .watches(api::<Job>(&client, ns), children.clone(), |job: Job| {
+            let instance = job.labels().get(labels::INSTANCE)?.clone();
+            Some(ObjectRef::new(&instance).within(&job.namespace()?))
+        })
         .owns(api::<CronJob>(&client, ns), children.clone());
     // Optional kinds are watched only if their CRD is served at start-up (a watch on a missing
     // resource would fail forever); they are still reconciled periodically when added later.

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::error_boundary::{DeserializeGuard, InvalidObject};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
@@ -16,14 +16,18 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::apply::{self, ApplyContext, ApplyReport};
+use super::backup_health;
 use super::events::{self, EventReason};
 use super::rollout::plan_colors;
-use super::status::{self, CertificateObservation, DeploymentView, Observed, Outcome};
+use super::status::{
+    self, BackupObservation, CertificateObservation, DeploymentView, Observed, Outcome,
+};
 use super::validate::{SecretRequirement, check_secrets, secret_requirements, validate};
 use super::{Context, Error};
-use crate::crd::{Endpoints, FIELD_MANAGER, FootballPrediction};
+use crate::crd::{BackupSpec, Endpoints, FIELD_MANAGER, FootballPrediction, labels};
 use crate::metrics::ReconcileResult;
 use crate::resources::certificate::Certificate;
+use crate::resources::common::Component;
 use crate::resources::service::service_url;
 use crate::resources::{Entropy, Kind, LiveInputs, build, jwt_secret};
 
@@ -282,14 +286,12 @@ async fn reconcile_valid(
             CertificateObservation::Reported,
         )
     });
-    let last_backup = typed::<CronJob>(
-        Kind::CronJob,
-        report
-            .current
-            .get(&(Kind::CronJob, v.names.backup_cronjob())),
-    )
-    .and_then(|c| c.status)
-    .and_then(|s| s.last_successful_time);
+    let backup = match &v.spec.backup {
+        Some(spec) => {
+            Some(observe_backups(ctx, &namespace, &v.name, live.get(&Kind::Job), spec, fp).await)
+        }
+        None => None,
+    };
     let monitoring = &v.spec.monitoring;
     let observed = Observed {
         outcome: Outcome::Applied {
@@ -302,7 +304,7 @@ async fn reconcile_valid(
         certificate,
         monitoring_wanted: monitoring.prometheus_rule.enabled || monitoring.service_monitor.enabled,
         paused: v.spec.rollout.paused,
-        last_backup,
+        backup,
         endpoints: Some(Endpoints {
             active: service_url(&v, &v.names.active_service()),
             preview: service_url(&v, &v.names.preview_service()),
@@ -329,6 +331,58 @@ async fn reconcile_valid(
         PROGRESSING_REQUEUE
     };
     Ok((Action::requeue(requeue), ReconcileResult::Success))
+}
+
+/// The finished backup and drill Jobs (listed with the other children: the CronJobs' templates
+/// carry our labels) with their pods' termination messages, which hold the program's summary.
+async fn observe_backups(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    jobs: Option<&Vec<DynamicObject>>,
+    spec: &BackupSpec,
+    fp: &FootballPrediction,
+) -> BackupObservation {
+    let is_backup = |o: &&DynamicObject| {
+        o.labels().get(labels::COMPONENT).map(String::as_str) == Some(Component::Backup.as_str())
+    };
+    let jobs: Vec<Job> = jobs
+        .into_iter()
+        .flatten()
+        .filter(is_backup)
+        .filter_map(|o| typed::<Job>(Kind::Job, Some(o)))
+        .collect();
+    let pods = if jobs.is_empty() {
+        Vec::new()
+    } else {
+        let selector = format!(
+            "{}={name},{}={}",
+            labels::INSTANCE,
+            labels::COMPONENT,
+            Component::Backup.as_str()
+        );
+        let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+        match api.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => list.items,
+            Err(error) => {
+                // Results are then read from the Jobs alone (no backup id, no failure text).
+                tracing::warn!(%error, "listing backup pods failed");
+                Vec::new()
+            }
+        }
+    };
+    BackupObservation {
+        outcomes: jobs
+            .iter()
+            .filter_map(|job| backup_health::job_outcome(job, &pods))
+            .collect(),
+        spec: spec.clone(),
+        created: fp
+            .meta()
+            .creation_timestamp
+            .as_ref()
+            .map_or_else(Timestamp::now, |t| t.0),
+    }
 }
 
 /// Normal events for children created, updated and deleted.
@@ -373,7 +427,7 @@ impl Observed {
             certificate: None,
             monitoring_wanted: false,
             paused: fp.spec.rollout.paused,
-            last_backup: None,
+            backup: None,
             endpoints: None,
         }
     }

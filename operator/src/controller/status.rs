@@ -6,8 +6,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use super::backup_health::{self, JobOutcome};
 use super::events::EventReason;
-use crate::crd::{BackupStatus, ColorStatus, Endpoints, FootballPredictionStatus, Phase};
+use crate::crd::{BackupSpec, ColorStatus, Endpoints, FootballPredictionStatus, Phase};
 use crate::resources::ColorPlan;
 use crate::resources::certificate::CertificateState;
 
@@ -18,6 +19,7 @@ pub mod types {
     pub const DEGRADED: &str = "Degraded";
     pub const CERTIFICATE_READY: &str = "CertificateReady";
     pub const MONITORING_READY: &str = "MonitoringReady";
+    pub const BACKUP_HEALTHY: &str = "BackupHealthy";
 }
 
 /// Condition reasons (CamelCase, a fixed set).
@@ -103,6 +105,15 @@ pub enum CertificateObservation {
     Reported(CertificateState),
 }
 
+/// The backup and drill Jobs found, and what they are judged against.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackupObservation {
+    pub outcomes: Vec<JobOutcome>,
+    pub spec: BackupSpec,
+    /// When the FootballPrediction was created (the first backup is due an interval later).
+    pub created: Timestamp,
+}
+
 /// Everything the status is computed from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observed {
@@ -114,7 +125,8 @@ pub struct Observed {
     pub certificate: Option<CertificateObservation>,
     pub monitoring_wanted: bool,
     pub paused: bool,
-    pub last_backup: Option<Time>,
+    /// `None` when `spec.backup` is not set.
+    pub backup: Option<BackupObservation>,
     pub endpoints: Option<Endpoints>,
 }
 
@@ -288,6 +300,19 @@ pub fn compute(
                     );
                 }
             }
+            if let Some(backup) = &observed.backup {
+                let merged = backup_health::merge(
+                    previous.and_then(|p| p.backup.as_ref()),
+                    &backup.outcomes,
+                );
+                let health = backup_health::health(&merged, &backup.spec, backup.created, now);
+                c.set_raw(
+                    types::BACKUP_HEALTHY,
+                    health.status,
+                    health.reason,
+                    health.message,
+                );
+            }
             if stalled.is_some() || !errors.is_empty() {
                 Phase::Degraded
             } else if observed.paused {
@@ -317,11 +342,19 @@ pub fn compute(
     if let Some(endpoints) = &observed.endpoints {
         status.endpoints = Some(endpoints.clone());
     }
-    if let Some(at) = &observed.last_backup {
-        status
-            .backup
-            .get_or_insert_with(BackupStatus::default)
-            .last_successful_at = Some(at.clone());
+    match &observed.backup {
+        Some(backup) => {
+            status.backup = Some(backup_health::merge(
+                previous.and_then(|p| p.backup.as_ref()),
+                &backup.outcomes,
+            ));
+        }
+        None => {
+            // Only a spec without backups drops them; a failed validation keeps the last known.
+            if matches!(observed.outcome, Outcome::Applied { .. }) {
+                status.backup = None;
+            }
+        }
     }
     if let Some(CertificateObservation::Reported(state)) = &observed.certificate {
         status.certificate = Some(crate::crd::CertificateStatus {
@@ -402,6 +435,18 @@ pub fn transition_events(
             out.push((EventReason::CrdMissing, now.message.clone()));
         }
     }
+    // Backups: one Warning when BackupHealthy turns False or its reason changes while False
+    // (not on every message change, e.g. each new failed attempt of the same kind).
+    let before = find(previous, types::BACKUP_HEALTHY);
+    if let Some(now) = find(Some(next), types::BACKUP_HEALTHY)
+        && now.status == "False"
+        && before
+            .as_ref()
+            .is_none_or(|b| b.status != now.status || b.reason != now.reason)
+        && let Some(reason) = EventReason::from_condition_reason(&now.reason)
+    {
+        out.push((reason, now.message.clone()));
+    }
     let was_ready = find(previous, types::READY).is_some_and(|c| c.status == "True");
     if let Some(now) = find(Some(next), types::READY)
         && now.status == "True"
@@ -458,7 +503,7 @@ mod tests {
             certificate: None,
             monitoring_wanted: false,
             paused: false,
-            last_backup: None,
+            backup: None,
             endpoints: None,
         }
     }
@@ -472,6 +517,84 @@ mod tests {
             errors: vec![],
             missing_crds: vec![],
         }
+    }
+
+    fn backup_observation(outcomes: Vec<JobOutcome>) -> BackupObservation {
+        BackupObservation {
+            outcomes,
+            spec: serde_json::from_value(serde_json::json!({"schedule": "0 3 * * *"})).unwrap(),
+            created: t("2026-01-01T00:00:00Z"),
+        }
+    }
+
+    fn backup_job(succeeded: bool, at: &str, summary: &str) -> JobOutcome {
+        JobOutcome {
+            command: backup_health::Command::Backup,
+            succeeded,
+            finished_at: t(at),
+            summary: serde_json::from_str(summary).ok(),
+            job_reason: None,
+            other_message: None,
+        }
+    }
+
+    #[test]
+    fn backup_results_reach_status_condition_and_one_event() {
+        let ok = backup_job(
+            true,
+            "2026-01-02T03:01:00Z",
+            r#"{"command":"backup","ok":true,"id":"20260102T030000Z","destinations":[{"ok":true,"count":2,"bytes":2048}]}"#,
+        );
+        let mut first = observed(applied(), Some(view(3)));
+        first.backup = Some(backup_observation(vec![ok.clone()]));
+        let s1 = compute(None, Some(1), &first, t("2026-01-02T04:00:00Z"));
+        let backup = s1.backup.clone().unwrap();
+        assert_eq!(backup.last_backup_id.as_deref(), Some("20260102T030000Z"));
+        assert_eq!((backup.count, backup.bytes), (Some(2), Some(2048)));
+        assert_eq!(condition(&s1, "BackupHealthy").status, "True");
+
+        // A wrong password the next night: False with the program's reason, one Warning event.
+        let denied = backup_job(
+            false,
+            "2026-01-03T03:00:30Z",
+            r#"{"command":"backup","ok":false,"reason":"DatabaseUnavailable","error":"password authentication failed for user \"fp\""}"#,
+        );
+        let mut second = observed(applied(), Some(view(3)));
+        second.backup = Some(backup_observation(vec![ok.clone(), denied.clone()]));
+        let s2 = compute(Some(&s1), Some(1), &second, t("2026-01-03T04:00:00Z"));
+        let healthy = condition(&s2, "BackupHealthy");
+        assert_eq!(
+            (healthy.status.as_str(), healthy.reason.as_str()),
+            ("False", "BackupFailed")
+        );
+        assert!(healthy.message.contains("password authentication failed"));
+        let events = transition_events(Some(&s1), &s2);
+        assert!(
+            events
+                .iter()
+                .any(|(r, m)| *r == EventReason::BackupFailed && m.contains("DatabaseUnavailable")),
+            "{events:?}"
+        );
+        // The same situation an hour later: no status change, no second event.
+        let s3 = compute(Some(&s2), Some(1), &second, t("2026-01-03T05:00:00Z"));
+        assert_eq!(s3, s2);
+        assert!(transition_events(Some(&s2), &s3).is_empty());
+
+        // The Jobs aged out of history: the status keeps what they said.
+        let mut later = observed(applied(), Some(view(3)));
+        later.backup = Some(backup_observation(vec![]));
+        let s4 = compute(Some(&s3), Some(1), &later, t("2026-01-03T06:00:00Z"));
+        assert_eq!(s4.backup, s3.backup);
+
+        // Backups removed from the spec: status.backup and the condition go.
+        let s5 = compute(
+            Some(&s4),
+            Some(2),
+            &observed(applied(), Some(view(3))),
+            t("2026-01-03T07:00:00Z"),
+        );
+        assert_eq!(s5.backup, None);
+        assert!(s5.conditions.iter().all(|c| c.type_ != "BackupHealthy"));
     }
 
     #[test]

@@ -207,21 +207,23 @@ fn full_manifest_from_the_sketch_is_admitted() {
 }
 
 #[test]
-fn sample_manifest_in_docs_is_admitted() {
-    let text = workspace_file("docs/samples/footballprediction.yaml");
-    let mut count = 0;
-    for document in serde_norway::Deserializer::from_str(&text) {
-        let value: Value = serde::Deserialize::deserialize(document).expect("sample is YAML");
-        if value.get("kind").and_then(Value::as_str) != Some("FootballPrediction") {
-            continue;
+fn sample_manifests_in_docs_are_admitted() {
+    for sample in [
+        "docs/samples/footballprediction.yaml",
+        "docs/samples/local.yaml",
+    ] {
+        let text = workspace_file(sample);
+        let mut count = 0;
+        for document in serde_norway::Deserializer::from_str(&text) {
+            let value: Value = serde::Deserialize::deserialize(document).expect("sample is YAML");
+            if value.get("kind").and_then(Value::as_str) != Some("FootballPrediction") {
+                continue;
+            }
+            admit(&value).unwrap_or_else(|e| panic!("{sample} refused: {e:?}"));
+            count += 1;
         }
-        admit(&value).unwrap_or_else(|e| panic!("docs sample refused: {e:?}"));
-        count += 1;
+        assert!(count >= 1, "{sample} holds no FootballPrediction");
     }
-    assert!(
-        count >= 1,
-        "docs/samples/footballprediction.yaml holds no FootballPrediction"
-    );
 }
 
 #[test]
