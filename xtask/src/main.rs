@@ -9,6 +9,7 @@ mod kubeconfig;
 mod kubectl;
 mod paths;
 mod pki;
+mod platform;
 mod postgres;
 mod proc;
 mod steps;
@@ -26,6 +27,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole platform on this machine: control plane and node agent, PostgreSQL, the
+    /// operator (Helm chart) and docs/samples/local.yaml, waited for until Ready.
+    Up {
+        /// Also import football-data.co.uk CSVs (LEAGUE/SEASON.csv below DIR) once Ready.
+        #[arg(long, value_name = "DIR")]
+        import: Option<std::path::PathBuf>,
+    },
+    /// Stop everything `up` started and remove its state.
+    Down,
     /// Everything CI runs: install what is missing, fmt check, clippy with warnings denied,
     /// unit and integration tests (real PostgreSQL), e2e tests on the local control plane.
     Test,
@@ -55,6 +65,8 @@ enum ClusterAction {
 fn run(cli: Cli) -> anyhow::Result<()> {
     interrupt::install()?;
     match cli.command {
+        Command::Up { import } => platform::up(&platform::UpOptions { import }),
+        Command::Down => platform::down(),
         Command::Test => testcmd::run(),
         Command::Cluster {
             action: ClusterAction::Up { nodes },

@@ -53,6 +53,8 @@ pub struct Postgres {
     pub url: String,
     /// pg_dump / pg_restore of the same major as the server (for the backup tests).
     pub bin_dir: PathBuf,
+    port: u16,
+    password: String,
     state: PathBuf,
     data_root: PathBuf,
     record: PidRecord,
@@ -74,6 +76,10 @@ fn random_password() -> anyhow::Result<String> {
 
 fn pid_file(state: &Path) -> PathBuf {
     proc::pid_file_path(&state.join("pids"), 1, "postgres")
+}
+
+fn database_url(password: &str, port: u16, database: &str) -> String {
+    format!("postgres://postgres:{password}@127.0.0.1:{port}/{database}")
 }
 
 /// Stops a server an earlier run left behind and removes its files.
@@ -202,8 +208,10 @@ pub fn start(state: &Path) -> anyhow::Result<Postgres> {
         t0.elapsed().as_secs_f64()
     );
     Ok(Postgres {
-        url: format!("postgres://postgres:{password}@127.0.0.1:{port}/postgres"),
+        url: database_url(&password, port, "postgres"),
         bin_dir: bin.clone(),
+        port,
+        password: password.clone(),
         state: state.to_path_buf(),
         data_root,
         record,
@@ -211,6 +219,45 @@ pub fn start(state: &Path) -> anyhow::Result<Postgres> {
 }
 
 impl Postgres {
+    /// The superuser URL of database `name` on this server.
+    pub fn url_for(&self, name: &str) -> String {
+        database_url(&self.password, self.port, name)
+    }
+
+    /// Creates database `name` and returns its URL (the password travels in the environment,
+    /// never on a command line).
+    pub fn create_database(&self, name: &str) -> anyhow::Result<String> {
+        anyhow::ensure!(
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "database name {name:?} must be lowercase letters and underscores"
+        );
+        let out = Command::new(self.bin_dir.join("psql"))
+            .env("PGPASSWORD", &self.password)
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ])
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-c")
+            .arg(format!("CREATE DATABASE {name}"))
+            .output()
+            .context("running psql")?;
+        if !out.status.success() {
+            bail!(
+                "creating database {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(self.url_for(name))
+    }
+
     pub fn stop(self) -> anyhow::Result<()> {
         let outcome = proc::stop(&self.record, Duration::from_secs(20));
         eprintln!("[postgres] stopped pid {}: {outcome:?}", self.record.pid);
@@ -225,6 +272,14 @@ impl Postgres {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_urls_point_at_loopback() {
+        assert_eq!(
+            database_url("pw", 5433, "football"),
+            "postgres://postgres:pw@127.0.0.1:5433/football"
+        );
+    }
 
     #[test]
     fn finds_the_postgres_user() {

@@ -20,6 +20,8 @@ pub const CONTROLLERS: &[&str] = &[
     "pod-garbage-collector-controller",
     // Aggregates CRD permissions into the admin/edit/view roles.
     "clusterrole-aggregation-controller",
+    // Binds claims (e.g. the backup volume) to pre-created hostPath PersistentVolumes.
+    "persistentvolume-binder-controller",
 ];
 
 /// Service ClusterIPs are only bookkeeping here (the node agent routes by EndpointSlices);

@@ -14,7 +14,8 @@ use crate::kubectl::Kubectl;
 use crate::paths;
 use crate::proc::{self, DaemonSpec, PidRecord};
 use crate::{cargo, interrupt};
-use layout::{Layout, Ports};
+pub use layout::Layout;
+use layout::Ports;
 
 /// How long a stopped component gets to exit before SIGKILL (the node agent first stops its
 /// pods with their own grace period).
