@@ -87,6 +87,15 @@ fn ends_word_at(c: u8) -> bool {
     )
 }
 
+/// A `file://` URL's path is a path too (`--destination file:///var/lib/fp/backups`): true when
+/// `text[..i]` ends with `file://` that itself starts a word.
+fn after_file_scheme(text: &str, i: usize) -> bool {
+    const SCHEME: &[u8] = b"file://";
+    text.as_bytes()[..i]
+        .strip_suffix(SCHEME)
+        .is_some_and(|before| before.last().is_none_or(|&c| starts_word_after(c)))
+}
+
 /// Rewrites every path under a mountPath that starts a word in `text` (the longest mountPath
 /// wins); text that merely contains a mountPath inside a word (`postgres://h/data`) stays.
 pub fn rewrite_paths_in(text: &str, mounts: &[MountTranslation]) -> String {
@@ -95,7 +104,7 @@ pub fn rewrite_paths_in(text: &str, mounts: &[MountTranslation]) -> String {
     let mut copied = 0;
     let mut i = 0;
     while i < bytes.len() {
-        let at_word_start = i == 0 || starts_word_after(bytes[i - 1]);
+        let at_word_start = i == 0 || starts_word_after(bytes[i - 1]) || after_file_scheme(text, i);
         if bytes[i] == b'/' && at_word_start {
             let rest = &text[i..];
             let best = mounts
@@ -233,7 +242,13 @@ mod tests {
             ),
             ("cat '/etc/fp/jwt/k1'", "cat '/state/p/volumes/jwt/k1'"),
             ("postgres://h/data", "postgres://h/data"),
-            ("file:///data/x", "file:///data/x"),
+            ("file:///data/x", "file:///state/p/volumes/data/x"),
+            (
+                "--destination=file:///data",
+                "--destination=file:///state/p/volumes/data",
+            ),
+            ("xfile:///data", "xfile:///data"),
+            ("http://h/data", "http://h/data"),
             ("/database", "/database"),
             ("/etc/fpx", "/etc/fpx"),
             ("PATH=/bin:/data", "PATH=/bin:/state/p/volumes/data"),

@@ -1,0 +1,352 @@
+//! The platform on the real control plane: the operator installed by its Helm chart and run by the
+//! node agent, docs/samples/local.yaml reconciled to Ready against the test PostgreSQL, a backup
+//! Job from the operator's CronJob feeding `status.backup`, the restore drill passing, and a
+//! backup with a wrong database password turning BackupHealthy False with a Warning event.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+const INSTANCE: &str = "demo";
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Removes everything the test created, also when it fails half-way.
+struct Cleanup {
+    namespace: String,
+    operator_namespace: String,
+    release: String,
+    volume: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let quiet = |program: &str, args: &[&str]| {
+            let _ = Command::new(program).args(args).output();
+        };
+        quiet(
+            "helm",
+            &["uninstall", &self.release, "-n", &self.operator_namespace],
+        );
+        for ns in [&self.namespace, &self.operator_namespace] {
+            quiet("kubectl", &["delete", "namespace", ns, "--wait=false"]);
+        }
+        quiet("kubectl", &["delete", "pv", &self.volume, "--wait=false"]);
+    }
+}
+
+/// The test server's URL with another database (and optionally another password).
+fn database_url(server: &str, database: &str, password: Option<&str>) -> String {
+    let (base, _) = server.rsplit_once('/').expect("URL with a database");
+    let url = format!("{base}/{database}");
+    match password {
+        None => url,
+        Some(password) => {
+            let (scheme_user, rest) = url.split_once("@").expect("URL with credentials");
+            let (scheme_and_user, _) = scheme_user.rsplit_once(':').expect("user:password");
+            format!("{scheme_and_user}:{password}@{rest}")
+        }
+    }
+}
+
+fn fp_api(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("footballprediction.io", "v1alpha1", "FootballPrediction");
+    Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk))
+}
+
+/// Polls `check` every second until it returns `Some`, failing with the last state seen.
+async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> (Option<T>, String)) -> T {
+    let t0 = Instant::now();
+    loop {
+        let (found, state) = check().await;
+        if let Some(value) = found {
+            eprintln!("{what}: after {:.1}s", t0.elapsed().as_secs_f64());
+            return value;
+        }
+        assert!(
+            t0.elapsed() < TIMEOUT,
+            "timed out waiting for {what}; last state: {state}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn fp_status(api: &Api<DynamicObject>) -> Value {
+    api.get(INSTANCE)
+        .await
+        .map(|o| o.data["status"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn condition(status: &Value, type_: &str) -> Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// What `kubectl create job --from=cronjob/NAME` does.
+async fn start_job_from(client: &Client, namespace: &str, cronjob: &str, job: &str) {
+    let cronjob: CronJob = Api::namespaced(client.clone(), namespace)
+        .get(cronjob)
+        .await
+        .expect("CronJob exists");
+    let template = cronjob.spec.job_template;
+    let manual = Job {
+        metadata: ObjectMeta {
+            name: Some(job.to_owned()),
+            labels: template.metadata.and_then(|m| m.labels),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "batch/v1".into(),
+                kind: "CronJob".into(),
+                name: cronjob.metadata.name.clone().unwrap_or_default(),
+                uid: cronjob.metadata.uid.clone().unwrap_or_default(),
+                controller: Some(true),
+                ..OwnerReference::default()
+            }]),
+            ..ObjectMeta::default()
+        },
+        spec: template.spec,
+        ..Job::default()
+    };
+    Api::<Job>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &manual)
+        .await
+        .expect("create Job");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
+    let Some(client) = common::admin_client().await else {
+        return;
+    };
+    let server = std::env::var("FP_TEST_DATABASE_URL")
+        .expect("FP_TEST_DATABASE_URL: `cargo xtask test` runs the e2e suite with its PostgreSQL");
+    let pg_bin = std::env::var("FP_PG_BIN_DIR").unwrap_or_default();
+    let psql = if pg_bin.is_empty() {
+        "psql".to_owned()
+    } else {
+        format!("{pg_bin}/psql")
+    };
+
+    let namespace = common::unique_name("e2e-fp");
+    let cleanup = Cleanup {
+        operator_namespace: format!("{namespace}-op"),
+        release: "fp-operator".to_owned(),
+        volume: format!("{namespace}-backups"),
+        namespace: namespace.clone(),
+    };
+    let database = namespace.replace('-', "_");
+    run(
+        &psql,
+        &[
+            &server,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            &format!("CREATE DATABASE {database}"),
+        ],
+    );
+    let good_url = database_url(&server, &database, None);
+
+    let backups = tempfile::tempdir().unwrap();
+    let manifests = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        {"apiVersion": "v1", "kind": "Secret",
+         "metadata": {"name": format!("{INSTANCE}-database"), "namespace": namespace},
+         "stringData": {"url": good_url}},
+        // Pre-bound to this test's claim so parallel runs cannot take it.
+        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": cleanup.volume},
+         "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                  "storageClassName": "", "persistentVolumeReclaimPolicy": "Retain",
+                  "claimRef": {"namespace": namespace, "name": format!("{INSTANCE}-backups")},
+                  "hostPath": {"path": backups.path().display().to_string()}}},
+    ]});
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), manifests.to_string()).unwrap();
+    run(
+        "kubectl",
+        &["apply", "-f", &file.path().display().to_string()],
+    );
+
+    let chart = common::workspace_root().join("charts/fp-operator");
+    run(
+        "helm",
+        &[
+            "install",
+            &cleanup.release,
+            &chart.display().to_string(),
+            "-n",
+            &cleanup.operator_namespace,
+            "--create-namespace",
+            "--set",
+            &format!("watchNamespace={namespace}"),
+            "--set",
+            "logging.format=text",
+            "--wait",
+            "--timeout",
+            "4m",
+        ],
+    );
+
+    // The documented sample, in this test's namespace.
+    let sample =
+        std::fs::read_to_string(common::workspace_root().join("docs/samples/local.yaml")).unwrap();
+    let mut fp: Value = serde_norway::from_str(&sample).unwrap();
+    fp["metadata"]["namespace"] = json!(namespace);
+    let fps = fp_api(&client, &namespace);
+    fps.create(&PostParams::default(), &serde_json::from_value(fp).unwrap())
+        .await
+        .expect("create FootballPrediction");
+
+    wait_for("fp Ready", async || {
+        let status = fp_status(&fps).await;
+        let ready = condition(&status, "Ready");
+        ((ready["status"] == "True").then_some(()), ready.to_string())
+    })
+    .await;
+
+    // A backup through the node agent against the real PostgreSQL.
+    start_job_from(
+        &client,
+        &namespace,
+        &format!("{INSTANCE}-backup"),
+        "backup-1",
+    )
+    .await;
+    let backup = wait_for("status.backup after a backup Job", async || {
+        let status = fp_status(&fps).await;
+        let backup = status["backup"].clone();
+        (
+            backup["lastBackupId"].is_string().then_some(backup),
+            status.to_string(),
+        )
+    })
+    .await;
+    assert!(backup["bytes"].as_i64().unwrap() > 0, "{backup}");
+    assert_eq!(backup["count"], 1, "{backup}");
+    let id = backup["lastBackupId"].as_str().unwrap();
+    assert!(
+        backups.path().join(id).join("manifest.json").is_file(),
+        "backup {id} is on the volume"
+    );
+    let healthy = condition(&fp_status(&fps).await, "BackupHealthy");
+    assert_eq!(healthy["status"], "True", "{healthy}");
+
+    // The restore drill.
+    start_job_from(
+        &client,
+        &namespace,
+        &format!("{INSTANCE}-backup-verify"),
+        "drill-1",
+    )
+    .await;
+    wait_for("a passed restore drill", async || {
+        let status = fp_status(&fps).await;
+        let result = status["backup"]["lastVerifyResult"].clone();
+        (
+            (result == "Passed").then_some(()),
+            status["backup"].to_string(),
+        )
+    })
+    .await;
+
+    // A wrong password: BackupHealthy False with the program's reason, and a Warning event.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let bad_url = database_url(&server, &database, Some("wrong-password"));
+    secrets
+        .patch(
+            &format!("{INSTANCE}-database"),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"url": bad_url}})),
+        )
+        .await
+        .expect("patch Secret");
+    start_job_from(
+        &client,
+        &namespace,
+        &format!("{INSTANCE}-backup"),
+        "backup-2",
+    )
+    .await;
+    let unhealthy = wait_for("BackupHealthy False", async || {
+        let healthy = condition(&fp_status(&fps).await, "BackupHealthy");
+        (
+            (healthy["status"] == "False").then(|| healthy.clone()),
+            healthy.to_string(),
+        )
+    })
+    .await;
+    assert_eq!(unhealthy["reason"], "BackupFailed", "{unhealthy}");
+    let message = unhealthy["message"].as_str().unwrap();
+    assert!(message.contains("DatabaseUnavailable"), "{message}");
+    assert!(
+        !message.contains("wrong-password"),
+        "the password never reaches the status: {message}"
+    );
+    let events: Api<Event> = Api::namespaced(client.clone(), &namespace);
+    wait_for("a BackupFailed event", async || {
+        let list = events.list(&Default::default()).await.unwrap();
+        let reasons: Vec<String> = list
+            .items
+            .iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(INSTANCE))
+            .filter_map(|e| e.reason.clone())
+            .collect();
+        (
+            reasons.iter().any(|r| r == "BackupFailed").then_some(()),
+            format!("{reasons:?}"),
+        )
+    })
+    .await;
+    // The last good backup is still the one recorded.
+    let backup = fp_status(&fps).await["backup"].clone();
+    assert_eq!(backup["lastBackupId"].as_str(), Some(id), "{backup}");
+
+    let job_names: Vec<String> = Api::<Job>::namespaced(client.clone(), &namespace)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|j| j.name_any())
+        .collect();
+    eprintln!("jobs: {job_names:?}");
+    drop(cleanup);
+}
+
+#[test]
+fn database_urls_swap_database_and_password() {
+    let server = "postgres://postgres:s3cret@127.0.0.1:5432/postgres";
+    assert_eq!(
+        database_url(server, "e2e_x", None),
+        "postgres://postgres:s3cret@127.0.0.1:5432/e2e_x"
+    );
+    assert_eq!(
+        database_url(server, "e2e_x", Some("bad")),
+        "postgres://postgres:bad@127.0.0.1:5432/e2e_x"
+    );
+}
