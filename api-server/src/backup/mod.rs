@@ -7,7 +7,7 @@
 //! - [`list`]: what a destination holds.
 //!
 //! Pure parts: [`id`], [`redact`], [`layout`], [`retention`], [`manifest`] comparison,
-//! [`destination`] parsing, [`outcome`] exit codes. The runbook is docs/backup.md.
+//! [`destination`] parsing, [`outcome`] exit codes. The runbook is docs/ops/backup.md.
 
 pub mod cli;
 pub mod create;

@@ -2,7 +2,7 @@
 //! the reconcile lists the Jobs and their pods, this module reads them.
 //!
 //! Each backup or drill pod writes the program's one-line JSON summary to its termination log
-//! (docs/backup.md), so the result (backup id, size, failure reason) survives in the pod status.
+//! (docs/ops/backup.md), so the result (backup id, size, failure reason) survives in the pod status.
 //! Jobs age out of the CronJobs' history; what they said is kept in `status.backup` and only
 //! replaced by something newer. Messages carry absolute times, never "5m ago", so an unchanged
 //! situation never rewrites the status.
