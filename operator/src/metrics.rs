@@ -1,16 +1,22 @@
 //! Prometheus metrics of the operator. Every label comes from a fixed set (results, error categories,
-//! child kinds, event reasons), never from object names or error text.
+//! child kinds, event reasons), never from error text. The backup series are the exception that
+//! names objects: one series per FootballPrediction (`fp_namespace`, `fp_name`), removed when it
+//! is deleted, because the alert rules judge each instance's backups.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
+use crate::crd::BackupStatus;
 use crate::resources::Kind;
+
+/// Labels of the per-instance backup series.
+const INSTANCE_LABELS: [&str; 2] = ["fp_namespace", "fp_name"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -71,6 +77,23 @@ pub struct Metrics {
     leader: IntGauge,
     /// Children per FootballPrediction (by uid), summed into `managed`.
     managed_by_instance: Mutex<HashMap<String, BTreeMap<Kind, i64>>>,
+    backup_last_success: GaugeVec,
+    backup_last_verify_success: GaugeVec,
+    backup_bytes: IntGaugeVec,
+    backup_failures: IntCounterVec,
+    /// Instances with backup series and the failure reasons counted for each, so the series of
+    /// deleted instances can be removed.
+    backup_instances: Mutex<BTreeMap<(String, String), BTreeSet<String>>>,
+}
+
+/// The failure class at the start of `lastFailureReason` ("StorageAccessDenied: …"), a fixed set
+/// (the backup program's reasons and the Job controller's); anything else is "Other".
+pub fn failure_reason_label(reason: &str) -> &str {
+    let head = reason.split(':').next().unwrap_or_default();
+    let camel = head.len() <= 40
+        && head.starts_with(|c: char| c.is_ascii_uppercase())
+        && head.chars().all(|c| c.is_ascii_alphanumeric());
+    if camel { head } else { "Other" }
 }
 
 impl Metrics {
@@ -146,6 +169,38 @@ impl Metrics {
         ] {
             registry.register(Box::new(c.clone()))?;
         }
+        let backup_last_success = GaugeVec::new(
+            Opts::new(
+                "fp_backup_last_success_timestamp_seconds",
+                "End of the newest successful backup, per FootballPrediction",
+            ),
+            &INSTANCE_LABELS,
+        )?;
+        let backup_last_verify_success = GaugeVec::new(
+            Opts::new(
+                "fp_backup_last_verify_success_timestamp_seconds",
+                "End of the newest passed restore drill seen by this process",
+            ),
+            &INSTANCE_LABELS,
+        )?;
+        let backup_bytes = IntGaugeVec::new(
+            Opts::new(
+                "fp_backup_bytes",
+                "Size of the kept backups at the first destination",
+            ),
+            &INSTANCE_LABELS,
+        )?;
+        let backup_failures = IntCounterVec::new(
+            Opts::new(
+                "fp_backup_failures_total",
+                "Failed backup Jobs seen, by reason",
+            ),
+            &["fp_namespace", "fp_name", "reason"],
+        )?;
+        registry.register(Box::new(backup_last_success.clone()))?;
+        registry.register(Box::new(backup_last_verify_success.clone()))?;
+        registry.register(Box::new(backup_bytes.clone()))?;
+        registry.register(Box::new(backup_failures.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(managed.clone()))?;
         registry.register(Box::new(leader.clone()))?;
@@ -161,7 +216,91 @@ impl Metrics {
             managed,
             leader,
             managed_by_instance: Mutex::new(HashMap::new()),
+            backup_last_success,
+            backup_last_verify_success,
+            backup_bytes,
+            backup_failures,
+            backup_instances: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Publishes one instance's backup status (`None`: backups off, its series go).
+    pub fn set_backup(&self, namespace: &str, name: &str, status: Option<&BackupStatus>) {
+        let labels = [namespace, name];
+        let Some(status) = status else {
+            self.remove_backup_series(namespace, name);
+            return;
+        };
+        if let Ok(mut known) = self.backup_instances.lock() {
+            known
+                .entry((namespace.to_owned(), name.to_owned()))
+                .or_default();
+        }
+        let seconds = |t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time| {
+            t.0.as_millisecond() as f64 / 1000.0
+        };
+        if let Some(at) = &status.last_successful_at {
+            self.backup_last_success
+                .with_label_values(&labels)
+                .set(seconds(at));
+        }
+        if status.last_verify_result.as_deref() == Some("Passed")
+            && let Some(at) = &status.last_verified_at
+        {
+            self.backup_last_verify_success
+                .with_label_values(&labels)
+                .set(seconds(at));
+        }
+        if let Some(bytes) = status.bytes {
+            self.backup_bytes.with_label_values(&labels).set(bytes);
+        }
+    }
+
+    /// Counts a newly recorded backup failure.
+    pub fn backup_failed(&self, namespace: &str, name: &str, reason: &str) {
+        let label = failure_reason_label(reason);
+        if let Ok(mut known) = self.backup_instances.lock() {
+            known
+                .entry((namespace.to_owned(), name.to_owned()))
+                .or_default()
+                .insert(label.to_owned());
+        }
+        self.backup_failures
+            .with_label_values(&[namespace, name, label])
+            .inc();
+    }
+
+    /// Removes the backup series of instances that no longer exist.
+    pub fn retain_backups(&self, alive: &[(String, String)]) {
+        let gone: Vec<(String, String)> = match self.backup_instances.lock() {
+            Ok(known) => known
+                .keys()
+                .filter(|k| !alive.contains(k))
+                .cloned()
+                .collect(),
+            Err(_) => return,
+        };
+        for (namespace, name) in gone {
+            self.remove_backup_series(&namespace, &name);
+        }
+    }
+
+    fn remove_backup_series(&self, namespace: &str, name: &str) {
+        let labels = [namespace, name];
+        let _ = self.backup_last_success.remove_label_values(&labels);
+        let _ = self.backup_last_verify_success.remove_label_values(&labels);
+        let _ = self.backup_bytes.remove_label_values(&labels);
+        let reasons = match self.backup_instances.lock() {
+            Ok(mut known) => known
+                .remove(&(namespace.to_owned(), name.to_owned()))
+                .unwrap_or_default(),
+            Err(_) => BTreeSet::new(),
+        };
+        for reason in reasons {
+            let _ = self
+                .backup_failures
+                .remove_label_values(&[namespace, name, reason.as_str()]);
+        }
     }
 
     pub fn reconciled(&self, result: ReconcileResult, took: Duration) {
@@ -254,6 +393,46 @@ mod tests {
             "fp_operator_reconcile_duration_seconds_bucket{result=\"success\",le=\"0.025\"} 1"
         ));
         assert!(text.contains("fp_operator_leader 1"));
+    }
+
+    #[test]
+    fn backup_series_per_instance_and_removed_with_it() {
+        let m = Metrics::new().unwrap();
+        let status: BackupStatus = serde_json::from_value(serde_json::json!({
+            "lastSuccessfulAt": "2026-11-29T03:00:00Z", "bytes": 2048,
+            "lastVerifiedAt": "2026-11-30T05:00:00Z", "lastVerifyResult": "Passed"}))
+        .unwrap();
+        m.set_backup("football", "prod", Some(&status));
+        m.backup_failed(
+            "football",
+            "prod",
+            "StorageAccessDenied: s3://b rejected the credentials",
+        );
+        m.backup_failed("football", "prod", "the Job failed without a summary");
+        let text = m.render();
+        assert!(
+            text.contains("fp_backup_last_success_timestamp_seconds{fp_name=\"prod\",fp_namespace=\"football\"} 1795921200"),
+            "{text}"
+        );
+        assert!(text.contains("fp_backup_bytes{fp_name=\"prod\",fp_namespace=\"football\"} 2048"));
+        assert!(text.contains("fp_backup_last_verify_success_timestamp_seconds{fp_name=\"prod\",fp_namespace=\"football\"} 1796014800"));
+        assert!(text.contains("reason=\"StorageAccessDenied\"} 1"), "{text}");
+        assert!(text.contains("reason=\"Other\"} 1"), "{text}");
+
+        m.retain_backups(&[("football".to_owned(), "other".to_owned())]);
+        let text = m.render();
+        assert!(!text.contains("fp_name=\"prod\""), "{text}");
+    }
+
+    #[test]
+    fn failure_reasons_are_a_bounded_set() {
+        assert_eq!(
+            failure_reason_label("DatabaseUnavailable: x"),
+            "DatabaseUnavailable"
+        );
+        assert_eq!(failure_reason_label("DeadlineExceeded"), "DeadlineExceeded");
+        assert_eq!(failure_reason_label("segfault at 0x0"), "Other");
+        assert_eq!(failure_reason_label("Weird reason: x"), "Other");
     }
 
     #[test]

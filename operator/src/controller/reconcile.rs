@@ -24,7 +24,9 @@ use super::status::{
 };
 use super::validate::{SecretRequirement, check_secrets, secret_requirements, validate};
 use super::{Context, Error};
-use crate::crd::{BackupSpec, Endpoints, FIELD_MANAGER, FootballPrediction, labels};
+use crate::crd::{
+    BackupSpec, Endpoints, FIELD_MANAGER, FootballPrediction, FootballPredictionStatus, labels,
+};
 use crate::metrics::ReconcileResult;
 use crate::resources::certificate::Certificate;
 use crate::resources::common::Component;
@@ -322,6 +324,12 @@ async fn reconcile_valid(
         .collect();
     ctx.metrics
         .set_managed(&v.owner.uid, report.counts.clone(), &alive);
+    let alive_instances: Vec<(String, String)> = ctx
+        .store()
+        .iter()
+        .map(|o| (o.namespace().unwrap_or_default(), o.name_any()))
+        .collect();
+    ctx.metrics.retain_backups(&alive_instances);
     if !report.errors.is_empty() {
         return Err(Error::Apply(report.errors.len()));
     }
@@ -382,6 +390,28 @@ async fn observe_backups(
             .creation_timestamp
             .as_ref()
             .map_or_else(Timestamp::now, |t| t.0),
+    }
+}
+
+fn record_backup_metrics(
+    ctx: &Context,
+    fp: &FootballPrediction,
+    previous: Option<&FootballPredictionStatus>,
+    next: &FootballPredictionStatus,
+) {
+    let namespace = fp.namespace().unwrap_or_default();
+    let name = fp.name_any();
+    let backup = next.backup.as_ref();
+    ctx.metrics.set_backup(&namespace, &name, backup);
+    let failed_before = previous
+        .and_then(|p| p.backup.as_ref())
+        .and_then(|b| b.last_failed_at.as_ref());
+    if let Some(backup) = backup
+        && backup.last_failed_at.is_some()
+        && backup.last_failed_at.as_ref() != failed_before
+    {
+        let reason = backup.last_failure_reason.as_deref().unwrap_or_default();
+        ctx.metrics.backup_failed(&namespace, &name, reason);
     }
 }
 
@@ -461,6 +491,7 @@ async fn write_status(
         .await
         .map_err(Error::Status)?;
     }
+    record_backup_metrics(ctx, fp, previous, &next);
     let reference = fp.object_ref(&());
     for (reason, note) in status::transition_events(previous, &next) {
         events::publish(&ctx.recorder, &ctx.metrics, &reference, None, reason, note).await;

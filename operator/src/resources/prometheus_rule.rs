@@ -1,5 +1,7 @@
 //! prometheus-operator `PrometheusRule` `<name>`: alerts on the active Service's error ratio, latency
-//! and availability (applied only when the CRD is served). A minimal typed view of the kind.
+//! and availability, and (with `spec.backup`) on failed, overdue and unproven backups from the
+//! operator's own `fp_backup_*` series (applied only when the CRD is served). A minimal typed view
+//! of the kind.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +9,9 @@ use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
 use super::common::{Component, child_meta};
+use crate::controller::backup_health::{expected_interval, longest_interval};
 use crate::controller::validate::Validated;
+use crate::crd::BackupSpec;
 
 pub const CRD: &str = "prometheusrules.monitoring.coreos.com";
 
@@ -106,6 +110,10 @@ pub fn prometheus_rule(v: &Validated) -> Option<PrometheusRule> {
             "No pod behind the active Service answers /metrics; the API is likely down.".into(),
         ),
     ];
+    let mut rules = rules;
+    if let Some(backup) = v.spec.backup.as_ref().filter(|b| !b.suspend) {
+        rules.extend(backup_alerts(v, backup, &who));
+    }
     let mut rule = PrometheusRule::new(
         &v.names.prometheus_rule(),
         PrometheusRuleSpec {
@@ -118,6 +126,48 @@ pub fn prometheus_rule(v: &Validated) -> Option<PrometheusRule> {
     rule.metadata = child_meta(v, v.names.prometheus_rule(), Component::Monitoring);
     merge_extra_labels(&mut rule.metadata.labels, &spec.labels);
     Some(rule)
+}
+
+/// A fixed Monday: the rendered rules depend on the schedules only, never on when they are built.
+const INTERVAL_ANCHOR: &str = "2026-01-05T00:00:00Z";
+
+/// 1.5× the longest gap between runs, in whole seconds (the BackupHealthy rule, for Prometheus).
+fn overdue_after(schedule_interval: Option<std::time::Duration>) -> Option<u64> {
+    schedule_interval.map(|i| i.mul_f64(1.5).as_secs())
+}
+
+fn backup_alerts(v: &Validated, backup: &BackupSpec, who: &str) -> Vec<AlertRule> {
+    let anchor = INTERVAL_ANCHOR.parse().unwrap_or_default();
+    let selector = format!("fp_namespace=\"{}\",fp_name=\"{}\"", v.namespace, v.name);
+    let mut rules = vec![alert(
+        "FootballPredictionBackupFailed",
+        format!("increase(fp_backup_failures_total{{{selector}}}[1h]) > 0"),
+        "0m",
+        "warning",
+        format!("{who}: a backup failed"),
+        "A backup Job failed; `kubectl get fp -o yaml` shows status.backup.lastFailureReason. See docs/ops/backup.md.".into(),
+    )];
+    if let Some(seconds) = overdue_after(expected_interval(backup, anchor)) {
+        rules.push(alert(
+            "FootballPredictionBackupStale",
+            format!("time() - max(fp_backup_last_success_timestamp_seconds{{{selector}}}) > {seconds}"),
+            "5m",
+            "critical",
+            format!("{who}: no successful backup for more than {seconds}s"),
+            "The newest successful backup is older than 1.5 schedule intervals (BackupHealthy=False, BackupStale).".into(),
+        ));
+    }
+    if let Some(seconds) = overdue_after(longest_interval(&backup.verify.schedule, anchor)) {
+        rules.push(alert(
+            "FootballPredictionRestoreDrillStale",
+            format!("time() - max(fp_backup_last_verify_success_timestamp_seconds{{{selector}}}) > {seconds}"),
+            "5m",
+            "warning",
+            format!("{who}: no passed restore drill for more than {seconds}s"),
+            "The weekly restore drill has not passed recently: the backups are not proven restorable.".into(),
+        ));
+    }
+    rules
 }
 
 /// Adds user labels (e.g. the one Prometheus selects by) without letting them replace ours.
@@ -166,6 +216,41 @@ mod tests {
         assert_eq!(
             value["spec"]["groups"][0]["name"],
             "footballprediction-football-prod"
+        );
+    }
+
+    #[test]
+    fn backups_add_failure_staleness_and_drill_alerts() {
+        let v = validated(json!({"version": "1", "backup": {
+            "schedule": "0 3 * * *", "frequentSchedule": "0 */6 * * *"}}));
+        let value = serde_json::to_value(prometheus_rule(&v).unwrap()).unwrap();
+        let rules = value["spec"]["groups"][0]["rules"].as_array().unwrap();
+        let by_name = |name: &str| rules.iter().find(|r| r["alert"] == name).unwrap().clone();
+        assert_eq!(
+            by_name("FootballPredictionBackupFailed")["expr"],
+            "increase(fp_backup_failures_total{fp_namespace=\"football\",fp_name=\"prod\"}[1h]) > 0"
+        );
+        // Every 6 hours: overdue after 9 hours.
+        assert_eq!(
+            by_name("FootballPredictionBackupStale")["expr"],
+            "time() - max(fp_backup_last_success_timestamp_seconds{fp_namespace=\"football\",fp_name=\"prod\"}) > 32400"
+        );
+        // The default weekly drill: overdue after 10.5 days.
+        assert!(
+            by_name("FootballPredictionRestoreDrillStale")["expr"]
+                .as_str()
+                .unwrap()
+                .ends_with("> 907200")
+        );
+
+        let suspended = validated(json!({"version": "1", "backup": {"suspend": true}}));
+        let value = serde_json::to_value(prometheus_rule(&suspended).unwrap()).unwrap();
+        assert_eq!(
+            value["spec"]["groups"][0]["rules"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
         );
     }
 
