@@ -34,6 +34,28 @@ fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs the workspace's `kubectl-fp` (built next to this test's binary by `cargo xtask test`):
+/// exit code and stdout.
+fn kubectl_fp(args: &[&str]) -> (i32, String) {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let plugin = dir.join("kubectl-fp");
+    assert!(
+        plugin.is_file(),
+        "{} missing: build the workspace's binaries",
+        plugin.display()
+    );
+    let out = Command::new(&plugin).args(args).output().unwrap();
+    eprintln!(
+        "kubectl fp {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// Removes everything the test created, also when it fails half-way.
 struct Cleanup {
     namespace: String,
@@ -229,14 +251,12 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
     })
     .await;
 
-    // A backup through the node agent against the real PostgreSQL.
-    start_job_from(
-        &client,
-        &namespace,
-        &format!("{INSTANCE}-backup"),
-        "backup-1",
-    )
-    .await;
+    // A backup through the node agent against the real PostgreSQL, started and followed by the
+    // kubectl plugin, which prints the program's summary and exits with its code.
+    let (code, summary) = kubectl_fp(&["backup", INSTANCE, "-n", &namespace]);
+    assert_eq!(code, 0, "{summary}");
+    let summary: Value = serde_json::from_str(summary.trim()).expect("summary line");
+    assert_eq!(summary["ok"], true, "{summary}");
     let backup = wait_for("status.backup after a backup Job", async || {
         let status = fp_status(&fps).await;
         let backup = status["backup"].clone();
@@ -249,6 +269,7 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
     assert!(backup["bytes"].as_i64().unwrap() > 0, "{backup}");
     assert_eq!(backup["count"], 1, "{backup}");
     let id = backup["lastBackupId"].as_str().unwrap();
+    assert_eq!(summary["id"].as_str(), Some(id));
     assert!(
         backups.path().join(id).join("manifest.json").is_file(),
         "backup {id} is on the volume"
@@ -256,14 +277,9 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
     let healthy = condition(&fp_status(&fps).await, "BackupHealthy");
     assert_eq!(healthy["status"], "True", "{healthy}");
 
-    // The restore drill.
-    start_job_from(
-        &client,
-        &namespace,
-        &format!("{INSTANCE}-backup-verify"),
-        "drill-1",
-    )
-    .await;
+    // The restore drill, through the plugin too.
+    let (code, drill) = kubectl_fp(&["verify", INSTANCE, "-n", &namespace]);
+    assert_eq!(code, 0, "{drill}");
     wait_for("a passed restore drill", async || {
         let status = fp_status(&fps).await;
         let result = status["backup"]["lastVerifyResult"].clone();
@@ -307,6 +323,12 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
         !message.contains("wrong-password"),
         "the password never reaches the status: {message}"
     );
+    let (_, tree) = kubectl_fp(&["status", INSTANCE, "-n", &namespace]);
+    assert!(
+        tree.contains("BackupHealthy     False   BackupFailed"),
+        "{tree}"
+    );
+    assert!(tree.contains(&format!("({id})")), "{tree}");
     let events: Api<Event> = Api::namespaced(client.clone(), &namespace);
     wait_for("a BackupFailed event", async || {
         let list = events.list(&Default::default()).await.unwrap();
