@@ -157,6 +157,97 @@ async fn backup_damage_restore_gives_identical_content() {
     db.drop_now().await;
 }
 
+/// The shared football-data folder (`FP_FOOTBALL_DATA`, else `../shared/football-data`).
+fn football_data() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("FP_FOOTBALL_DATA").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/football-data"),
+        std::path::PathBuf::from,
+    );
+    if dir.join("E0").is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipped: shared football data not found at {} (set FP_FOOTBALL_DATA)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// The real data through the real importer: three Premier League seasons with their odds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_football_data_is_restored_identically() {
+    let Some(server) = pg_server() else { return };
+    let Some(data) = football_data() else { return };
+    let progress = Progress::silent("test");
+    let db = TestDb::create(&server, "fp_bk_football").await;
+    let api_server = |args: &[&str]| {
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_fp-api-server"))
+            .args(args)
+            .env("FP_DATABASE_URL", &db.url)
+            .env("FP_LOG_LEVEL", "warn")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "fp-api-server {args:?}: {status}");
+    };
+    api_server(&["migrate"]);
+    for season in ["2021-2022", "2022-2023", "2023-2024"] {
+        let file = data.join("E0").join(format!("{season}.csv"));
+        let file = file.to_str().unwrap();
+        api_server(&[
+            "import",
+            "--no-refit",
+            "--league",
+            "E0",
+            "--season",
+            season,
+            file,
+        ]);
+    }
+    let before = fingerprint(&db.url).await;
+    let matches = before
+        .iter()
+        .find(|(table, _)| table.ends_with(".matches"))
+        .map(|(_, (rows, _))| *rows);
+    assert_eq!(matches, Some(3 * 380), "{before:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run_backup(
+        &request(
+            &db.url,
+            vec![file_destination(dir.path())],
+            S3Settings::default(),
+            no_retention(),
+        ),
+        &progress,
+    )
+    .await;
+    assert!(summary.ok, "{}", serde_json::to_string(&summary).unwrap());
+
+    db.execute(
+        "DELETE FROM odds_1x2 WHERE bookmaker <> 'B365';
+         UPDATE matches SET home_goals = home_goals + 1 WHERE home_goals IS NOT NULL;
+         DELETE FROM matches WHERE id % 5 = 0 AND id NOT IN (SELECT match_id FROM odds_1x2)",
+    )
+    .await;
+    assert_ne!(fingerprint(&db.url).await, before);
+
+    let restored = run_restore(
+        &restore_request(dir.path(), &db.url, true, false),
+        &progress,
+    )
+    .await;
+    assert!(restored.ok, "{}", serde_json::to_string(&restored).unwrap());
+    assert!(
+        restored.differences.is_empty(),
+        "{:?}",
+        restored.differences
+    );
+    assert_eq!(fingerprint(&db.url).await, before);
+    db.drop_now().await;
+}
+
 /// Rows written while the dump runs must not make the manifest disagree with the dump: the
 /// counts come from the dump's own snapshot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
