@@ -9,8 +9,9 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
@@ -348,16 +349,107 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
     let backup = fp_status(&fps).await["backup"].clone();
     assert_eq!(backup["lastBackupId"].as_str(), Some(id), "{backup}");
 
-    let job_names: Vec<String> = Api::<Job>::namespaced(client.clone(), &namespace)
-        .list(&Default::default())
+    children_are_restored(&client, &namespace).await;
+    admission_refuses_bad_specs(&fps, &namespace).await;
+
+    // Deleting the resource takes its children with it (ownerReferences, garbage collector);
+    // the backup claim stays: backups outlive the platform.
+    fps.delete(INSTANCE, &Default::default())
         .await
-        .unwrap()
-        .items
-        .iter()
-        .map(|j| j.name_any())
-        .collect();
-    eprintln!("jobs: {job_names:?}");
+        .expect("delete FootballPrediction");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    wait_for("children garbage-collected", async || {
+        let left: Vec<String> = deployments
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|d| d.name_any())
+            .collect();
+        (left.is_empty().then_some(()), format!("{left:?}"))
+    })
+    .await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
+    assert!(
+        claims
+            .get_opt(&format!("{INSTANCE}-backups"))
+            .await
+            .unwrap()
+            .is_some(),
+        "the backup claim outlives the FootballPrediction"
+    );
     drop(cleanup);
+}
+
+/// Hand edits to children are undone by the next reconcile.
+async fn children_are_restored(client: &Client, namespace: &str) {
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    services
+        .delete(INSTANCE, &Default::default())
+        .await
+        .expect("delete the active Service");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let active = format!("{INSTANCE}-blue");
+    deployments
+        .patch(
+            &active,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .expect("scale the active Deployment");
+    wait_for("Service recreated and replicas restored", async || {
+        let service = services.get_opt(INSTANCE).await.unwrap();
+        let replicas = deployments.get(&active).await.unwrap().spec.replicas;
+        (
+            (service.is_some() && replicas == Some(2)).then_some(()),
+            format!("service {}, replicas {replicas:?}", service.is_some()),
+        )
+    })
+    .await;
+}
+
+/// The API server refuses what the CRD's schema and CEL rules forbid, with a message naming the
+/// field.
+async fn admission_refuses_bad_specs(fps: &Api<DynamicObject>, namespace: &str) {
+    // Unknown fields are refused when the client asks for strict validation, as kubectl does.
+    let typo = json!({
+        "apiVersion": "footballprediction.io/v1alpha1", "kind": "FootballPrediction",
+        "metadata": {"name": "refused", "namespace": namespace},
+        "spec": {"version": "1", "replica": 3}});
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), typo.to_string()).unwrap();
+    let out = Command::new("kubectl")
+        .args(["create", "-f"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a typo must not be accepted");
+    assert!(
+        stderr.contains("unknown field \"spec.replica\""),
+        "{stderr}"
+    );
+
+    let cases = [
+        (
+            json!({"version": "1", "backup": {"storage": {}}}),
+            "spec.backup.storage needs pvc, s3 or both",
+        ),
+        (json!({"replicas": 2}), "spec.version: Required value"),
+    ];
+    for (spec, expected) in cases {
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "footballprediction.io/v1alpha1", "kind": "FootballPrediction",
+            "metadata": {"name": "refused", "namespace": namespace}, "spec": spec}))
+        .unwrap();
+        let err = fps
+            .create(&PostParams::default(), &object)
+            .await
+            .expect_err("refused at admission");
+        assert!(err.to_string().contains(expected), "{expected}: {err}");
+    }
 }
 
 #[test]
