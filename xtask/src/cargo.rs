@@ -77,12 +77,14 @@ pub fn executables_in_messages(lines: &str) -> BTreeMap<String, PathBuf> {
 /// Builds every binary of the workspace (one feature set with the test builds, so nothing is
 /// compiled twice) and returns their paths by name. Pods of the node agent run these.
 pub fn build_workspace_bins() -> Result<BTreeMap<String, PathBuf>, CargoError> {
-    let args = [
-        "build",
-        "--workspace",
-        "--bins",
-        "--message-format=json-render-diagnostics",
-    ];
+    build_bins(&["--workspace"])
+}
+
+/// `cargo build --bins` with `selection` (e.g. `--release -p fp-api-server`); paths by name.
+pub fn build_bins(selection: &[&str]) -> Result<BTreeMap<String, PathBuf>, CargoError> {
+    let mut args = vec!["build"];
+    args.extend_from_slice(selection);
+    args.extend(["--bins", "--message-format=json-render-diagnostics"]);
     eprintln!("==> cargo {}", args.join(" "));
     let mut child = command(&args)
         .stdout(Stdio::piped())

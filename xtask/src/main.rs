@@ -1,6 +1,7 @@
 //! `cargo xtask …`: the project's command contract (see README and docs/local-cluster.md).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 mod apt;
+mod bench;
 mod cargo;
 mod cluster;
 mod gobuild;
@@ -36,6 +37,11 @@ enum Command {
     },
     /// Stop everything `up` started and remove its state.
     Down,
+    /// Benchmarks (docs/performance.md).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Everything CI runs: install what is missing, fmt check, clippy with warnings denied,
     /// unit and integration tests (real PostgreSQL), e2e tests on the local control plane.
     Test,
@@ -44,6 +50,39 @@ enum Command {
         #[command(subcommand)]
         action: ClusterAction,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// fp-api-server under wrk on SQLite and PostgreSQL with the shared data, next to a bare
+    /// axum ceiling; table on stdout, JSON under target/bench/.
+    Api {
+        /// Seconds instead of minutes: one run, 1 s, 16 connections, SQLite, one season, dev build
+        #[arg(long)]
+        smoke: bool,
+        /// Runs per row (the median is reported)
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Length of each run
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// Concurrent connections, comma-separated
+        #[arg(long, value_delimiter = ',', default_values_t = [64, 256, 1000])]
+        connections: Vec<u32>,
+        /// Storage backends, comma-separated
+        #[arg(long = "backend", value_delimiter = ',', default_values = ["sqlite", "postgres"])]
+        backends: Vec<bench::Backend>,
+        /// The football-data folder (default: FP_FOOTBALL_DATA, else ../shared/football-data)
+        #[arg(long, value_name = "DIR")]
+        data: Option<std::path::PathBuf>,
+    },
+}
+
+fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
+    let secs = value.strip_suffix('s').unwrap_or(value);
+    secs.parse::<u64>()
+        .map(std::time::Duration::from_secs)
+        .map_err(|e| format!("{value:?}: expected seconds such as 10s ({e})"))
 }
 
 #[derive(Subcommand)]
@@ -67,6 +106,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up { import } => platform::up(&platform::UpOptions { import }),
         Command::Down => platform::down(),
+        Command::Bench {
+            what:
+                BenchCommand::Api {
+                    smoke,
+                    runs,
+                    duration,
+                    connections,
+                    backends,
+                    data,
+                },
+        } => {
+            let options = if smoke {
+                bench::ApiOptions {
+                    data,
+                    ..bench::ApiOptions::smoke()
+                }
+            } else {
+                bench::ApiOptions {
+                    smoke,
+                    runs,
+                    duration,
+                    connections,
+                    backends,
+                    data,
+                }
+            };
+            bench::api(&options)
+        }
         Command::Test => testcmd::run(),
         Command::Cluster {
             action: ClusterAction::Up { nodes },

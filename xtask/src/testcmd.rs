@@ -96,6 +96,14 @@ pub fn run() -> anyhow::Result<()> {
         steps::run(&mut with_pg(cargo(&["test", "--workspace"])))?,
     ));
 
+    // The benchmark pipeline end to end in seconds (numbers are not judged here: speed targets
+    // live in `cargo xtask bench`, not in timed tests).
+    timings.push(("bench api --smoke", {
+        let t = Instant::now();
+        crate::bench::api(&crate::bench::ApiOptions::smoke())?;
+        t.elapsed()
+    }));
+
     let e2e_targets = crate::cargo::targets(E2E_PACKAGE, "test")?;
     let t_cluster = Instant::now();
     let cluster = Guard::new(

@@ -1,0 +1,610 @@
+//! `cargo xtask bench api`: the API server under real HTTP load (wrk, on loopback), on SQLite and
+//! on PostgreSQL with the shared football data imported, next to a bare axum server as this
+//! machine's ceiling. Medians of several runs; a table on stdout and JSON under target/bench/.
+//! `--smoke` (what CI runs) proves the whole pipeline works in seconds.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use crate::{apt, cargo, interrupt, paths, postgres};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    pub smoke: bool,
+    pub runs: usize,
+    pub duration: Duration,
+    pub connections: Vec<u32>,
+    pub backends: Vec<Backend>,
+    pub data: Option<PathBuf>,
+}
+
+impl ApiOptions {
+    /// Seconds, one run, SQLite, one season: proves every step works.
+    pub fn smoke() -> Self {
+        Self {
+            smoke: true,
+            runs: 1,
+            duration: Duration::from_secs(1),
+            connections: vec![16],
+            backends: vec![Backend::Sqlite],
+            data: None,
+        }
+    }
+}
+
+/// The load shapes, each one wrk Lua script.
+pub const SCENARIOS: [&str; 6] = ["cached", "spread", "list", "batch", "login", "mixed"];
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Measurement {
+    pub requests_per_second: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub scenario: String,
+    pub backend: String,
+    pub connections: u32,
+    pub runs: usize,
+    #[serde(flatten)]
+    pub median: Measurement,
+    pub peak_rss_mib: f64,
+    pub share_of_ceiling: Option<f64>,
+}
+
+/// Parses the `FPBENCH {json}` line the scripts' `done()` prints.
+pub fn parse_wrk_output(stdout: &str) -> Option<Measurement> {
+    let line = stdout.lines().find_map(|l| l.strip_prefix("FPBENCH "))?;
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let us = |k: &str| v[k].as_f64();
+    let duration_s = us("duration_us")? / 1e6;
+    Some(Measurement {
+        requests_per_second: if duration_s > 0.0 {
+            us("requests")? / duration_s
+        } else {
+            0.0
+        },
+        p50_ms: us("p50_us")? / 1e3,
+        p95_ms: us("p95_us")? / 1e3,
+        p99_ms: us("p99_us")? / 1e3,
+        max_ms: us("max_us")? / 1e3,
+        errors: v["errors"].as_u64()?,
+    })
+}
+
+/// The run with the median throughput (its latencies come with it).
+pub fn median(mut runs: Vec<Measurement>) -> Option<Measurement> {
+    runs.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
+    let middle = runs.len().checked_sub(1)? / 2;
+    runs.into_iter().nth(middle)
+}
+
+/// One wrk Lua script: what `mode` requests, and a `done()` that prints the numbers as JSON.
+pub fn lua_script(mode: &str, token: &str, password: &str, ids: &[i64]) -> String {
+    let id_list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let batch = ids
+        .iter()
+        .take(100)
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let login = serde_json::json!({"username": "admin", "password": password}).to_string();
+    format!(
+        r#"local mode = "{mode}"
+local ids = {{{id_list}}}
+local auth = {{["Authorization"] = "Bearer {token}"}}
+local json = {{["Content-Type"] = "application/json", ["Authorization"] = "Bearer {token}"}}
+local batch_body = '{{"match_ids":[{batch}]}}'
+local login_body = '{login}'
+local list_path = "/api/v1/matches?limit=50"
+math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+request = function()
+  local m = mode
+  if m == "mixed" then
+    local r = math.random(100)
+    if r <= 80 then m = "cached" elseif r <= 95 then m = "list" else m = "batch" end
+  end
+  if m == "hello" then return wrk.format("GET", "/") end
+  if m == "cached" then return wrk.format("GET", "/api/v1/predictions/" .. ids[1], auth) end
+  if m == "spread" then return wrk.format("GET", "/api/v1/predictions/" .. ids[math.random(#ids)], auth) end
+  if m == "list" then return wrk.format("GET", list_path, auth) end
+  if m == "batch" then return wrk.format("POST", "/api/v1/predictions/batch", json, batch_body) end
+  return wrk.format("POST", "/api/v1/auth/login", {{["Content-Type"] = "application/json"}}, login_body)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('FPBENCH {{"requests":%.0f,"duration_us":%.0f,"p50_us":%.0f,"p95_us":%.0f,"p99_us":%.0f,"max_us":%.0f,"errors":%.0f}}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99), latency.max, e.connect + e.read + e.write + e.status + e.timeout))
+end
+"#
+    )
+}
+
+/// A child process killed (by its pid) when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Peak resident memory so far (VmHWM), in MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+fn curl(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "--max-time", "30"])
+        .args(args)
+        .output()
+        .context("running curl")?;
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!(
+            "curl {}: {body}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(body)
+}
+
+fn wait_ready(server: &mut Server, what: &str) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    loop {
+        interrupt::check()?;
+        let ok = Command::new("curl")
+            .args(["-sf", "--max-time", "2"])
+            .arg(format!("{}/health/ready", server.url))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = server.child.try_wait() {
+            bail!("{what} exited during start-up: {status}");
+        }
+        if t0.elapsed() > Duration::from_secs(180) {
+            bail!("{what} not ready after 180s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn run_wrk(
+    url: &str,
+    script: &Path,
+    connections: u32,
+    duration: Duration,
+) -> anyhow::Result<Measurement> {
+    let threads = connections.clamp(1, 2).to_string();
+    let out = Command::new("wrk")
+        .args(["-t", &threads, "-c", &connections.to_string()])
+        .args(["-d", &format!("{}s", duration.as_secs().max(1))])
+        .args(["--timeout", "10s", "-s"])
+        .arg(script)
+        .arg(url)
+        .output()
+        .context("running wrk")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    parse_wrk_output(&stdout).with_context(|| {
+        format!(
+            "wrk printed no result: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn data_dir(options: &ApiOptions) -> anyhow::Result<PathBuf> {
+    let dir = options
+        .data
+        .clone()
+        .or_else(|| std::env::var_os("FP_FOOTBALL_DATA").map(PathBuf::from))
+        .unwrap_or_else(|| paths::workspace_root().join("../shared/football-data"));
+    anyhow::ensure!(
+        dir.join("E0").is_dir(),
+        "football data not found at {} (pass --data DIR or set FP_FOOTBALL_DATA)",
+        dir.display()
+    );
+    Ok(dir)
+}
+
+fn binaries(smoke: bool) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let bins = if smoke {
+        // The workspace's dev build, shared with the tests: nothing is compiled twice in CI.
+        cargo::build_workspace_bins()?
+    } else {
+        cargo::build_bins(&["--release", "-p", "fp-api-server"])?
+    };
+    let get = |name: &str| {
+        bins.get(name)
+            .cloned()
+            .with_context(|| format!("cargo built no {name}"))
+    };
+    Ok((get("fp-api-server")?, get("fp-bench-hello")?))
+}
+
+struct Setup {
+    token: String,
+    password: String,
+    ids: Vec<i64>,
+}
+
+/// Logs in and collects match ids (all of them, page by page).
+fn prepare_client(url: &str, password: &str) -> anyhow::Result<Setup> {
+    let login = serde_json::json!({"username": "admin", "password": password}).to_string();
+    let body = curl(&[
+        "-H",
+        "content-type: application/json",
+        "-d",
+        &login,
+        &format!("{url}/api/v1/auth/login"),
+    ])?;
+    let token = serde_json::from_str::<serde_json::Value>(&body)?["access_token"]
+        .as_str()
+        .context("login answered without access_token")?
+        .to_owned();
+    let auth = format!("authorization: Bearer {token}");
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut page_url = format!("{url}/api/v1/matches?limit=100");
+        if let Some(c) = &cursor {
+            page_url.push_str(&format!("&cursor={c}"));
+        }
+        let page: serde_json::Value = serde_json::from_str(&curl(&["-H", &auth, &page_url])?)?;
+        for item in page["items"].as_array().into_iter().flatten() {
+            if let Some(id) = item["id"].as_i64() {
+                ids.push(id);
+            }
+        }
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() || ids.len() >= 30_000 {
+            break;
+        }
+    }
+    anyhow::ensure!(!ids.is_empty(), "no matches imported");
+    Ok(Setup {
+        token,
+        password: password.to_owned(),
+        ids,
+    })
+}
+
+fn measure(
+    url: &str,
+    script: &Path,
+    connections: u32,
+    options: &ApiOptions,
+) -> anyhow::Result<Measurement> {
+    let mut runs = Vec::new();
+    for _ in 0..options.runs {
+        interrupt::check()?;
+        runs.push(run_wrk(url, script, connections, options.duration)?);
+    }
+    median(runs).context("no runs")
+}
+
+fn database(
+    backend: Backend,
+    scratch: &Path,
+) -> anyhow::Result<(String, Option<postgres::Postgres>)> {
+    match backend {
+        Backend::Sqlite => Ok((
+            format!("sqlite://{}/fp.db?mode=rwc", scratch.display()),
+            None,
+        )),
+        Backend::Postgres => {
+            let pg = postgres::start(&paths::state_root().join("bench-postgres"))?;
+            let url = pg.create_database("bench")?;
+            Ok((url, Some(pg)))
+        }
+    }
+}
+
+fn import(api: &Path, database_url: &str, data: &Path, smoke: bool) -> anyhow::Result<()> {
+    let mut cmd = Command::new(api);
+    cmd.env("FP_DATABASE_URL", database_url)
+        .env("FP_LOG_LEVEL", "warn")
+        .stdout(Stdio::null());
+    let status = cmd.arg("migrate").status()?;
+    anyhow::ensure!(status.success(), "migrate failed: {status}");
+    let mut cmd = Command::new(api);
+    cmd.env("FP_DATABASE_URL", database_url)
+        .env("FP_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .arg("import");
+    if smoke {
+        cmd.args(["--league", "E0", "--season", "2023-2024"])
+            .arg(data.join("E0").join("2023-2024.csv"));
+    } else {
+        cmd.arg("--dir").arg(data);
+    }
+    let status = cmd.status()?;
+    anyhow::ensure!(status.success(), "import failed: {status}");
+    Ok(())
+}
+
+/// `database_url: None` is the zero-setup SQLite database in `scratch` with the demo league.
+fn start_api(
+    api: &Path,
+    database_url: Option<&str>,
+    scratch: &Path,
+    password: &str,
+) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let log = std::fs::File::create(scratch.join("api.log"))?;
+    let mut cmd = Command::new(api);
+    if let Some(url) = database_url {
+        cmd.env("FP_DATABASE_URL", url);
+    }
+    let child = cmd
+        .arg("serve")
+        .env("FP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("FP_DATA_DIR", scratch)
+        .env("FP_ADMIN_PASSWORD", password)
+        // Load from one client: per-client limits would measure the limiter.
+        .env("FP_RATE_LIMIT_PER_SECOND", "0")
+        .env("FP_AUTH_RATE_LIMIT_PER_MINUTE", "0")
+        .env("FP_LOG_LEVEL", "warn")
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting fp-api-server")?;
+    Ok(Server {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<8} {:<9} {:>5} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7}",
+        "scenario",
+        "backend",
+        "conns",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "RSS MiB",
+        "ceiling"
+    );
+    for r in rows {
+        let share = r
+            .share_of_ceiling
+            .map_or("-".to_owned(), |s| format!("{:.0}%", s * 100.0));
+        println!(
+            "{:<8} {:<9} {:>5} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>7} {:>8.1} {:>7}",
+            r.scenario,
+            r.backend,
+            r.connections,
+            r.median.requests_per_second,
+            r.median.p50_ms,
+            r.median.p95_ms,
+            r.median.p99_ms,
+            r.median.max_ms,
+            r.median.errors,
+            r.peak_rss_mib,
+            share
+        );
+    }
+}
+
+pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
+    apt::ensure(&["wrk", "curl"])?;
+    let data = match data_dir(options) {
+        Ok(dir) => Some(dir),
+        // CI clones may not sit next to the shared data; the smoke run then uses the server's
+        // zero-setup demo league, which still exercises every scenario.
+        Err(e) if options.smoke => {
+            eprintln!("[bench] {e:#}; the smoke run uses the zero-setup demo league");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let (api_bin, hello_bin) = binaries(options.smoke)?;
+    let out_dir = paths::workspace_root().join("target").join("bench");
+    let scratch_root = out_dir.join("run");
+    let _ = std::fs::remove_dir_all(&scratch_root);
+    std::fs::create_dir_all(&scratch_root)?;
+    let mut rows = Vec::new();
+
+    // The ceiling: a bare axum server on the same machine, same load generator.
+    let port = free_port()?;
+    let hello = Server {
+        child: Command::new(&hello_bin)
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting fp-bench-hello")?,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let hello_script = scratch_root.join("hello.lua");
+    std::fs::write(&hello_script, lua_script("hello", "", "", &[0]))?;
+    let t0 = Instant::now();
+    while curl(&[&format!("{}/", hello.url)]).is_err() {
+        if t0.elapsed() > Duration::from_secs(30) {
+            bail!("fp-bench-hello did not answer");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut ceiling = BTreeMap::new();
+    for &connections in &options.connections {
+        let m = measure(&hello.url, &hello_script, connections, options)?;
+        eprintln!(
+            "[bench] hello x{connections}: {:.0} req/s",
+            m.requests_per_second
+        );
+        ceiling.insert(connections, m.requests_per_second);
+        rows.push(Row {
+            scenario: "hello".into(),
+            backend: "-".into(),
+            connections,
+            runs: options.runs,
+            median: m,
+            peak_rss_mib: hello.peak_rss_mib(),
+            share_of_ceiling: Some(1.0),
+        });
+    }
+    drop(hello);
+
+    for &backend in &options.backends {
+        let name = serde_json::to_value(backend)?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let scratch = scratch_root.join(&name);
+        std::fs::create_dir_all(&scratch)?;
+        let (database_url, pg) = match &data {
+            Some(dir) => {
+                let (url, pg) = database(backend, &scratch)?;
+                let t = Instant::now();
+                import(&api_bin, &url, dir, options.smoke)?;
+                eprintln!(
+                    "[bench] {name}: imported in {:.1}s",
+                    t.elapsed().as_secs_f64()
+                );
+                (Some(url), pg)
+            }
+            None => (None, None),
+        };
+        let password = format!("bench-{}", std::process::id());
+        let mut server = start_api(&api_bin, database_url.as_deref(), &scratch, &password)?;
+        wait_ready(&mut server, "fp-api-server")?;
+        let setup = prepare_client(&server.url, &password)?;
+        for scenario in SCENARIOS {
+            let script = scratch.join(format!("{scenario}.lua"));
+            std::fs::write(
+                &script,
+                lua_script(scenario, &setup.token, &setup.password, &setup.ids),
+            )?;
+            for &connections in &options.connections {
+                let m = measure(&server.url, &script, connections, options)?;
+                eprintln!(
+                    "[bench] {name} {scenario} x{connections}: {:.0} req/s, p99 {:.1} ms, {} errors",
+                    m.requests_per_second, m.p99_ms, m.errors
+                );
+                let share = ceiling
+                    .get(&connections)
+                    .filter(|c| **c > 0.0)
+                    .map(|c| m.requests_per_second / c);
+                rows.push(Row {
+                    scenario: scenario.into(),
+                    backend: name.clone(),
+                    connections,
+                    runs: options.runs,
+                    median: m,
+                    peak_rss_mib: server.peak_rss_mib(),
+                    share_of_ceiling: share,
+                });
+            }
+        }
+        drop(server);
+        if let Some(pg) = pg {
+            pg.stop()?;
+        }
+    }
+
+    print_table(&rows);
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let file = out_dir.join(format!("api-{stamp}.json"));
+    std::fs::write(&file, serde_json::to_string_pretty(&rows)?)?;
+    eprintln!("[bench] wrote {}", file.display());
+    if options.smoke {
+        let failed: Vec<String> = rows
+            .iter()
+            .filter(|r| r.median.errors > 0 || r.median.requests_per_second <= 0.0)
+            .map(|r| format!("{} {} x{}", r.scenario, r.backend, r.connections))
+            .collect();
+        anyhow::ensure!(failed.is_empty(), "bench smoke: errors in {failed:?}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_line_done_prints() {
+        let out = "Running 1s test\nFPBENCH {\"requests\":20000,\"duration_us\":2000000,\"p50_us\":800,\"p95_us\":2500,\"p99_us\":4000,\"max_us\":12000,\"errors\":3}\n";
+        let m = parse_wrk_output(out).unwrap();
+        assert_eq!(m.requests_per_second, 10_000.0);
+        assert_eq!(
+            (m.p50_ms, m.p95_ms, m.p99_ms, m.max_ms),
+            (0.8, 2.5, 4.0, 12.0)
+        );
+        assert_eq!(m.errors, 3);
+        assert!(parse_wrk_output("no result").is_none());
+    }
+
+    #[test]
+    fn median_takes_the_middle_run_by_throughput() {
+        let run = |rps: f64, p99: f64| Measurement {
+            requests_per_second: rps,
+            p50_ms: 0.0,
+            p95_ms: 0.0,
+            p99_ms: p99,
+            max_ms: 0.0,
+            errors: 0,
+        };
+        let m = median(vec![run(300.0, 3.0), run(100.0, 1.0), run(200.0, 2.0)]).unwrap();
+        assert_eq!((m.requests_per_second, m.p99_ms), (200.0, 2.0));
+        assert!(median(vec![]).is_none());
+    }
+
+    #[test]
+    fn scripts_carry_token_ids_and_modes() {
+        let lua = lua_script("batch", "tok", "pw\"x", &[5, 6, 7]);
+        assert!(lua.contains("local mode = \"batch\""));
+        assert!(lua.contains("local ids = {5,6,7}"));
+        assert!(lua.contains("Bearer tok"));
+        assert!(lua.contains(r#"'{"match_ids":[5,6,7]}'"#));
+        // The password is JSON-escaped inside the login body.
+        assert!(lua.contains(r#"pw\"x"#));
+    }
+}
