@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -229,6 +230,9 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
             &format!("watchNamespace={namespace}"),
             "--set",
             "logging.format=text",
+            // Two replicas: one leads, the other stands by (and takes over below).
+            "--set",
+            "replicaCount=2",
             "--wait",
             "--timeout",
             "4m",
@@ -251,6 +255,31 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
         ((ready["status"] == "True").then_some(()), ready.to_string())
     })
     .await;
+
+    // What users look at: kubectl wait, the printer columns, and real API processes answering
+    // at their pod IPs.
+    run(
+        "kubectl",
+        &[
+            "wait",
+            "-n",
+            &namespace,
+            "--for=condition=Ready",
+            &format!("fp/{INSTANCE}"),
+            "--timeout=60s",
+        ],
+    );
+    let columns = run(
+        "kubectl",
+        &["get", "fp", INSTANCE, "-n", &namespace, "--no-headers"],
+    );
+    let columns: Vec<&str> = columns.split_whitespace().collect();
+    assert_eq!(
+        &columns[..5],
+        &[INSTANCE, "0.1.0", "blue", "True", "Healthy"],
+        "{columns:?}"
+    );
+    api_pods_answer(&client, &namespace).await;
 
     // A backup through the node agent against the real PostgreSQL, started and followed by the
     // kubectl plugin, which prints the program's summary and exits with its code.
@@ -350,6 +379,9 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
     assert_eq!(backup["lastBackupId"].as_str(), Some(id), "{backup}");
 
     children_are_restored(&client, &namespace).await;
+    // The leader dies without a goodbye: the standby takes the Lease and reconciles.
+    leader_is_replaced(&client, &cleanup.operator_namespace).await;
+    children_are_restored(&client, &namespace).await;
     admission_refuses_bad_specs(&fps, &namespace).await;
 
     // Deleting the resource takes its children with it (ownerReferences, garbage collector);
@@ -380,6 +412,81 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
         "the backup claim outlives the FootballPrediction"
     );
     drop(cleanup);
+}
+
+/// Every ready API pod answers `/health/ready` with 200 at its pod IP (the node agent runs the
+/// real fp-api-server there).
+async fn api_pods_answer(client: &Client, namespace: &str) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/component=api"))
+        .await
+        .unwrap();
+    let ips: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .collect();
+    assert_eq!(ips.len(), 2, "two API pods with IPs: {ips:?}");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for ip in ips {
+        assert!(ip.starts_with("127."), "pod IPs are loopback: {ip}");
+        let response = http
+            .get(format!("http://{ip}:8080/health/ready"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{ip}");
+    }
+}
+
+/// Kills the operator pod that holds the Lease (grace period 0) and waits until the other
+/// replica holds it.
+async fn leader_is_replaced(client: &Client, operator_namespace: &str) {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), operator_namespace);
+    let holder = |lease: &Lease| {
+        lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.clone())
+            .unwrap_or_default()
+    };
+    let leader = holder(
+        &leases
+            .get("fp-operator")
+            .await
+            .expect("the operator's Lease"),
+    );
+    assert!(!leader.is_empty(), "a leader holds the Lease");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), operator_namespace);
+    let names: Vec<String> = pods
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    let leader_pod = names
+        .iter()
+        .find(|n| leader.contains(n.as_str()))
+        .unwrap_or_else(|| panic!("leader {leader} is one of {names:?}"))
+        .clone();
+    pods.delete(&leader_pod, &DeleteParams::default().grace_period(0))
+        .await
+        .expect("kill the leader");
+    wait_for("a new leader", async || {
+        let now = leases
+            .get("fp-operator")
+            .await
+            .map(|l| holder(&l))
+            .unwrap_or_default();
+        ((!now.is_empty() && now != leader).then_some(()), now)
+    })
+    .await;
 }
 
 /// Hand edits to children are undone by the next reconcile.
@@ -449,6 +556,45 @@ async fn admission_refuses_bad_specs(fps: &Api<DynamicObject>, namespace: &str) 
             .await
             .expect_err("refused at admission");
         assert!(err.to_string().contains(expected), "{expected}: {err}");
+    }
+}
+
+/// `helm lint`, and the rendered chart accepted by the real API server (server-side dry run).
+#[tokio::test]
+async fn chart_lints_and_renders_objects_the_api_server_accepts() {
+    let Some(_client) = common::admin_client().await else {
+        return;
+    };
+    let chart = common::workspace_root().join("charts/fp-operator");
+    let chart = chart.display().to_string();
+    run("helm", &["lint", &chart]);
+    let namespace = common::unique_name("e2e-chart");
+    run("kubectl", &["create", "namespace", &namespace]);
+    let rendered = run(
+        "helm",
+        &["template", "fp-operator", &chart, "-n", &namespace],
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &rendered).unwrap();
+    let applied = run(
+        "kubectl",
+        &[
+            "apply",
+            "--dry-run=server",
+            "-n",
+            &namespace,
+            "-f",
+            &file.path().display().to_string(),
+        ],
+    );
+    let _ = Command::new("kubectl")
+        .args(["delete", "namespace", &namespace, "--wait=false"])
+        .output();
+    for kind in [
+        "deployment.apps/fp-operator",
+        "clusterrole.rbac.authorization.k8s.io/fp-operator-manager",
+    ] {
+        assert!(applied.contains(kind), "{kind} in {applied}");
     }
 }
 

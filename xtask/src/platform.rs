@@ -151,6 +151,47 @@ fn import(data: &Path, database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Logs in as the admin whose password the operator generated: the URL we print works.
+fn check_login(kubectl: &Kubectl, ip: &str) -> anyhow::Result<()> {
+    use base64::Engine;
+    let encoded = kubectl.run(&[
+        "-n",
+        NAMESPACE,
+        "get",
+        "secret",
+        &format!("{INSTANCE}-admin"),
+        "-o",
+        "jsonpath={.data.password}",
+    ])?;
+    let password = base64::engine::general_purpose::STANDARD.decode(encoded.trim())?;
+    let body = json!({"username": "admin", "password": String::from_utf8(password)?}).to_string();
+    // The body (with the password) goes through stdin, never the command line.
+    let mut child = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "--max-time", "10"])
+        .args([
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            "@-",
+        ])
+        .arg(format!("http://{ip}:8080/api/v1/auth/login"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running curl")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        std::io::Write::write_all(&mut stdin, body.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    anyhow::ensure!(
+        out.status.success() && answer["access_token"].is_string(),
+        "login as admin failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Ok(())
+}
+
 /// Pod name and IP of each running API pod of the instance.
 fn api_pods(kubectl: &Kubectl) -> anyhow::Result<Vec<(String, String)>> {
     let selector = format!("app.kubernetes.io/instance={INSTANCE},app.kubernetes.io/component=api");
@@ -217,6 +258,9 @@ fn start_platform(layout: &cluster::Layout, options: &UpOptions) -> anyhow::Resu
     }
 
     let pods = api_pods(&kubectl)?;
+    let (_, first_ip) = pods.first().context("no API pod is running")?;
+    check_login(&kubectl, first_ip)?;
+    log(format!("logged in as admin at http://{first_ip}:8080"));
     println!();
     println!(
         "The platform is up ({:.0}s after the control plane). Everything listens on loopback.",
@@ -229,7 +273,10 @@ fn start_platform(layout: &cluster::Layout, options: &UpOptions) -> anyhow::Resu
         println!("    curl http://{ip}:8080/health/ready      # {name}");
     }
     println!(
-        "    kubectl -n {NAMESPACE} get secret {INSTANCE}-admin -o jsonpath='{{.data.password}}' | base64 -d   # user admin"
+        "    PASSWORD=$(kubectl -n {NAMESPACE} get secret {INSTANCE}-admin -o jsonpath='{{.data.password}}' | base64 -d)"
+    );
+    println!(
+        "    curl -s http://{first_ip}:8080/api/v1/auth/login -H 'content-type: application/json' -d \"{{\\\"username\\\":\\\"admin\\\",\\\"password\\\":\\\"$PASSWORD\\\"}}\""
     );
     println!("    cargo xtask down      # stops all of it");
     Ok(())
