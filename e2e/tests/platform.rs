@@ -10,11 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
@@ -130,36 +128,6 @@ fn condition(status: &Value, type_: &str) -> Value {
         .as_array()
         .and_then(|cs| cs.iter().find(|c| c["type"] == type_).cloned())
         .unwrap_or(Value::Null)
-}
-
-/// What `kubectl create job --from=cronjob/NAME` does.
-async fn start_job_from(client: &Client, namespace: &str, cronjob: &str, job: &str) {
-    let cronjob: CronJob = Api::namespaced(client.clone(), namespace)
-        .get(cronjob)
-        .await
-        .expect("CronJob exists");
-    let template = cronjob.spec.job_template;
-    let manual = Job {
-        metadata: ObjectMeta {
-            name: Some(job.to_owned()),
-            labels: template.metadata.and_then(|m| m.labels),
-            owner_references: Some(vec![OwnerReference {
-                api_version: "batch/v1".into(),
-                kind: "CronJob".into(),
-                name: cronjob.metadata.name.clone().unwrap_or_default(),
-                uid: cronjob.metadata.uid.clone().unwrap_or_default(),
-                controller: Some(true),
-                ..OwnerReference::default()
-            }]),
-            ..ObjectMeta::default()
-        },
-        spec: template.spec,
-        ..Job::default()
-    };
-    Api::<Job>::namespaced(client.clone(), namespace)
-        .create(&PostParams::default(), &manual)
-        .await
-        .expect("create Job");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,13 +299,14 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
         )
         .await
         .expect("patch Secret");
-    start_job_from(
-        &client,
-        &namespace,
-        &format!("{INSTANCE}-backup"),
-        "backup-2",
-    )
-    .await;
+    // The plugin reports the failure with the program's exit code (3: database unavailable).
+    let (code, failed) = kubectl_fp(&["backup", INSTANCE, "-n", &namespace]);
+    assert_eq!(code, 3, "{failed}");
+    assert!(
+        failed.contains("\"reason\":\"DatabaseUnavailable\""),
+        "{failed}"
+    );
+    assert!(!failed.contains("wrong-password"), "{failed}");
     let unhealthy = wait_for("BackupHealthy False", async || {
         let healthy = condition(&fp_status(&fps).await, "BackupHealthy");
         (

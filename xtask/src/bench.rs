@@ -27,6 +27,8 @@ pub struct ApiOptions {
     pub connections: Vec<u32>,
     pub backends: Vec<Backend>,
     pub data: Option<PathBuf>,
+    /// Only these scenarios (all when empty).
+    pub scenarios: Vec<String>,
 }
 
 impl ApiOptions {
@@ -39,12 +41,21 @@ impl ApiOptions {
             connections: vec![16],
             backends: vec![Backend::Sqlite],
             data: None,
+            scenarios: Vec::new(),
         }
     }
 }
 
 /// The load shapes, each one wrk Lua script.
 pub const SCENARIOS: [&str; 6] = ["cached", "spread", "list", "batch", "login", "mixed"];
+/// Cached reads while logins run alongside (two wrk processes).
+pub const UNDER_LOGINS: &str = "cached+logins";
+
+impl ApiOptions {
+    fn wants(&self, scenario: &str) -> bool {
+        self.scenarios.is_empty() || self.scenarios.iter().any(|s| s == scenario)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Measurement {
@@ -234,6 +245,36 @@ fn run_wrk(
     })
 }
 
+/// Cached reads measured while a second wrk keeps 64 connections of logins (argon2id) going
+/// with no rate limit: the worst case of "logins at their rate limit".
+fn measure_under_logins(
+    url: &str,
+    cached: &Path,
+    login: &Path,
+    connections: u32,
+    options: &ApiOptions,
+) -> anyhow::Result<Measurement> {
+    let mut runs = Vec::new();
+    for _ in 0..options.runs {
+        interrupt::check()?;
+        let mut logins = Command::new("wrk")
+            .args(["-t", "1", "-c", "64", "--timeout", "10s"])
+            .args(["-d", &format!("{}s", options.duration.as_secs().max(1) + 1)])
+            .arg("-s")
+            .arg(login)
+            .arg(url)
+            .stdout(Stdio::null())
+            .spawn()
+            .context("running wrk for logins")?;
+        // Let the hashing queue fill before measuring.
+        std::thread::sleep(Duration::from_millis(500));
+        let measured = run_wrk(url, cached, connections, options.duration);
+        let _ = logins.wait();
+        runs.push(measured?);
+    }
+    median(runs).context("no runs")
+}
+
 fn data_dir(options: &ApiOptions) -> anyhow::Result<PathBuf> {
     let dir = options
         .data
@@ -398,7 +439,7 @@ fn start_api(
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<8} {:<9} {:>5} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7}",
+        "{:<13} {:<9} {:>5} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7}",
         "scenario",
         "backend",
         "conns",
@@ -416,7 +457,7 @@ fn print_table(rows: &[Row]) {
             .share_of_ceiling
             .map_or("-".to_owned(), |s| format!("{:.0}%", s * 100.0));
         println!(
-            "{:<8} {:<9} {:>5} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>7} {:>8.1} {:>7}",
+            "{:<13} {:<9} {:>5} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>7} {:>8.1} {:>7}",
             r.scenario,
             r.backend,
             r.connections,
@@ -433,6 +474,16 @@ fn print_table(rows: &[Row]) {
 }
 
 pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
+    if let Some(unknown) = options
+        .scenarios
+        .iter()
+        .find(|s| !SCENARIOS.contains(&s.as_str()) && s.as_str() != UNDER_LOGINS)
+    {
+        bail!(
+            "unknown scenario {unknown:?}; known: {}, {UNDER_LOGINS}",
+            SCENARIOS.join(", ")
+        );
+    }
     apt::ensure(&["wrk", "curl"])?;
     let data = match data_dir(options) {
         Ok(dir) => Some(dir),
@@ -520,6 +571,9 @@ pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
                 &script,
                 lua_script(scenario, &setup.token, &setup.password, &setup.ids),
             )?;
+            if !options.wants(scenario) {
+                continue;
+            }
             for &connections in &options.connections {
                 let m = measure(&server.url, &script, connections, options)?;
                 eprintln!(
@@ -540,6 +594,33 @@ pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
                     share_of_ceiling: share,
                 });
             }
+        }
+        let cached = scratch.join("cached.lua");
+        let login = scratch.join("login.lua");
+        let connections_under_logins = if options.wants(UNDER_LOGINS) {
+            options.connections.as_slice()
+        } else {
+            &[]
+        };
+        for &connections in connections_under_logins {
+            let m = measure_under_logins(&server.url, &cached, &login, connections, options)?;
+            eprintln!(
+                "[bench] {name} cached+logins x{connections}: {:.0} req/s, p99 {:.1} ms",
+                m.requests_per_second, m.p99_ms
+            );
+            let share = ceiling
+                .get(&connections)
+                .filter(|c| **c > 0.0)
+                .map(|c| m.requests_per_second / c);
+            rows.push(Row {
+                scenario: UNDER_LOGINS.into(),
+                backend: name.clone(),
+                connections,
+                runs: options.runs,
+                median: m,
+                peak_rss_mib: server.peak_rss_mib(),
+                share_of_ceiling: share,
+            });
         }
         drop(server);
         if let Some(pg) = pg {

@@ -75,6 +75,10 @@ enum BenchCommand {
         /// The football-data folder (default: FP_FOOTBALL_DATA, else ../shared/football-data)
         #[arg(long, value_name = "DIR")]
         data: Option<std::path::PathBuf>,
+        /// Only these scenarios, comma-separated: cached, spread, list, batch, login, mixed,
+        /// cached+logins (default: all)
+        #[arg(long, value_delimiter = ',')]
+        scenarios: Vec<String>,
     },
 }
 
@@ -115,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     connections,
                     backends,
                     data,
+                    scenarios,
                 },
         } => {
             let options = if smoke {
@@ -130,6 +135,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     connections,
                     backends,
                     data,
+                    scenarios,
                 }
             };
             bench::api(&options)
