@@ -565,6 +565,18 @@ pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
         let mut server = start_api(&api_bin, database_url.as_deref(), &scratch, &password)?;
         wait_ready(&mut server, "fp-api-server")?;
         let setup = prepare_client(&server.url, &password)?;
+        let row = |scenario: &str, connections: u32, median: Measurement| Row {
+            scenario: scenario.into(),
+            backend: name.clone(),
+            connections,
+            runs: options.runs,
+            share_of_ceiling: ceiling
+                .get(&connections)
+                .filter(|c| **c > 0.0)
+                .map(|c| median.requests_per_second / c),
+            median,
+            peak_rss_mib: server.peak_rss_mib(),
+        };
         for scenario in SCENARIOS {
             let script = scratch.join(format!("{scenario}.lua"));
             std::fs::write(
@@ -580,19 +592,7 @@ pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
                     "[bench] {name} {scenario} x{connections}: {:.0} req/s, p99 {:.1} ms, {} errors",
                     m.requests_per_second, m.p99_ms, m.errors
                 );
-                let share = ceiling
-                    .get(&connections)
-                    .filter(|c| **c > 0.0)
-                    .map(|c| m.requests_per_second / c);
-                rows.push(Row {
-                    scenario: scenario.into(),
-                    backend: name.clone(),
-                    connections,
-                    runs: options.runs,
-                    median: m,
-                    peak_rss_mib: server.peak_rss_mib(),
-                    share_of_ceiling: share,
-                });
+                rows.push(row(scenario, connections, m));
             }
         }
         let cached = scratch.join("cached.lua");
@@ -608,19 +608,7 @@ pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
                 "[bench] {name} cached+logins x{connections}: {:.0} req/s, p99 {:.1} ms",
                 m.requests_per_second, m.p99_ms
             );
-            let share = ceiling
-                .get(&connections)
-                .filter(|c| **c > 0.0)
-                .map(|c| m.requests_per_second / c);
-            rows.push(Row {
-                scenario: UNDER_LOGINS.into(),
-                backend: name.clone(),
-                connections,
-                runs: options.runs,
-                median: m,
-                peak_rss_mib: server.peak_rss_mib(),
-                share_of_ceiling: share,
-            });
+            rows.push(row(UNDER_LOGINS, connections, m));
         }
         drop(server);
         if let Some(pg) = pg {

@@ -199,6 +199,11 @@ pub fn compute(
     };
     let mut status = previous.cloned().unwrap_or_default();
     status.observed_generation = generation;
+    // What the backup Jobs said, merged into what the status already knew (used twice below).
+    let merged_backup = observed
+        .backup
+        .as_ref()
+        .map(|b| backup_health::merge(previous.and_then(|p| p.backup.as_ref()), &b.outcomes));
 
     let phase = match &observed.outcome {
         Outcome::InvalidSpec(errors) | Outcome::MissingDependency(errors) => {
@@ -300,12 +305,8 @@ pub fn compute(
                     );
                 }
             }
-            if let Some(backup) = &observed.backup {
-                let merged = backup_health::merge(
-                    previous.and_then(|p| p.backup.as_ref()),
-                    &backup.outcomes,
-                );
-                let health = backup_health::health(&merged, &backup.spec, backup.created, now);
+            if let (Some(backup), Some(merged)) = (&observed.backup, &merged_backup) {
+                let health = backup_health::health(merged, &backup.spec, backup.created, now);
                 c.set_raw(
                     types::BACKUP_HEALTHY,
                     health.status,
@@ -342,13 +343,8 @@ pub fn compute(
     if let Some(endpoints) = &observed.endpoints {
         status.endpoints = Some(endpoints.clone());
     }
-    match &observed.backup {
-        Some(backup) => {
-            status.backup = Some(backup_health::merge(
-                previous.and_then(|p| p.backup.as_ref()),
-                &backup.outcomes,
-            ));
-        }
+    match merged_backup {
+        Some(merged) => status.backup = Some(merged),
         None => {
             // Only a spec without backups drops them; a failed validation keeps the last known.
             if matches!(observed.outcome, Outcome::Applied { .. }) {
