@@ -74,11 +74,13 @@ mod tests {
             active: Some(ColorStatus {
                 color: Color::Green,
                 version: "1.4.2".into(),
+                image: String::new(),
                 ready_replicas: 2,
             }),
             preview: Some(ColorStatus {
                 color: Color::Blue,
                 version: "1.4.1".into(),
+                image: String::new(),
                 ready_replicas: 0,
             }),
             ..FootballPredictionStatus::default()

@@ -332,11 +332,13 @@ pub fn compute(
         status.active = Some(ColorStatus {
             color: plan.active,
             version: plan.target(plan.active).version.clone(),
+            image: plan.target(plan.active).image.clone(),
             ready_replicas: ready(&observed.active),
         });
         status.preview = Some(ColorStatus {
             color: plan.preview(),
             version: plan.target(plan.preview()).version.clone(),
+            image: plan.target(plan.preview()).image.clone(),
             ready_replicas: ready(&observed.preview),
         });
     }
@@ -617,6 +619,7 @@ mod tests {
             Some(ColorStatus {
                 color: Color::Blue,
                 version: "1.4.2".into(),
+                image: String::new(),
                 ready_replicas: 3
             })
         );

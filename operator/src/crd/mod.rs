@@ -56,6 +56,15 @@ pub mod annotations {
     pub const CONFIG_HASH: &str = "footballprediction.io/config-hash";
 }
 
+/// Annotations a person (or `kubectl fp`) sets on a FootballPrediction to steer its rollout. The
+/// operator acts on one, records the outcome in `status.rollout.message` and an event, and removes it.
+pub mod commands {
+    pub const PROMOTE: &str = "footballprediction.io/promote";
+    pub const ABORT: &str = "footballprediction.io/abort";
+    pub const RETRY: &str = "footballprediction.io/retry";
+    pub const ROLLBACK: &str = "footballprediction.io/rollback";
+}
+
 #[cfg(test)]
 mod admission;
 #[cfg(test)]

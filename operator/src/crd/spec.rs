@@ -475,6 +475,9 @@ pub struct RolloutSpec {
     #[serde(default = "defaults::progress_deadline")]
     #[schemars(range(min = 10, max = 86400))]
     pub progress_deadline_seconds: i32,
+    /// Keep a failed release's pods at `previewReplicas` after an abort, for debugging; default false (scaled to zero).
+    #[serde(default)]
+    pub keep_failed_pods: bool,
     /// Seconds the old color keeps running after promotion; default 30.
     #[serde(default = "defaults::scale_down_delay")]
     #[schemars(range(min = 0, max = 86400))]
@@ -492,6 +495,7 @@ impl Default for RolloutSpec {
         Self {
             auto_promote: true,
             paused: false,
+            keep_failed_pods: false,
             preview_replicas: defaults::preview_replicas(),
             progress_deadline_seconds: defaults::progress_deadline(),
             scale_down_delay_seconds: defaults::scale_down_delay(),
@@ -570,6 +574,10 @@ pub struct HttpGetCheck {
     #[serde(default = "defaults::expect_status")]
     #[schemars(range(min = 100, max = 599))]
     pub expect_status: i32,
+    /// JSON pointer (RFC 6901, e.g. `/status` or `/items/0/id`) that must exist in the JSON body; not checked when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), pattern(r"^/.*$"))]
+    pub expect_json_field: Option<String>,
 }
 
 /// Analysis after promotion.
@@ -1017,6 +1025,7 @@ pub mod defaults {
             http_get: HttpGetCheck {
                 path: "/health/ready".into(),
                 expect_status: 200,
+                expect_json_field: None,
             },
         }]
     }

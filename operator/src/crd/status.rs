@@ -91,6 +91,9 @@ pub struct ColorStatus {
     /// Release the color runs; empty when it never ran one.
     #[serde(default)]
     pub version: String,
+    /// Image the color runs; empty when it never ran one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
     /// Ready pods of the color.
     #[serde(default)]
     pub ready_replicas: i32,
@@ -103,42 +106,103 @@ pub struct RolloutStatus {
     /// Current stage.
     #[serde(default)]
     pub stage: RolloutStage,
-    /// Release being rolled out; empty when idle.
+    /// Release being rolled out (or, when Aborted, the release that was rejected); empty when idle.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub target_version: String,
+    /// Image of the release being rolled out.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target_image: String,
     /// Color receiving the release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_color: Option<Color>,
+    /// Release the active color served when the rollout started; empty on a first deploy.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub from_version: String,
     /// When the rollout started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
-    /// Analysis results so far.
+    /// When the current stage began (deadlines and durations count from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_started_at: Option<Time>,
+    /// Analysis results of the current analysis stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<CheckTally>,
+    /// Backup taken before the migration (`backup.beforeMigration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    /// The rollout restores a previous release on request (`kubectl fp rollback`), not `spec.version`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
+    /// Why the rollout stopped (Aborted), from a fixed set: AnalysisFailed, ProgressDeadlineExceeded,
+    /// MigrationFailed, BackupFailed, Aborted, RolledBack.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// What happened last, in words.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 /// Stages of a rollout.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
 pub enum RolloutStage {
+    /// Nothing to roll out: the active color runs the desired release.
     #[default]
     Idle,
+    /// Backup Job before a migration.
+    BackingUp,
+    /// Migration Job of the new release.
     Migrating,
+    /// The idle color starts the new release at `previewReplicas`.
     Previewing,
+    /// Pre-promotion analysis of the preview pods.
     Analysing,
+    /// Analysis passed; waiting for a manual promote (`autoPromote: false`).
+    AwaitingPromotion,
+    /// The new color scales to `replicas`; the active Service switches when it is available.
     Promoting,
+    /// The new color serves; analysed while the old color still runs at full size.
     PostPromotion,
+    /// Waiting `scaleDownDelaySeconds` before the old color goes to zero.
     ScalingDown,
+    /// Stopped: the active Service stays on (or went back to) the last good color.
     Aborted,
+}
+
+impl RolloutStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "Idle",
+            Self::BackingUp => "BackingUp",
+            Self::Migrating => "Migrating",
+            Self::Previewing => "Previewing",
+            Self::Analysing => "Analysing",
+            Self::AwaitingPromotion => "AwaitingPromotion",
+            Self::Promoting => "Promoting",
+            Self::PostPromotion => "PostPromotion",
+            Self::ScalingDown => "ScalingDown",
+            Self::Aborted => "Aborted",
+        }
+    }
+
+    /// A rollout is under way (not Idle and not Aborted).
+    pub fn in_progress(self) -> bool {
+        !matches!(self, Self::Idle | Self::Aborted)
+    }
 }
 
 /// Analysis results of a rollout.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckTally {
+    /// Rounds in which every check passed on every pod.
     #[serde(default)]
     pub passed: i32,
+    /// Rounds with at least one failed check.
     #[serde(default)]
     pub failed: i32,
+    /// When the last round ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_round_at: Option<Time>,
     /// What the last failing check observed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub last_error: String,
