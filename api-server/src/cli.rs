@@ -129,6 +129,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate(args) => {
             let storage = storage_settings(&args.storage)?;
             crate::telemetry::init(&storage.log);
+            if crate::faults::migration_fails(|name| std::env::var(name).ok()) {
+                anyhow::bail!(
+                    "test fault {}=fail: this release's migration refuses to run",
+                    crate::faults::MIGRATE_ENV
+                );
+            }
             let db = crate::db::Db::connect(&storage).await?;
             let before = crate::db::schema::state(&db).await?;
             if let crate::db::schema::SchemaState::Newer { .. }

@@ -5,6 +5,7 @@
 //!   answers 503 once the process has run that long.
 //! - `FP_TEST_FAULT_ERROR_RATIO` (0..1): that share of `/api/*` requests answers 500. The share is
 //!   exact and deterministic (an error whenever the running count crosses the next multiple).
+//! - `FP_TEST_FAULT_MIGRATE=fail`: `migrate` refuses to run (a release whose migration fails).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -12,6 +13,14 @@ use std::time::{Duration, Instant};
 pub const SWITCH_ENV: &str = "FP_TEST_FAULTS";
 pub const READY_FAIL_AFTER_ENV: &str = "FP_TEST_FAULT_READY_FAIL_AFTER";
 pub const ERROR_RATIO_ENV: &str = "FP_TEST_FAULT_ERROR_RATIO";
+pub const MIGRATE_ENV: &str = "FP_TEST_FAULT_MIGRATE";
+
+/// Whether the fault switch makes `migrate` fail (read through `lookup`, the process environment
+/// in production).
+pub fn migration_fails(lookup: impl Fn(&str) -> Option<String>) -> bool {
+    lookup(SWITCH_ENV).as_deref() == Some("enabled")
+        && lookup(MIGRATE_ENV).as_deref() == Some("fail")
+}
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum FaultConfigError {
@@ -109,6 +118,27 @@ mod tests {
         assert!(!f.request_fails());
         let f = faults(&[(SWITCH_ENV, "true"), (ERROR_RATIO_ENV, "1")]).unwrap();
         assert!(!f.is_active());
+    }
+
+    #[test]
+    fn migration_fault_needs_the_switch() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(migration_fails(vars(&[
+            (SWITCH_ENV, "enabled"),
+            (MIGRATE_ENV, "fail")
+        ])));
+        assert!(!migration_fails(vars(&[(MIGRATE_ENV, "fail")])));
+        assert!(!migration_fails(vars(&[
+            (SWITCH_ENV, "enabled"),
+            (MIGRATE_ENV, "no")
+        ])));
     }
 
     #[test]

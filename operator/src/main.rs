@@ -176,6 +176,8 @@ async fn run(args: Args) -> anyhow::Result<Exit> {
             controller: "fp-operator".into(),
             instance: Some(identity),
         },
+        probe_client: fp_operator::controller::analysis::probe_client()
+            .map_err(|e| anyhow::anyhow!("building the rollout analysis HTTP client: {e}"))?,
     };
     tracing::info!(
         namespace = config.namespace.as_deref().unwrap_or("<all>"),

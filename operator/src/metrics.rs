@@ -73,6 +73,8 @@ pub struct Metrics {
     deletes: IntCounterVec,
     status_patches: IntCounterVec,
     events: IntCounterVec,
+    rollbacks: IntCounterVec,
+    rollouts: IntCounterVec,
     managed: IntGaugeVec,
     leader: IntGauge,
     /// Children per FootballPrediction (by uid), summed into `managed`.
@@ -148,6 +150,20 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let rollbacks = IntCounterVec::new(
+            Opts::new(
+                "fp_operator_rollbacks_total",
+                "Rollouts stopped with traffic kept on (or returned to) the last good color, by reason",
+            ),
+            &["reason"],
+        )?;
+        let rollouts = IntCounterVec::new(
+            Opts::new(
+                "fp_operator_rollouts_total",
+                "Rollouts by result: started, succeeded, rolled_back",
+            ),
+            &["result"],
+        )?;
         let managed = IntGaugeVec::new(
             Opts::new(
                 "fp_operator_managed_objects",
@@ -166,6 +182,8 @@ impl Metrics {
             &deletes,
             &status_patches,
             &events,
+            &rollbacks,
+            &rollouts,
         ] {
             registry.register(Box::new(c.clone()))?;
         }
@@ -213,6 +231,8 @@ impl Metrics {
             deletes,
             status_patches,
             events,
+            rollbacks,
+            rollouts,
             managed,
             leader,
             managed_by_instance: Mutex::new(HashMap::new()),
@@ -328,6 +348,17 @@ impl Metrics {
         self.status_patches
             .with_label_values(&[if changed { "patched" } else { "unchanged" }])
             .inc();
+    }
+
+    /// A rollout stopped; `reason` is one of the fixed rollout reasons.
+    pub fn rolled_back(&self, reason: &str) {
+        self.rollbacks.with_label_values(&[reason]).inc();
+        self.rollouts.with_label_values(&["rolled_back"]).inc();
+    }
+
+    /// A rollout started or succeeded.
+    pub fn rollout(&self, result: &'static str) {
+        self.rollouts.with_label_values(&[result]).inc();
     }
 
     pub fn event(&self, reason: &'static str) {

@@ -23,6 +23,13 @@ pub enum EventReason {
     BackupFailed,
     BackupStale,
     VerifyFailed,
+    RolloutStarted,
+    RolloutStage,
+    Promoted,
+    RolloutSucceeded,
+    RolledBack,
+    CommandApplied,
+    CommandRefused,
 }
 
 impl EventReason {
@@ -41,6 +48,13 @@ impl EventReason {
             Self::BackupFailed => "BackupFailed",
             Self::BackupStale => "BackupStale",
             Self::VerifyFailed => "VerifyFailed",
+            Self::RolloutStarted => "RolloutStarted",
+            Self::RolloutStage => "RolloutStage",
+            Self::Promoted => "Promoted",
+            Self::RolloutSucceeded => "RolloutSucceeded",
+            Self::RolledBack => "RolledBack",
+            Self::CommandApplied => "CommandApplied",
+            Self::CommandRefused => "CommandRefused",
         }
     }
 
@@ -61,7 +75,15 @@ impl EventReason {
 
     fn event_type(self) -> EventType {
         match self {
-            Self::Created | Self::Updated | Self::Deleted | Self::Serving => EventType::Normal,
+            Self::Created
+            | Self::Updated
+            | Self::Deleted
+            | Self::Serving
+            | Self::RolloutStarted
+            | Self::RolloutStage
+            | Self::Promoted
+            | Self::RolloutSucceeded
+            | Self::CommandApplied => EventType::Normal,
             _ => EventType::Warning,
         }
     }
@@ -74,6 +96,12 @@ impl EventReason {
             Self::InvalidSpec | Self::MissingDependency => "Validate",
             Self::Serving | Self::ProgressDeadlineExceeded | Self::CrdMissing => "Reconcile",
             Self::BackupFailed | Self::BackupStale | Self::VerifyFailed => "Backup",
+            Self::RolloutStarted
+            | Self::RolloutStage
+            | Self::Promoted
+            | Self::RolloutSucceeded
+            | Self::RolledBack => "Rollout",
+            Self::CommandApplied | Self::CommandRefused => "Command",
         }
     }
 }

@@ -1,10 +1,12 @@
 //! The reconcile pipeline: validate (pure) → build (pure) → apply → status (pure computation, one
 //! patch); the Controller wiring, error policy, and leader-elected run loop.
 
+pub mod analysis;
 pub mod apply;
 pub mod backup_health;
 pub mod capabilities;
 pub mod events;
+pub mod progress;
 pub mod reconcile;
 pub mod rollout;
 pub mod status;
@@ -31,7 +33,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::admin::{Readiness, Role};
-use crate::crd::{FootballPrediction, labels};
+use crate::crd::{Color, FootballPrediction, FootballPredictionStatus, labels};
 use crate::leader::{LeaderElector, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::resources::ChildError;
@@ -79,11 +81,41 @@ pub struct Context {
     store: Store<DeserializeGuard<FootballPrediction>>,
     failures: Mutex<HashMap<String, u32>>,
     undecodable: Mutex<HashMap<String, String>>,
+    /// HTTP client of the rollout analysis (pods are probed directly).
+    pub probe_client: reqwest::Client,
+    /// Request counters scraped at the previous analysis round, per (uid, color).
+    request_counts: Mutex<HashMap<(String, Color), analysis::RequestCounts>>,
+    /// The status this replica wrote last, per uid: the watch cache can lag behind our own write,
+    /// and the rollout must step from the state it wrote, not an older one.
+    written: Mutex<HashMap<String, FootballPredictionStatus>>,
 }
 
 impl Context {
     fn store(&self) -> Vec<Arc<DeserializeGuard<FootballPrediction>>> {
         self.store.state()
+    }
+
+    /// Stores the counters of this round and returns those of the previous one.
+    fn request_counts(
+        &self,
+        key: &(String, Color),
+        now: analysis::RequestCounts,
+    ) -> Option<analysis::RequestCounts> {
+        let mut counts = self.request_counts.lock().ok()?;
+        counts.insert(key.clone(), now)
+    }
+
+    fn remember_status(&self, uid: &str, status: &FootballPredictionStatus) {
+        if let Ok(mut w) = self.written.lock() {
+            w.insert(uid.to_owned(), status.clone());
+        }
+    }
+
+    /// The status to step from: what this replica wrote last, when the cache has not caught up.
+    fn latest_status(&self, fp: &FootballPrediction) -> Option<FootballPredictionStatus> {
+        let uid = fp.metadata.uid.as_deref()?;
+        let written = self.written.lock().ok()?.get(uid).cloned();
+        written.or_else(|| fp.status.clone())
     }
 
     fn reset_failures(&self, uid: &str) {
@@ -148,6 +180,8 @@ pub struct RunConfig {
     pub concurrency: u16,
     /// Name in events (`reportingController`) and its instance.
     pub reporter: Reporter,
+    /// HTTP client of the rollout analysis.
+    pub probe_client: reqwest::Client,
 }
 
 /// Why [`run`] returned.
@@ -313,6 +347,9 @@ async fn run_controller(
         store,
         failures: Mutex::new(HashMap::new()),
         undecodable: Mutex::new(HashMap::new()),
+        probe_client: config.probe_client.clone(),
+        request_counts: Mutex::new(HashMap::new()),
+        written: Mutex::new(HashMap::new()),
     });
     let mut stop = stop;
     controller

@@ -18,14 +18,16 @@ use serde_json::json;
 use super::apply::{self, ApplyContext, ApplyReport};
 use super::backup_health;
 use super::events::{self, EventReason};
-use super::rollout::plan_colors;
+use super::progress;
+use super::rollout;
 use super::status::{
     self, BackupObservation, CertificateObservation, DeploymentView, Observed, Outcome,
 };
 use super::validate::{SecretRequirement, check_secrets, secret_requirements, validate};
 use super::{Context, Error};
 use crate::crd::{
-    BackupSpec, Endpoints, FIELD_MANAGER, FootballPrediction, FootballPredictionStatus, labels,
+    BackupSpec, Color, Endpoints, FIELD_MANAGER, FootballPrediction, FootballPredictionStatus,
+    RolloutCommand, labels,
 };
 use crate::metrics::ReconcileResult;
 use crate::resources::certificate::Certificate;
@@ -184,6 +186,10 @@ async fn reconcile_valid(
         // Children go with their ownerReferences; nothing outside the cluster needs cleaning up.
         return Ok((Action::await_change(), ReconcileResult::Success));
     }
+    // Step from the status this replica wrote last (the cache may still hold an older one).
+    let mut latest = fp.clone();
+    latest.status = ctx.latest_status(fp);
+    let fp = &latest;
     let now = Timestamp::now();
     let namespace = fp.namespace().unwrap_or_default();
     let v = match validate(fp, &ctx.settings) {
@@ -237,7 +243,53 @@ async fn reconcile_valid(
     };
     let jwt_keys = secret_data(v.signing_keys.secret());
     let admin_password = secret_data(&v.admin_password.name);
-    let plan = plan_colors(&v, fp.status.as_ref());
+    // The rollout: observe, maybe run one analysis round, take one step, plan the colors.
+    let rollout_settings = progress::settings(&v);
+    let desired = progress::desired(&v);
+    let before = progress::state(fp.status.as_ref());
+    let view_of = |color: Color| {
+        live.get(&Kind::Deployment)
+            .and_then(|ds| {
+                ds.iter()
+                    .find(|d| d.name_any() == v.names.deployment(color))
+            })
+            .and_then(|d| typed::<Deployment>(Kind::Deployment, Some(d)))
+            .map(|d| DeploymentView::from_deployment(&d))
+    };
+    let target_view = before.rollout.target_color.and_then(view_of);
+    let migration = progress::migration_state(ctx, &v, &before, live.get(&Kind::Job)).await;
+    let backup = progress::pre_migration_backup_state(ctx, &v, &before, live.get(&Kind::Job)).await;
+    let round = match rollout::machine::round_due(&before, &rollout_settings, now) {
+        Some(color) => Some(progress::run_round(ctx, &v, color).await),
+        None => None,
+    };
+    let annotations = fp.annotations().clone();
+    let commands = RolloutCommand::pending(&annotations);
+    let previous = before.history.get(1).map(|h| rollout::Release {
+        image: v.image_for(&h.version),
+        version: h.version.clone(),
+    });
+    let (after, effects) = rollout::step(
+        &before,
+        &rollout::Inputs {
+            now,
+            desired: desired.clone(),
+            settings: &rollout_settings,
+            target_view: target_view.as_ref(),
+            migration,
+            backup,
+            round,
+            commands: &commands,
+            previous,
+        },
+    );
+    let plan = rollout::plan_colors(
+        &after,
+        &rollout_settings,
+        &desired,
+        v.spec.autoscaling.is_some(),
+        v.spec.rollout.keep_failed_pods,
+    );
     let set = build(
         &v,
         &plan,
@@ -306,6 +358,7 @@ async fn reconcile_valid(
         certificate,
         monitoring_wanted: monitoring.prometheus_rule.enabled || monitoring.service_monitor.enabled,
         paused: v.spec.rollout.paused,
+        rollout: Some(after.clone()),
         backup,
         endpoints: Some(Endpoints {
             active: service_url(&v, &v.names.active_service()),
@@ -317,6 +370,8 @@ async fn reconcile_valid(
         .as_ref()
         .is_some_and(DeploymentView::rolled_out);
     write_status(fp, ctx, &observed, now).await?;
+    progress::perform(fp, ctx, &effects).await;
+    progress::clear_commands(ctx, fp, &commands).await?;
     let alive: Vec<String> = ctx
         .store()
         .iter()
@@ -333,7 +388,12 @@ async fn reconcile_valid(
     if !report.errors.is_empty() {
         return Err(Error::Apply(report.errors.len()));
     }
-    let requeue = if ready {
+    let requeue = if !effects.is_empty() {
+        // One transition per step: take the next one right away.
+        Duration::from_millis(100)
+    } else if let Some(wait) = rollout::machine::next_step_in(&after, &rollout_settings, now) {
+        wait
+    } else if ready {
         STEADY_REQUEUE
     } else {
         PROGRESSING_REQUEUE
@@ -457,6 +517,7 @@ impl Observed {
             certificate: None,
             monitoring_wanted: false,
             paused: fp.spec.rollout.paused,
+            rollout: None,
             backup: None,
             endpoints: None,
         }
@@ -490,6 +551,9 @@ async fn write_status(
         )
         .await
         .map_err(Error::Status)?;
+        if let Some(uid) = fp.metadata.uid.as_deref() {
+            ctx.remember_status(uid, &next);
+        }
     }
     record_backup_metrics(ctx, fp, previous, &next);
     let reference = fp.object_ref(&());

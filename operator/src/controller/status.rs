@@ -8,7 +8,10 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::backup_health::{self, JobOutcome};
 use super::events::EventReason;
-use crate::crd::{BackupSpec, ColorStatus, Endpoints, FootballPredictionStatus, Phase};
+use super::rollout::State as RolloutState;
+use crate::crd::{
+    BackupSpec, ColorStatus, Endpoints, FootballPredictionStatus, Phase, RolloutStage,
+};
 use crate::resources::ColorPlan;
 use crate::resources::certificate::CertificateState;
 
@@ -65,6 +68,8 @@ pub struct DeploymentView {
     pub current: bool,
     /// The Deployment's own Progressing condition says ProgressDeadlineExceeded.
     pub deadline_exceeded: bool,
+    /// Image of the API container in the pod template.
+    pub image: String,
 }
 
 impl DeploymentView {
@@ -84,6 +89,14 @@ impl DeploymentView {
             available: status.available_replicas.unwrap_or(0),
             current: status.observed_generation.unwrap_or(0) >= generation,
             deadline_exceeded,
+            image: d
+                .spec
+                .template
+                .spec
+                .as_ref()
+                .and_then(|p| p.containers.first())
+                .and_then(|c| c.image.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -125,6 +138,8 @@ pub struct Observed {
     pub certificate: Option<CertificateObservation>,
     pub monitoring_wanted: bool,
     pub paused: bool,
+    /// The rollout state after this reconcile's step; `None` when nothing was applied.
+    pub rollout: Option<RolloutState>,
     /// `None` when `spec.backup` is not set.
     pub backup: Option<BackupObservation>,
     pub endpoints: Option<Endpoints>,
@@ -223,11 +238,28 @@ pub fn compute(
             errors,
             missing_crds,
         } => {
-            let rolled_out = observed
-                .active
-                .as_ref()
-                .is_some_and(DeploymentView::rolled_out);
+            let rollout = observed.rollout.as_ref().map(|s| &s.rollout);
+            let stage = rollout.map_or(RolloutStage::Idle, |r| r.stage);
+            let serving = observed.plan.as_ref().is_some_and(|p| p.serving);
+            let rolled_out = serving
+                && matches!(stage, RolloutStage::Idle | RolloutStage::ScalingDown)
+                && observed
+                    .active
+                    .as_ref()
+                    .is_some_and(DeploymentView::rolled_out);
+            let rollout_message = rollout.map(|r| r.message.clone()).unwrap_or_default();
             match (&observed.active, &observed.plan) {
+                _ if stage.in_progress() && stage != RolloutStage::ScalingDown => {
+                    let message = format!("{}: {rollout_message}", stage.as_str());
+                    c.set(types::READY, false, stage.as_str(), message.clone());
+                    c.set(types::PROGRESSING, true, stage.as_str(), message);
+                }
+                _ if stage == RolloutStage::Aborted => {
+                    let reason = rollout.map_or(reasons::DEPLOYING, |r| r.reason.as_str());
+                    c.set(types::READY, false, reason, rollout_message.clone());
+                    c.set(types::PROGRESSING, false, reason, rollout_message);
+                }
+
                 (Some(view), Some(plan)) => {
                     let message = pods_message(view, plan);
                     let reason = if rolled_out {
@@ -254,7 +286,10 @@ pub fn compute(
                 }
             }
             let stalled = observed.active.as_ref().filter(|v| v.deadline_exceeded);
-            if let Some(view) = stalled {
+            let aborted = rollout.filter(|r| r.stage == RolloutStage::Aborted);
+            if let Some(r) = aborted {
+                c.set(types::DEGRADED, true, &r.reason, r.message.clone());
+            } else if let Some(view) = stalled {
                 c.set(
                     types::DEGRADED,
                     true,
@@ -314,9 +349,9 @@ pub fn compute(
                     health.message,
                 );
             }
-            if stalled.is_some() || !errors.is_empty() {
+            if aborted.is_some() || stalled.is_some() || !errors.is_empty() {
                 Phase::Degraded
-            } else if observed.paused {
+            } else if observed.paused && stage.in_progress() {
                 Phase::Paused
             } else if rolled_out {
                 Phase::Healthy
@@ -327,20 +362,25 @@ pub fn compute(
     };
     status.conditions = c.out;
     status.phase = Some(phase);
-    if let Some(plan) = &observed.plan {
+    if let (Some(plan), Some(state)) = (&observed.plan, &observed.rollout) {
         let ready = |v: &Option<DeploymentView>| v.as_ref().map_or(0, |v| v.ready);
-        status.active = Some(ColorStatus {
-            color: plan.active,
-            version: plan.target(plan.active).version.clone(),
-            image: plan.target(plan.active).image.clone(),
+        status.active = state.active.clone().map(|a| ColorStatus {
             ready_replicas: ready(&observed.active),
+            ..a
         });
-        status.preview = Some(ColorStatus {
-            color: plan.preview(),
-            version: plan.target(plan.preview()).version.clone(),
-            image: plan.target(plan.preview()).image.clone(),
-            ready_replicas: ready(&observed.preview),
+        // The machine's own record (what the other color last served), not the plan's template:
+        // the next step reads it back.
+        status.preview = state.preview.clone().map(|p| ColorStatus {
+            ready_replicas: if p.color == plan.preview() {
+                ready(&observed.preview)
+            } else {
+                0
+            },
+            ..p
         });
+        status.rollout = Some(state.rollout.clone());
+        status.history = state.history.clone();
+        status.last_rollback = state.last_rollback.clone();
     }
     if let Some(endpoints) = &observed.endpoints {
         status.endpoints = Some(endpoints.clone());
@@ -475,6 +515,9 @@ mod tests {
         };
         ColorPlan {
             active: Color::Blue,
+            serving: true,
+            pre_migration_backup: None,
+            migration: None,
             blue: target("1.4.2", 3),
             green: target("1.4.1", 0),
         }
@@ -489,6 +532,26 @@ mod tests {
             available: ready,
             current: true,
             deadline_exceeded: false,
+            image: "i:1.4.2".into(),
+        }
+    }
+
+    /// Blue serves 1.4.2, nothing under way.
+    fn steady() -> RolloutState {
+        RolloutState {
+            active: Some(ColorStatus {
+                color: Color::Blue,
+                version: "1.4.2".into(),
+                image: String::new(),
+                ready_replicas: 0,
+            }),
+            preview: Some(ColorStatus {
+                color: Color::Green,
+                version: "1.4.1".into(),
+                image: String::new(),
+                ready_replicas: 0,
+            }),
+            ..RolloutState::default()
         }
     }
 
@@ -501,6 +564,7 @@ mod tests {
             certificate: None,
             monitoring_wanted: false,
             paused: false,
+            rollout: Some(steady()),
             backup: None,
             endpoints: None,
         }
@@ -804,20 +868,24 @@ mod tests {
     }
 
     #[test]
-    fn fields_owned_by_later_stages_are_kept() {
+    fn the_rollout_state_is_written_and_kept_when_nothing_was_applied() {
+        let entry = |v: &str| crate::crd::HistoryEntry {
+            version: v.into(),
+            promoted_at: Time(t("2025-12-01T00:00:00Z")),
+        };
         let previous = FootballPredictionStatus {
-            history: vec![crate::crd::HistoryEntry {
-                version: "1.4.1".into(),
-                promoted_at: Time(t("2025-12-01T00:00:00Z")),
-            }],
+            history: vec![entry("1.4.1")],
             ..FootballPredictionStatus::default()
         };
-        let s = compute(
-            Some(&previous),
-            Some(1),
-            &observed(applied(), Some(view(3))),
-            t("2026-01-01T00:00:00Z"),
-        );
+        let mut o = observed(applied(), Some(view(3)));
+        o.rollout.as_mut().unwrap().history = vec![entry("1.4.2"), entry("1.4.1")];
+        let s = compute(Some(&previous), Some(1), &o, t("2026-01-01T00:00:00Z"));
+        assert_eq!(s.history, vec![entry("1.4.2"), entry("1.4.1")]);
+        let invalid = Outcome::InvalidSpec(vec!["bad".into()]);
+        let mut o = observed(invalid, None);
+        o.rollout = None;
+        o.plan = None;
+        let s = compute(Some(&previous), Some(1), &o, t("2026-01-01T00:00:00Z"));
         assert_eq!(s.history, previous.history);
     }
 

@@ -1,11 +1,13 @@
 //! The `FootballPrediction` custom resource: spec, status, CEL rules and the names every part of the
 //! operator shares (group, field manager, labels).
 
+mod command;
 mod reference;
 mod schema;
 mod spec;
 mod status;
 
+pub use command::RolloutCommand;
 pub use reference::render_reference;
 pub use schema::{CrdYamlError, crd_yaml};
 pub use spec::*;
@@ -58,6 +60,7 @@ pub mod annotations {
 
 /// Annotations a person (or `kubectl fp`) sets on a FootballPrediction to steer its rollout. The
 /// operator acts on one, records the outcome in `status.rollout.message` and an event, and removes it.
+/// [`RolloutCommand`] says which applies when.
 pub mod commands {
     pub const PROMOTE: &str = "footballprediction.io/promote";
     pub const ABORT: &str = "footballprediction.io/abort";

@@ -22,7 +22,8 @@ pub struct FootballPredictionStatus {
     /// The color serving traffic through Service `<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<ColorStatus>,
-    /// The other color, behind Service `<name>-preview`.
+    /// The other color, behind Service `<name>-preview`, and the release it last served: the
+    /// color traffic returns to on a rollback while it still runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<ColorStatus>,
     /// State of the blue-green rollout.

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
     Container, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Volume, VolumeMount,
@@ -20,7 +20,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::colors::ColorTarget;
 use super::common::{
     Component, child_labels, child_meta, container_security_context, contract, env,
-    env_from_secret, image_pull_secrets, pod_security_context, resource_requirements, tmp_volume,
+    env_from_secret, image_pull_secrets, pod_security_context, resource_requirements, short_hash,
+    tmp_volume,
 };
 use crate::controller::validate::Validated;
 use crate::crd::{BackupSpec, SecretKeyRef};
@@ -265,6 +266,43 @@ pub fn backup_cronjobs(v: &Validated, target: &ColorTarget) -> Vec<CronJob> {
         verify_args(v, backup),
     ));
     jobs
+}
+
+/// The one-off backup Job a rollout runs before its migration (`backup.beforeMigration`): the
+/// scheduled backup's Job template under a name unique to the rollout (`rollout_key`, e.g. the
+/// target version and start time), so a retried rollout takes a fresh backup. It carries the
+/// backup labels, so its result also counts in `status.backup`.
+pub fn pre_migration_backup_job(
+    v: &Validated,
+    target: &ColorTarget,
+    rollout_key: &str,
+) -> Option<Job> {
+    let backup = v.spec.backup.as_ref().filter(|b| b.before_migration)?;
+    let template = cronjob(
+        v,
+        backup,
+        target,
+        String::new(),
+        &backup.schedule,
+        backup_args(v, backup),
+    )
+    .spec
+    .job_template;
+    let name = v
+        .names
+        .pre_migration_backup_job(&short_hash(rollout_key.as_bytes()));
+    let mut metadata = child_meta(v, name, Component::Backup);
+    if let Some(labels) = template.metadata.and_then(|m| m.labels) {
+        metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .extend(labels);
+    }
+    Some(Job {
+        metadata,
+        spec: template.spec,
+        ..Job::default()
+    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The desired state of the two API colors: input data of the Deployment, Service and autoscaler
-//! builders. The rollout logic only computes this; the builders turn it into objects.
+//! The desired state of the two API colors: input data of the Deployment, Service, autoscaler and
+//! migration Job builders. The rollout state machine only computes this; the builders turn it into
+//! objects.
 
 use crate::crd::Color;
 
@@ -19,8 +20,15 @@ pub struct ColorTarget {
 pub struct ColorPlan {
     /// Color behind Service `<name>`; the other is behind `<name>-preview`.
     pub active: Color,
+    /// Whether Service `<name>` selects `active`'s pods at all: not before a first release passed
+    /// its analysis (nothing serves an unverified release).
+    pub serving: bool,
     pub blue: ColorTarget,
     pub green: ColorTarget,
+    /// The release whose migration Job should exist (during a rollout).
+    pub migration: Option<ColorTarget>,
+    /// Key of the rollout whose pre-migration backup Job should exist (`backup.beforeMigration`).
+    pub pre_migration_backup: Option<String>,
 }
 
 impl ColorPlan {

@@ -56,6 +56,9 @@ mod tests {
         };
         ColorPlan {
             active,
+            serving: true,
+            pre_migration_backup: None,
+            migration: None,
             blue: t.clone(),
             green: t,
         }

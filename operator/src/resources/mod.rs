@@ -79,6 +79,7 @@ pub struct ChildSet {
     pub hpa: Option<HorizontalPodAutoscaler>,
     pub network_policy: Option<NetworkPolicy>,
     pub migration_job: Option<Job>,
+    pub pre_migration_backup: Option<Job>,
     pub backup_pvc: Option<PersistentVolumeClaim>,
     pub backup_cronjobs: Vec<CronJob>,
     pub prometheus_rule: Option<PrometheusRule>,
@@ -131,6 +132,7 @@ impl ChildSet {
             hpa,
             network_policy,
             migration_job,
+            pre_migration_backup,
             backup_pvc,
             backup_cronjobs,
             prometheus_rule,
@@ -150,7 +152,7 @@ impl ChildSet {
         for pvc in backup_pvc.iter() {
             out.push(child(Kind::PersistentVolumeClaim, pvc)?);
         }
-        for job in migration_job.iter() {
+        for job in migration_job.iter().chain(pre_migration_backup.iter()) {
             out.push(child(Kind::Job, job)?);
         }
         out.push(child(Kind::Deployment, &blue)?);
@@ -208,7 +210,14 @@ pub fn build(
         pdb: pdb::pdb(v),
         hpa: hpa::hpa(v, plan),
         network_policy: network_policy::network_policy(v),
-        migration_job: migration_job::migration_job(v, active),
+        migration_job: plan
+            .migration
+            .as_ref()
+            .and_then(|release| migration_job::migration_job(v, release)),
+        pre_migration_backup: plan
+            .pre_migration_backup
+            .as_deref()
+            .and_then(|key| backup::pre_migration_backup_job(v, active, key)),
         backup_pvc: backup::backup_pvc(v),
         backup_cronjobs: backup::backup_cronjobs(v, active),
         prometheus_rule: prometheus_rule::prometheus_rule(v),
@@ -227,6 +236,13 @@ mod tests {
     fn plan() -> ColorPlan {
         ColorPlan {
             active: Color::Blue,
+            serving: true,
+            pre_migration_backup: None,
+            migration: Some(ColorTarget {
+                version: "1.4.2".into(),
+                image: "footballprediction/fp-api-server:1.4.2".into(),
+                replicas: None,
+            }),
             blue: ColorTarget {
                 version: "1.4.2".into(),
                 image: "footballprediction/fp-api-server:1.4.2".into(),

@@ -76,6 +76,10 @@ impl Names {
     pub fn migration_job(&self, template_hash: &str) -> String {
         self.with(&format!("migrate-{template_hash}"))
     }
+    /// Backup Job before the migration of one rollout (identified by a short hash of it).
+    pub fn pre_migration_backup_job(&self, rollout_hash: &str) -> String {
+        self.with(&format!("backup-pre-{rollout_hash}"))
+    }
     pub fn backup_cronjob(&self) -> String {
         self.with("backup")
     }

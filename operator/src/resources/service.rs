@@ -7,14 +7,21 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::colors::ColorPlan;
 use super::common::{API_PORT_NAME, Component, api_selector_labels, child_meta};
 use crate::controller::validate::Validated;
-use crate::crd::Color;
+use crate::crd::{Color, labels};
 
-fn service(v: &Validated, name: String, color: Color) -> Service {
+/// Color label value no pod carries: the active Service's selector before a first release is verified.
+pub const NO_COLOR: &str = "none";
+
+fn service(v: &Validated, name: String, color: Option<Color>) -> Service {
+    let mut selector = api_selector_labels(v, color.unwrap_or(Color::Blue));
+    if color.is_none() {
+        selector.insert(labels::COLOR.to_owned(), NO_COLOR.to_owned());
+    }
     Service {
         metadata: child_meta(v, name, Component::Api),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".into()),
-            selector: Some(api_selector_labels(v, color)),
+            selector: Some(selector),
             ports: Some(vec![ServicePort {
                 name: Some(API_PORT_NAME.into()),
                 port: v.spec.service.port,
@@ -30,12 +37,16 @@ fn service(v: &Validated, name: String, color: Color) -> Service {
 
 /// The active Service `<name>`.
 pub fn active_service(v: &Validated, plan: &ColorPlan) -> Service {
-    service(v, v.names.active_service(), plan.active)
+    service(
+        v,
+        v.names.active_service(),
+        plan.serving.then_some(plan.active),
+    )
 }
 
 /// The preview Service `<name>-preview`.
 pub fn preview_service(v: &Validated, plan: &ColorPlan) -> Service {
-    service(v, v.names.preview_service(), plan.preview())
+    service(v, v.names.preview_service(), Some(plan.preview()))
 }
 
 /// In-cluster URL of a Service of this FootballPrediction.
@@ -61,6 +72,9 @@ mod tests {
         };
         ColorPlan {
             active,
+            serving: true,
+            pre_migration_backup: None,
+            migration: None,
             blue: t.clone(),
             green: t,
         }

@@ -119,6 +119,9 @@ mod tests {
         };
         let plan = ColorPlan {
             active: Color::Blue,
+            serving: true,
+            pre_migration_backup: None,
+            migration: None,
             blue: t.clone(),
             green: t,
         };

@@ -1,0 +1,402 @@
+//! Blue-green rollouts on the real control plane, with the operator installed by Helm (two
+//! replicas) and real API server processes as pods. Broken releases are image tags the node agent
+//! maps to the API server's test-only fault switch (docs/node-agent.md):
+//! (g) a broken first deploy never serves; (a) a healthy rollout under traffic loses no request;
+//! (b) a release failing readiness is rolled back before any traffic reaches it; (d) a failing
+//! migration aborts; (c) a release failing after promotion is switched back; (e) the leader killed
+//! mid-rollout: the standby finishes it; (f) manual promotion and rollback through `kubectl fp`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::platform::{
+    Cleanup, condition, database_url, fp_api, fp_status, kubectl_fp, leader_is_replaced, run,
+    wait_for,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+const NAME: &str = "shop";
+
+/// Sets fields of the spec (a JSON merge patch).
+async fn patch_spec(fps: &Api<DynamicObject>, spec: Value) {
+    fps.patch(
+        NAME,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": spec })),
+    )
+    .await
+    .expect("patch spec");
+}
+
+/// Waits until `status.rollout.stage` is `stage` (and the rollout is about `version`).
+async fn wait_stage(fps: &Api<DynamicObject>, stage: &str, version: &str) -> Value {
+    wait_for(&format!("stage {stage} of {version}"), async || {
+        let status = fp_status(fps, NAME).await;
+        let r = &status["rollout"];
+        let found = r["stage"] == stage
+            && (r["targetVersion"] == version || status["active"]["version"] == version);
+        (found.then(|| status.clone()), r.to_string())
+    })
+    .await
+}
+
+/// Waits until the active color serves `version` and the resource is Ready.
+async fn wait_serving(fps: &Api<DynamicObject>, version: &str) -> Value {
+    wait_for(&format!("{version} serving and Ready"), async || {
+        let status = fp_status(fps, NAME).await;
+        let ready = condition(&status, "Ready")["status"] == "True";
+        let found = ready && status["active"]["version"] == version;
+        (found.then(|| status.clone()), status["rollout"].to_string())
+    })
+    .await
+}
+
+/// The color label the active Service selects.
+async fn active_selector(client: &Client, namespace: &str) -> String {
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let service = services.get(NAME).await.unwrap();
+    service.spec.unwrap().selector.unwrap()["footballprediction.io/color"].clone()
+}
+
+/// The ready pods the active Service selects, as `ip:8080` (what kube-proxy would route to).
+async fn active_endpoints(client: &Client, namespace: &str) -> Vec<String> {
+    let color = active_selector(client, namespace).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!(
+        "app.kubernetes.io/instance={NAME},app.kubernetes.io/component=api,footballprediction.io/color={color}"
+    );
+    let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await else {
+        return Vec::new();
+    };
+    list.items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .filter_map(|p| Some(format!("{}:8080", p.status.as_ref()?.pod_ip.as_ref()?)))
+        .collect()
+}
+
+fn events_with_reason(list: &[k8s_openapi::api::events::v1::Event], reason: &str) -> usize {
+    list.iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones() {
+    let Some(client) = common::admin_client().await else {
+        return;
+    };
+    let server = std::env::var("FP_TEST_DATABASE_URL")
+        .expect("FP_TEST_DATABASE_URL: `cargo xtask test` runs the e2e suite with its PostgreSQL");
+    let pg_bin = std::env::var("FP_PG_BIN_DIR").unwrap_or_default();
+    let psql = if pg_bin.is_empty() {
+        "psql".to_owned()
+    } else {
+        format!("{pg_bin}/psql")
+    };
+    let namespace = common::unique_name("e2e-ro");
+    let cleanup = Cleanup {
+        operator_namespace: format!("{namespace}-op"),
+        release: "fp-operator".to_owned(),
+        volume: format!("{namespace}-unused"),
+        namespace: namespace.clone(),
+    };
+    let database = namespace.replace('-', "_");
+    run(
+        &psql,
+        &[
+            &server,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            &format!("CREATE DATABASE {database}"),
+        ],
+    );
+    let manifests = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        {"apiVersion": "v1", "kind": "Secret",
+         "metadata": {"name": format!("{NAME}-database"), "namespace": namespace},
+         "stringData": {"url": database_url(&server, &database, None)}},
+    ]});
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), manifests.to_string()).unwrap();
+    run(
+        "kubectl",
+        &["apply", "-f", &file.path().display().to_string()],
+    );
+    let chart = common::workspace_root().join("charts/fp-operator");
+    run(
+        "helm",
+        &[
+            "install",
+            &cleanup.release,
+            &chart.display().to_string(),
+            "-n",
+            &cleanup.operator_namespace,
+            "--create-namespace",
+            "--set",
+            &format!("watchNamespace={namespace}"),
+            "--set",
+            "logging.format=text",
+            "--set",
+            "replicaCount=2",
+            "--wait",
+            "--timeout",
+            "4m",
+        ],
+    );
+    let fps = fp_api(&client, &namespace);
+
+    // (g) A first deploy of a broken release: analysed like any other, never served.
+    let fp = json!({
+        "apiVersion": "footballprediction.io/v1alpha1",
+        "kind": "FootballPrediction",
+        "metadata": {"name": NAME, "namespace": namespace},
+        "spec": {
+            "version": "1.0.0-broken-ready",
+            "replicas": 2,
+            "database": {"migrations": {"enabled": true}},
+            "rollout": {
+                "previewReplicas": 1,
+                "progressDeadlineSeconds": 60,
+                "scaleDownDelaySeconds": 5,
+                "analysis": {"interval": "1s", "count": 3, "failureLimit": 1, "timeout": "1s"},
+                "postPromotion": {"duration": "6s"}
+            }
+        }
+    });
+    fps.create(&PostParams::default(), &serde_json::from_value(fp).unwrap())
+        .await
+        .expect("create FootballPrediction");
+    let status = wait_stage(&fps, "Aborted", "1.0.0-broken-ready").await;
+    assert_eq!(status["rollout"]["reason"], "AnalysisFailed", "{status}");
+    assert!(status["active"].is_null(), "nothing serves: {status}");
+    assert_eq!(active_selector(&client, &namespace).await, "none");
+    assert_eq!(condition(&status, "Ready")["status"], "False");
+    assert_eq!(condition(&status, "Degraded")["reason"], "AnalysisFailed");
+
+    // A good first release: Ready, `kubectl wait` returns.
+    patch_spec(&fps, json!({"version": "1.0.0"})).await;
+    wait_serving(&fps, "1.0.0").await;
+    run(
+        "kubectl",
+        &[
+            "wait",
+            "-n",
+            &namespace,
+            "--for=condition=Ready",
+            &format!("fp/{NAME}"),
+            "--timeout=60s",
+        ],
+    );
+    let first_color = active_selector(&client, &namespace).await;
+
+    // (a) 1.0.0 → 2.0.0 under traffic: every request to the active Service's endpoints answers.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let traffic = {
+        let (client, namespace) = (client.clone(), namespace.clone());
+        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap();
+            let mut failures = Vec::new();
+            let mut turn = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let endpoints = active_endpoints(&client, &namespace).await;
+                turn += 1;
+                let Some(endpoint) = endpoints.get(turn % endpoints.len().max(1)) else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    failures.push("no endpoints".to_owned());
+                    continue;
+                };
+                sent.fetch_add(1, Ordering::Relaxed);
+                let url = format!("http://{endpoint}/health/ready");
+                match http.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => {}
+                    Ok(r) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        failures.push(format!("{url}: {}", r.status()));
+                    }
+                    Err(e) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        failures.push(format!("{url}: {e}"));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            failures
+        })
+    };
+    patch_spec(&fps, json!({"version": "2.0.0"})).await;
+    let status = wait_serving(&fps, "2.0.0").await;
+    wait_stage(&fps, "Idle", "2.0.0").await;
+    stop.store(true, Ordering::Relaxed);
+    let failures = traffic.await.unwrap();
+    let sent = sent.load(Ordering::Relaxed);
+    eprintln!("traffic during the switch: {sent} requests, failures: {failures:?}");
+    assert!(sent > 100, "traffic flowed: {sent}");
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "{failures:?}");
+    let second_color = active_selector(&client, &namespace).await;
+    assert_ne!(
+        first_color, second_color,
+        "traffic moved to the other color"
+    );
+    assert_eq!(status["history"][0]["version"], "2.0.0", "{status}");
+    let columns = run(
+        "kubectl",
+        &["get", "fp", NAME, "-n", &namespace, "--no-headers"],
+    );
+    let columns: Vec<&str> = columns.split_whitespace().collect();
+    assert_eq!(
+        &columns[..5],
+        &[NAME, "2.0.0", second_color.as_str(), "True", "Healthy"],
+        "{columns:?}"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let old = deployments
+        .get(&format!("{NAME}-{first_color}"))
+        .await
+        .unwrap();
+    assert_eq!(old.spec.replicas, Some(0), "old color scaled down");
+
+    // (b) A release whose readiness fails: rolled back before any traffic reaches it.
+    let t0 = Instant::now();
+    patch_spec(&fps, json!({"version": "3.0.0-broken-ready"})).await;
+    let status = wait_stage(&fps, "Aborted", "3.0.0-broken-ready").await;
+    eprintln!(
+        "broken release rejected after {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
+    let message = status["rollout"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("GET /health/ready on 127.") && message.contains("503"),
+        "the message names the check and what it saw: {message}"
+    );
+    assert_eq!(status["active"]["version"], "2.0.0");
+    assert_eq!(active_selector(&client, &namespace).await, second_color);
+    assert_eq!(status["lastRollback"]["fromVersion"], "3.0.0-broken-ready");
+    assert_eq!(status["lastRollback"]["toVersion"], "2.0.0");
+    assert_eq!(condition(&status, "Ready")["status"], "False");
+    let waited = std::process::Command::new("kubectl")
+        .args([
+            "wait",
+            "-n",
+            &namespace,
+            "--for=condition=Ready",
+            &format!("fp/{NAME}"),
+            "--timeout=3s",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !waited.status.success(),
+        "kubectl wait times out after a rollback"
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), &namespace);
+    let list = events.list(&Default::default()).await.unwrap().items;
+    assert!(
+        events_with_reason(&list, "RolledBack") >= 2,
+        "Warning events"
+    );
+
+    // (d) A release whose migration fails: aborted, the serving release untouched.
+    patch_spec(&fps, json!({"version": "3.0.1-broken-migrate"})).await;
+    let status = wait_stage(&fps, "Aborted", "3.0.1-broken-migrate").await;
+    assert_eq!(status["rollout"]["reason"], "MigrationFailed", "{status}");
+    assert!(
+        status["rollout"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("migration"),
+        "{status}"
+    );
+    assert_eq!(status["active"]["version"], "2.0.0");
+    assert_eq!(active_selector(&client, &namespace).await, second_color);
+
+    // (c) A release that fails only after promotion: switched straight back.
+    patch_spec(
+        &fps,
+        json!({"version": "3.0.2-broken-later", "rollout": {"postPromotion": {"duration": "90s"}}}),
+    )
+    .await;
+    wait_stage(&fps, "PostPromotion", "3.0.2-broken-later").await;
+    assert_eq!(active_selector(&client, &namespace).await, first_color);
+    let status = wait_stage(&fps, "Aborted", "3.0.2-broken-later").await;
+    assert_eq!(status["rollout"]["reason"], "AnalysisFailed", "{status}");
+    assert!(
+        status["rollout"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("after promotion:"),
+        "{status}"
+    );
+    assert_eq!(status["active"]["version"], "2.0.0");
+    assert_eq!(active_selector(&client, &namespace).await, second_color);
+
+    // Counted by the leader that rolled back (the next step replaces it).
+    let metrics = operator_metrics(&client, &cleanup.operator_namespace).await;
+    assert!(
+        metrics.contains("fp_operator_rollbacks_total{reason=\"AnalysisFailed\"}"),
+        "{metrics}"
+    );
+
+    // (e) The leader dies in the middle of a rollout: the standby resumes from the status.
+    patch_spec(
+        &fps,
+        json!({"version": "4.0.0", "rollout": {"postPromotion": {"duration": "6s"}}}),
+    )
+    .await;
+    wait_stage(&fps, "Analysing", "4.0.0").await;
+    leader_is_replaced(&client, &cleanup.operator_namespace).await;
+    wait_serving(&fps, "4.0.0").await;
+
+    let (code, history) = kubectl_fp(&["history", NAME, "-n", &namespace]);
+    assert_eq!(code, 0, "{history}");
+    assert!(
+        history.contains("4.0.0") && history.contains("2.0.0"),
+        "{history}"
+    );
+    drop(cleanup);
+}
+
+/// The leader's /metrics (the node agent runs the operator at a loopback pod IP).
+async fn operator_metrics(client: &Client, operator_namespace: &str) -> String {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), operator_namespace);
+    let http = reqwest::Client::new();
+    let mut out = String::new();
+    for pod in pods.list(&Default::default()).await.unwrap().items {
+        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
+            continue;
+        };
+        let port = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.ports.as_ref())
+            .and_then(|ps| ps.iter().find(|p| p.name.as_deref() == Some("admin")))
+            .map_or(8080, |p| p.container_port);
+        if let Ok(r) = http.get(format!("http://{ip}:{port}/metrics")).send().await {
+            out.push_str(&r.text().await.unwrap_or_default());
+        }
+        eprintln!("scraped {}", pod.name_any());
+    }
+    out
+}

@@ -1,0 +1,338 @@
+//! The rollout's edge: turns the status and the live children into the state machine's inputs,
+//! runs the analysis round the machine asks for, and performs the effects of a step (events,
+//! metrics). Everything it decides is decided by the pure [`super::rollout`] functions.
+
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+
+use super::Context;
+use super::analysis;
+use super::backup_health;
+use super::events::{self, EventReason};
+use super::rollout::{self, Effect, JobState, Release, RolloutSettings, Round, State};
+use super::validate::Validated;
+use crate::crd::{Color, FootballPrediction, FootballPredictionStatus, RolloutCommand};
+use crate::resources::common::{API_PORT, api_selector_labels, short_hash};
+use crate::resources::{ColorTarget, migration_job};
+
+const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+/// Longest Job failure text kept in the status.
+const MAX_JOB_MESSAGE: usize = 300;
+
+/// The spec's rollout settings, resolved.
+pub fn settings(v: &Validated) -> RolloutSettings {
+    let r = &v.spec.rollout;
+    let replicas = v
+        .spec
+        .autoscaling
+        .as_ref()
+        .map_or(v.spec.replicas, |a| a.min_replicas);
+    RolloutSettings {
+        auto_promote: r.auto_promote,
+        paused: r.paused,
+        preview_replicas: r.preview_replicas,
+        replicas,
+        progress_deadline: Duration::from_secs(
+            u64::try_from(r.progress_deadline_seconds).unwrap_or(0),
+        ),
+        scale_down_delay: Duration::from_secs(
+            u64::try_from(r.scale_down_delay_seconds).unwrap_or(0),
+        ),
+        interval: v.durations.analysis_interval,
+        count: r.analysis.count,
+        failure_limit: r.analysis.failure_limit,
+        post_promotion: v.durations.post_promotion,
+        migrations: v.spec.database.migrations.enabled,
+        backup_before_migration: v.spec.backup.as_ref().is_some_and(|b| b.before_migration),
+    }
+}
+
+/// The release the spec asks for.
+pub fn desired(v: &Validated) -> Release {
+    Release {
+        version: v.spec.version.clone(),
+        image: v.image_for(&v.spec.version),
+    }
+}
+
+/// The machine's part of the status.
+pub fn state(status: Option<&FootballPredictionStatus>) -> State {
+    let Some(s) = status else {
+        return State::default();
+    };
+    State {
+        rollout: s.rollout.clone().unwrap_or_default(),
+        active: s.active.clone().filter(|a| !a.version.is_empty()),
+        preview: s.preview.clone().filter(|p| !p.version.is_empty()),
+        history: s.history.clone(),
+        last_rollback: s.last_rollback.clone(),
+    }
+}
+
+fn typed_job(object: &DynamicObject) -> Option<Job> {
+    serde_json::to_value(object)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+}
+
+fn shorten(text: &str) -> String {
+    let line = text.trim().lines().last().unwrap_or_default().trim();
+    if line.chars().count() <= MAX_JOB_MESSAGE {
+        return line.to_owned();
+    }
+    let mut out: String = line.chars().take(MAX_JOB_MESSAGE - 1).collect();
+    out.push('…');
+    out
+}
+
+/// The outcome of the rollout's migration Job, with the last line its pod wrote when it failed.
+pub async fn migration_state(
+    ctx: &Context,
+    v: &Validated,
+    state: &State,
+    jobs: Option<&Vec<DynamicObject>>,
+) -> JobState {
+    let r = &state.rollout;
+    if r.target_version.is_empty() {
+        return JobState::Missing;
+    }
+    let target = ColorTarget {
+        version: r.target_version.clone(),
+        image: r.target_image.clone(),
+        replicas: None,
+    };
+    let Some(name) = migration_job::migration_job(v, &target).and_then(|j| j.metadata.name) else {
+        return JobState::Missing;
+    };
+    let Some(job) = jobs
+        .into_iter()
+        .flatten()
+        .find(|j| j.name_any() == name)
+        .and_then(typed_job)
+    else {
+        return JobState::Missing;
+    };
+    let status = job.status.unwrap_or_default();
+    let failed = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Failed" && c.status == "True");
+    if status.succeeded.unwrap_or(0) > 0 {
+        return JobState::Succeeded { backup_id: None };
+    }
+    let Some(failed) = failed else {
+        return JobState::Running;
+    };
+    let reason = failed
+        .message
+        .clone()
+        .or(failed.reason.clone())
+        .unwrap_or_else(|| "the Job failed".into());
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &v.namespace);
+    let said = api
+        .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={name}")))
+        .await
+        .ok()
+        .and_then(|pods| {
+            pods.items.iter().find_map(|p| {
+                p.status
+                    .as_ref()?
+                    .container_statuses
+                    .as_ref()?
+                    .iter()
+                    .find_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
+            })
+        })
+        .filter(|m| !m.trim().is_empty());
+    JobState::Failed(match said {
+        Some(said) => format!("{} ({})", shorten(&said), shorten(&reason)),
+        None => shorten(&reason),
+    })
+}
+
+/// The outcome of the backup Job the rollout runs before its migration, with the backup id from
+/// the program's summary.
+pub async fn pre_migration_backup_state(
+    ctx: &Context,
+    v: &Validated,
+    state: &State,
+    jobs: Option<&Vec<DynamicObject>>,
+) -> JobState {
+    if state.rollout.stage != crate::crd::RolloutStage::BackingUp {
+        return JobState::Missing;
+    }
+    let key = rollout::plan::rollout_key(state);
+    let name = v
+        .names
+        .pre_migration_backup_job(&short_hash(key.as_bytes()));
+    let Some(job) = jobs
+        .into_iter()
+        .flatten()
+        .find(|j| j.name_any() == name)
+        .and_then(typed_job)
+    else {
+        return JobState::Missing;
+    };
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &v.namespace);
+    let pods = api
+        .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={name}")))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    match backup_health::job_outcome(&job, &pods) {
+        None => JobState::Running,
+        Some(outcome) if outcome.succeeded => JobState::Succeeded {
+            backup_id: outcome.summary.and_then(|s| s.id),
+        },
+        Some(outcome) => JobState::Failed(outcome.failure_text()),
+    }
+}
+
+/// One analysis round against the ready pods of `color`: the HTTP checks, and with
+/// `maxErrorRatio` the 5xx share of the requests the pods served since the previous round.
+pub async fn run_round(ctx: &Context, v: &Validated, color: Color) -> Round {
+    let selector = api_selector_labels(v, color)
+        .iter()
+        .map(|(k, val)| format!("{k}={val}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &v.namespace);
+    let pods = match api.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => list.items,
+        Err(error) => {
+            return Round {
+                passed: false,
+                error: format!("listing the {} pods failed: {error}", color.as_str()),
+            };
+        }
+    };
+    let port = u16::try_from(API_PORT).unwrap_or(8080);
+    let addresses = analysis::ready_pod_addresses(&pods, port);
+    let analysis_spec = &v.spec.rollout.analysis;
+    let timeout = v.durations.analysis_timeout;
+    let result = analysis::probe_round(
+        &ctx.probe_client,
+        &addresses,
+        &analysis_spec.checks,
+        timeout,
+    )
+    .await;
+    let mut failures = result.failures.clone();
+    if let Some(max) = analysis_spec.max_error_ratio {
+        let key = (v.owner.uid.clone(), color);
+        match analysis::scrape_counts(&ctx.probe_client, &addresses, timeout).await {
+            Ok(now) => {
+                let before = ctx.request_counts(&key, now);
+                if let Some(ratio) = before.and_then(|b| analysis::error_ratio(&b, &now))
+                    && ratio > max
+                {
+                    failures.push(format!(
+                        "5xx share of http_requests_total was {ratio:.3} since the previous round (maxErrorRatio {max})"
+                    ));
+                }
+            }
+            Err(error) => failures.push(format!("scraping /metrics failed: {error}")),
+        }
+    }
+    if addresses.is_empty() && failures.is_empty() {
+        failures.push(format!("no ready {} pods to probe", color.as_str()));
+    }
+    Round {
+        passed: failures.is_empty(),
+        error: failures.join("; "),
+    }
+}
+
+/// Events and metrics for the effects of a step.
+pub async fn perform(fp: &FootballPrediction, ctx: &Context, effects: &[Effect]) {
+    let reference = fp.object_ref(&());
+    let name = format!("{}/{}", fp.namespace().unwrap_or_default(), fp.name_any());
+    for effect in effects {
+        let (reason, note) = match effect {
+            Effect::Started { from, to, rollback } => {
+                ctx.metrics.rollout("started");
+                let kind = if *rollback { "rollback" } else { "rollout" };
+                let from = from.as_deref().unwrap_or("nothing (first deploy)");
+                (
+                    EventReason::RolloutStarted,
+                    format!("{kind} of {to} started, serving {from}"),
+                )
+            }
+            Effect::Stage { stage, message } => (
+                EventReason::RolloutStage,
+                format!("{}: {message}", stage.as_str()),
+            ),
+            Effect::Switched { color, version } => (
+                EventReason::Promoted,
+                format!("active Service switched to {} ({version})", color.as_str()),
+            ),
+            Effect::Succeeded { version } => {
+                ctx.metrics.rollout("succeeded");
+                (
+                    EventReason::RolloutSucceeded,
+                    format!("{version} passed post-promotion analysis"),
+                )
+            }
+            Effect::Command {
+                command,
+                applied,
+                message,
+            } => {
+                let reason = if *applied {
+                    EventReason::CommandApplied
+                } else {
+                    EventReason::CommandRefused
+                };
+                (reason, format!("{}: {message}", command.as_str()))
+            }
+            Effect::RolledBack(record) => {
+                ctx.metrics.rolled_back(&record.reason);
+                let to = if record.to_version.is_empty() {
+                    "no release (nothing serves)"
+                } else {
+                    record.to_version.as_str()
+                };
+                (
+                    EventReason::RolledBack,
+                    format!(
+                        "{}: {} stopped, serving {to}: {}",
+                        record.reason, record.from_version, record.message
+                    ),
+                )
+            }
+        };
+        tracing::info!(instance = %name, reason = reason.as_str(), %note, "rollout");
+        events::publish(&ctx.recorder, &ctx.metrics, &reference, None, reason, note).await;
+    }
+}
+
+/// Removes the command annotations acted on (after the status holds the outcome), so each request
+/// is handled once.
+pub async fn clear_commands(
+    ctx: &Context,
+    fp: &FootballPrediction,
+    commands: &[RolloutCommand],
+) -> Result<(), super::Error> {
+    if commands.is_empty() {
+        return Ok(());
+    }
+    let annotations: serde_json::Map<String, serde_json::Value> = commands
+        .iter()
+        .map(|c| (c.annotation().to_owned(), serde_json::Value::Null))
+        .collect();
+    let api: Api<FootballPrediction> =
+        Api::namespaced(ctx.client.clone(), &fp.namespace().unwrap_or_default());
+    api.patch(
+        &fp.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"annotations": annotations}})),
+    )
+    .await
+    .map_err(super::Error::Status)?;
+    Ok(())
+}

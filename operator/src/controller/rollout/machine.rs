@@ -1,0 +1,682 @@
+//! The rollout's transition function: `(state, inputs) -> (state, effects)`, pure and deterministic.
+//! Time, Deployment views, Job outcomes and analysis rounds come in as data; the reconcile performs
+//! the effects (events, metrics, notifications) and writes the state back to the status.
+//!
+//! Stages: Idle → [BackingUp] → [Migrating] → Previewing → Analysing → [AwaitingPromotion] →
+//! Promoting → PostPromotion → ScalingDown → Idle; any failure → Aborted (traffic stays on, or goes
+//! back to, the last good color). One transition per step; the reconcile steps again right away.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::controller::status::DeploymentView;
+use crate::crd::{
+    CheckTally, Color, ColorStatus, FootballPredictionStatus, HistoryEntry, RollbackRecord,
+    RolloutCommand, RolloutStage, RolloutStatus,
+};
+
+/// Entries kept in `status.history` (the CRD's limit).
+pub const HISTORY_LIMIT: usize = 20;
+
+/// Fixed reasons a rollout stops with (`status.rollout.reason`, `lastRollback.reason`, the
+/// Degraded condition and `fp_operator_rollbacks_total{reason}`).
+pub mod reasons {
+    pub const ANALYSIS_FAILED: &str = "AnalysisFailed";
+    pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+    pub const MIGRATION_FAILED: &str = "MigrationFailed";
+    pub const BACKUP_FAILED: &str = "BackupFailed";
+    /// Stopped by `kubectl fp abort` (the annotation).
+    pub const ABORTED: &str = "Aborted";
+    /// Returned to the previous release by `kubectl fp rollback`.
+    pub const ROLLED_BACK: &str = "RolledBack";
+}
+
+/// A release: what one color runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Release {
+    pub version: String,
+    pub image: String,
+}
+
+impl Release {
+    /// Same release; an image unknown to an older status counts as matching.
+    fn matches(&self, color: &ColorStatus) -> bool {
+        self.version == color.version && (color.image.is_empty() || self.image == color.image)
+    }
+}
+
+/// The part of the status the machine owns.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct State {
+    pub rollout: RolloutStatus,
+    /// The color behind the active Service and its release; `None` until a first promotion.
+    pub active: Option<ColorStatus>,
+    /// The other color and the release it runs or last ran.
+    pub preview: Option<ColorStatus>,
+    pub history: Vec<HistoryEntry>,
+    pub last_rollback: Option<RollbackRecord>,
+}
+
+/// The rollout settings of the spec, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RolloutSettings {
+    pub auto_promote: bool,
+    pub paused: bool,
+    pub preview_replicas: i32,
+    /// Pods of a promoted color (`replicas`, or the autoscaler's minimum).
+    pub replicas: i32,
+    pub progress_deadline: Duration,
+    pub scale_down_delay: Duration,
+    pub interval: Duration,
+    pub count: i32,
+    pub failure_limit: i32,
+    pub post_promotion: Duration,
+    pub migrations: bool,
+    pub backup_before_migration: bool,
+}
+
+/// Outcome of a Job the rollout waits for.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum JobState {
+    /// Not created yet (or not observed yet).
+    #[default]
+    Missing,
+    Running,
+    /// Finished; a backup Job reports the id of the backup it took.
+    Succeeded {
+        backup_id: Option<String>,
+    },
+    /// Failed, with what it said.
+    Failed(String),
+}
+
+/// One analysis round against every ready pod of a color.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Round {
+    pub passed: bool,
+    /// The failures, in words (empty when passed).
+    pub error: String,
+}
+
+/// Everything a step observes besides the state.
+#[derive(Clone, Debug)]
+pub struct Inputs<'a> {
+    pub now: Timestamp,
+    /// The release the spec asks for.
+    pub desired: Release,
+    pub settings: &'a RolloutSettings,
+    /// The Deployment of `rollout.targetColor`, as last observed.
+    pub target_view: Option<&'a DeploymentView>,
+    pub migration: JobState,
+    pub backup: JobState,
+    /// The round the reconcile ran because [`round_due`] said so.
+    pub round: Option<Round>,
+    /// Command annotations present on the object, in the order to act on them.
+    pub commands: &'a [RolloutCommand],
+    /// The release before the current one (`history[1]`), the target of a rollback.
+    pub previous: Option<Release>,
+}
+
+/// What the reconcile does about a step, besides writing the state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// A rollout began.
+    Started {
+        from: Option<String>,
+        to: String,
+        rollback: bool,
+    },
+    /// Entered a new stage (a Normal event).
+    Stage {
+        stage: RolloutStage,
+        message: String,
+    },
+    /// Traffic switched to the new color.
+    Switched { color: Color, version: String },
+    /// The new release passed post-promotion analysis.
+    Succeeded { version: String },
+    /// The rollout stopped and traffic stayed on (or returned to) the last good color.
+    RolledBack(RollbackRecord),
+    /// A command annotation was acted on (`applied`) or refused, with what happened or why not.
+    Command {
+        command: RolloutCommand,
+        applied: bool,
+        message: String,
+    },
+}
+
+/// The color a rollout puts the new release on: the idle one, or blue on a first deploy.
+fn idle_color(state: &State) -> Color {
+    state
+        .active
+        .as_ref()
+        .map_or(Color::Blue, |a| a.color.other())
+}
+
+fn elapsed(since: Option<&Time>, now: Timestamp) -> Duration {
+    since
+        .map(|t| now.duration_since(t.0))
+        .and_then(|d| Duration::try_from(d).ok())
+        .unwrap_or_default()
+}
+
+fn seconds(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// Whether the reconcile should run an analysis round now, and against which color.
+pub fn round_due(state: &State, settings: &RolloutSettings, now: Timestamp) -> Option<Color> {
+    let r = &state.rollout;
+    if settings.paused
+        || !matches!(
+            r.stage,
+            RolloutStage::Analysing | RolloutStage::PostPromotion
+        )
+    {
+        return None;
+    }
+    let last = r.checks.as_ref().and_then(|c| c.last_round_at.as_ref());
+    let due = last.is_none_or(|_| elapsed(last, now) >= settings.interval);
+    due.then_some(r.target_color).flatten()
+}
+
+/// How long until the rollout needs another step (watch events on its Deployments and Jobs come
+/// in between); `None` when it waits for nothing but a change.
+pub fn next_step_in(state: &State, settings: &RolloutSettings, now: Timestamp) -> Option<Duration> {
+    let r = &state.rollout;
+    if settings.paused {
+        return None;
+    }
+    let stage_age = elapsed(r.stage_started_at.as_ref(), now);
+    match r.stage {
+        RolloutStage::Idle | RolloutStage::Aborted | RolloutStage::AwaitingPromotion => None,
+        RolloutStage::Analysing | RolloutStage::PostPromotion => {
+            let last = r.checks.as_ref().and_then(|c| c.last_round_at.as_ref());
+            let since = last.map_or(settings.interval, |_| elapsed(last, now));
+            let mut wait = settings.interval.saturating_sub(since);
+            if r.stage == RolloutStage::PostPromotion {
+                wait = wait.min(settings.post_promotion.saturating_sub(stage_age));
+            }
+            Some(wait.max(Duration::from_millis(100)))
+        }
+        RolloutStage::ScalingDown => Some(
+            settings
+                .scale_down_delay
+                .saturating_sub(stage_age)
+                .max(Duration::from_millis(100)),
+        ),
+        // Deployments and Jobs report through watches; this is the deadline's safety net.
+        _ => Some(Duration::from_secs(2)),
+    }
+}
+
+/// One transition.
+pub fn step(state: &State, inputs: &Inputs<'_>) -> (State, Vec<Effect>) {
+    let mut m = Machine {
+        s: state.clone(),
+        effects: Vec::new(),
+        now: inputs.now,
+        settings: inputs.settings,
+    };
+    for &command in inputs.commands {
+        m.command(command, inputs);
+    }
+    if !inputs.settings.paused {
+        m.advance(inputs);
+    }
+    (m.s, m.effects)
+}
+
+struct Machine<'a> {
+    s: State,
+    effects: Vec<Effect>,
+    now: Timestamp,
+    settings: &'a RolloutSettings,
+}
+
+impl Machine<'_> {
+    fn target(&self) -> Release {
+        Release {
+            version: self.s.rollout.target_version.clone(),
+            image: self.s.rollout.target_image.clone(),
+        }
+    }
+
+    fn stage_age(&self) -> Duration {
+        elapsed(self.s.rollout.stage_started_at.as_ref(), self.now)
+    }
+
+    /// Acts on a command when it applies in the current stage; otherwise changes nothing and says
+    /// why (the same rule `kubectl fp` checks before it asks).
+    fn command(&mut self, command: RolloutCommand, inputs: &Inputs<'_>) {
+        let view = FootballPredictionStatus {
+            rollout: Some(self.s.rollout.clone()),
+            history: self.s.history.clone(),
+            ..FootballPredictionStatus::default()
+        };
+        if let Err(why) = command.applies(&inputs.desired.version, Some(&view)) {
+            self.effects.push(Effect::Command {
+                command,
+                applied: false,
+                message: why,
+            });
+            return;
+        }
+        let target = self.s.rollout.target_version.clone();
+        match command {
+            RolloutCommand::Promote => {
+                self.enter(RolloutStage::Promoting, "promoted on request".into());
+            }
+            RolloutCommand::Abort => self.abort(
+                reasons::ABORTED,
+                format!(
+                    "aborted on request; {target} is not rolled out again until spec.version changes or `kubectl fp retry`"
+                ),
+            ),
+            RolloutCommand::Retry => self.start(inputs.desired.clone(), false),
+            RolloutCommand::Rollback => {
+                if self.s.rollout.stage == RolloutStage::Idle {
+                    let Some(previous) = inputs.previous.clone() else {
+                        self.effects.push(Effect::Command {
+                            command,
+                            applied: false,
+                            message: "no previous release to roll back to".into(),
+                        });
+                        return;
+                    };
+                    self.start(previous, true);
+                } else {
+                    // The old color still runs at full size: switch back now.
+                    if self.s.history.first().is_some_and(|h| h.version == target) {
+                        self.s.history.remove(0);
+                    }
+                    self.abort(
+                        reasons::ROLLED_BACK,
+                        format!(
+                            "rolled back on request; {target} is not rolled out again until spec.version changes or `kubectl fp retry`"
+                        ),
+                    );
+                }
+            }
+        }
+        let message = self.s.rollout.message.clone();
+        self.effects.push(Effect::Command {
+            command,
+            applied: true,
+            message,
+        });
+    }
+
+    fn advance(&mut self, inputs: &Inputs<'_>) {
+        let desired = &inputs.desired;
+        let r = &self.s.rollout;
+        let serves_desired = self.s.active.as_ref().is_some_and(|a| desired.matches(a));
+        // A new spec during the pre-promotion stages replaces the release under way.
+        let superseded = r.stage.in_progress()
+            && !r.rollback
+            && matches!(
+                r.stage,
+                RolloutStage::BackingUp
+                    | RolloutStage::Migrating
+                    | RolloutStage::Previewing
+                    | RolloutStage::Analysing
+                    | RolloutStage::AwaitingPromotion
+                    | RolloutStage::Promoting
+            )
+            && self.target() != *desired;
+        if superseded {
+            if serves_desired {
+                self.finish_idle("spec returned to the serving release; rollout cancelled");
+            } else {
+                self.start(desired.clone(), false);
+            }
+            return;
+        }
+        match r.stage {
+            RolloutStage::Idle => {
+                if !serves_desired {
+                    self.start(desired.clone(), false);
+                }
+            }
+            RolloutStage::Aborted => {
+                // The rejected release is not retried until the spec names another one.
+                if self.target() != *desired {
+                    if serves_desired {
+                        self.finish_idle("spec returned to the serving release");
+                    } else {
+                        self.start(desired.clone(), false);
+                    }
+                }
+            }
+            RolloutStage::BackingUp => match &inputs.backup {
+                JobState::Succeeded { backup_id } => {
+                    self.s.rollout.backup_id = backup_id.clone();
+                    let id = backup_id.as_deref().unwrap_or("(no id reported)");
+                    self.enter(RolloutStage::Migrating, format!("backup {id} taken"));
+                }
+                JobState::Failed(why) => self.abort(
+                    reasons::BACKUP_FAILED,
+                    format!("the backup before the migration failed: {why}"),
+                ),
+                JobState::Missing | JobState::Running => {}
+            },
+            RolloutStage::Migrating => match &inputs.migration {
+                JobState::Succeeded { .. } => self.enter(
+                    RolloutStage::Previewing,
+                    format!("migrations of {} applied", r.target_version),
+                ),
+                JobState::Failed(why) => self.abort(
+                    reasons::MIGRATION_FAILED,
+                    format!("the migration Job of {} failed: {why}", r.target_version),
+                ),
+                JobState::Missing | JobState::Running => {}
+            },
+            RolloutStage::Previewing => {
+                let want = self.settings.preview_replicas;
+                self.await_pods(inputs.target_view, want, RolloutStage::Analysing);
+            }
+            RolloutStage::Analysing => {
+                if let Some(round) = &inputs.round {
+                    self.tally(round);
+                    self.judge_pre_promotion();
+                }
+            }
+            RolloutStage::AwaitingPromotion => {}
+            RolloutStage::Promoting => {
+                let want = self.settings.replicas;
+                self.await_pods(inputs.target_view, want, RolloutStage::PostPromotion);
+            }
+            RolloutStage::PostPromotion => {
+                if let Some(round) = &inputs.round {
+                    self.tally(round);
+                }
+                self.judge_post_promotion();
+            }
+            RolloutStage::ScalingDown => {
+                if self.stage_age() >= self.settings.scale_down_delay {
+                    self.complete();
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, release: Release, rollback: bool) {
+        let from = self.s.active.as_ref().map(|a| a.version.clone());
+        let color = idle_color(&self.s);
+        let first = if self.settings.backup_before_migration && self.settings.migrations {
+            RolloutStage::BackingUp
+        } else if self.settings.migrations {
+            RolloutStage::Migrating
+        } else {
+            RolloutStage::Previewing
+        };
+        self.s.rollout = RolloutStatus {
+            stage: first,
+            target_version: release.version.clone(),
+            target_image: release.image,
+            target_color: Some(color),
+            from_version: from.clone().unwrap_or_default(),
+            started_at: Some(Time(self.now)),
+            stage_started_at: Some(Time(self.now)),
+            rollback,
+            message: format!(
+                "rolling out {} on {}{}",
+                release.version,
+                color.as_str(),
+                from.as_ref()
+                    .map(|f| format!(" (serving {f})"))
+                    .unwrap_or_default()
+            ),
+            ..RolloutStatus::default()
+        };
+        self.effects.push(Effect::Started {
+            from,
+            to: release.version,
+            rollback,
+        });
+    }
+
+    fn enter(&mut self, stage: RolloutStage, message: String) {
+        let r = &mut self.s.rollout;
+        r.stage = stage;
+        r.stage_started_at = Some(Time(self.now));
+        r.message = message.clone();
+        if matches!(stage, RolloutStage::Analysing | RolloutStage::PostPromotion) {
+            r.checks = Some(CheckTally::default());
+        }
+        self.effects.push(Effect::Stage { stage, message });
+    }
+
+    /// Waits until the target color runs `want` available pods of the target release, within the
+    /// progress deadline.
+    fn await_pods(&mut self, view: Option<&DeploymentView>, want: i32, next: RolloutStage) {
+        let target = self.target();
+        let up_to_date = view.filter(|v| v.current && v.image == target.image);
+        let available = up_to_date.map_or(0, |v| v.available.min(v.updated));
+        if up_to_date.is_some() && available >= want {
+            if next == RolloutStage::PostPromotion {
+                self.switch_to_target();
+            }
+            let message = match next {
+                RolloutStage::PostPromotion => format!(
+                    "{} serves on {}; analysing for {}",
+                    target.version,
+                    self.color_name(),
+                    seconds(self.settings.post_promotion)
+                ),
+                _ => format!(
+                    "{available} preview pod(s) of {} available; analysing",
+                    target.version
+                ),
+            };
+            self.enter(next, message);
+        } else if self.stage_age() > self.settings.progress_deadline {
+            let name = view.map_or_else(|| "the Deployment".to_owned(), |v| v.name.clone());
+            self.abort(
+                reasons::PROGRESS_DEADLINE_EXCEEDED,
+                format!(
+                    "{name}: {available}/{want} pods of {} available after {}",
+                    target.version,
+                    seconds(self.settings.progress_deadline)
+                ),
+            );
+        }
+    }
+
+    fn color_name(&self) -> &'static str {
+        self.s.rollout.target_color.map_or("", Color::as_str)
+    }
+
+    fn tally(&mut self, round: &Round) {
+        let tally = self
+            .s
+            .rollout
+            .checks
+            .get_or_insert_with(CheckTally::default);
+        tally.last_round_at = Some(Time(self.now));
+        if round.passed {
+            tally.passed += 1;
+        } else {
+            tally.failed += 1;
+            tally.last_error = round.error.clone();
+        }
+    }
+
+    fn tally_words(&self) -> String {
+        let t = self.s.rollout.checks.clone().unwrap_or_default();
+        format!(
+            "{} of {} rounds failed; failureLimit {}",
+            t.failed,
+            t.passed + t.failed,
+            self.settings.failure_limit
+        )
+    }
+
+    fn failed_too_often(&self) -> Option<String> {
+        let t = self.s.rollout.checks.as_ref()?;
+        (t.failed > self.settings.failure_limit)
+            .then(|| format!("{} ({})", t.last_error, self.tally_words()))
+    }
+
+    fn judge_pre_promotion(&mut self) {
+        if let Some(why) = self.failed_too_often() {
+            self.abort(reasons::ANALYSIS_FAILED, why);
+            return;
+        }
+        let t = self.s.rollout.checks.clone().unwrap_or_default();
+        if t.passed + t.failed < self.settings.count {
+            return;
+        }
+        let summary = format!(
+            "analysis passed ({} of {} rounds)",
+            t.passed,
+            t.passed + t.failed
+        );
+        if self.settings.auto_promote {
+            self.enter(RolloutStage::Promoting, format!("{summary}; promoting"));
+        } else {
+            self.enter(
+                RolloutStage::AwaitingPromotion,
+                format!("{summary}; waiting for `kubectl fp promote`"),
+            );
+        }
+    }
+
+    fn judge_post_promotion(&mut self) {
+        if let Some(why) = self.failed_too_often() {
+            self.abort(reasons::ANALYSIS_FAILED, format!("after promotion: {why}"));
+            return;
+        }
+        if self.stage_age() < self.settings.post_promotion {
+            return;
+        }
+        let version = self.s.rollout.target_version.clone();
+        self.s.history.insert(
+            0,
+            HistoryEntry {
+                version: version.clone(),
+                promoted_at: Time(self.now),
+            },
+        );
+        self.s.history.truncate(HISTORY_LIMIT);
+        self.effects.push(Effect::Succeeded {
+            version: version.clone(),
+        });
+        if self.s.preview.is_some() {
+            self.enter(
+                RolloutStage::ScalingDown,
+                format!(
+                    "{version} passed post-promotion analysis; the old color scales down in {}",
+                    seconds(self.settings.scale_down_delay)
+                ),
+            );
+        } else {
+            self.complete();
+        }
+    }
+
+    /// The active Service moves to the target color; the old color stays at full size.
+    fn switch_to_target(&mut self) {
+        let Some(color) = self.s.rollout.target_color else {
+            return;
+        };
+        let target = self.target();
+        let new_active = ColorStatus {
+            color,
+            version: target.version.clone(),
+            image: target.image,
+            ready_replicas: self.settings.replicas,
+        };
+        self.s.preview = self.s.active.replace(new_active);
+        self.effects.push(Effect::Switched {
+            color,
+            version: target.version,
+        });
+    }
+
+    /// The active Service returns to the old color (after a switch that turned out bad).
+    fn switch_back(&mut self) {
+        let Some(old) = self.s.preview.clone() else {
+            // A first deploy has no old color: nothing may serve an unverified release.
+            self.s.preview = self.s.active.take();
+            return;
+        };
+        self.s.preview = self.s.active.replace(old);
+    }
+
+    /// Traffic already moved to the target color.
+    fn switched(&self) -> bool {
+        matches!(
+            self.s.rollout.stage,
+            RolloutStage::PostPromotion | RolloutStage::ScalingDown
+        )
+    }
+
+    fn abort(&mut self, reason: &str, message: String) {
+        if self.switched() {
+            self.switch_back();
+        }
+        let to = self
+            .s
+            .active
+            .as_ref()
+            .map(|a| a.version.clone())
+            .unwrap_or_default();
+        let record = RollbackRecord {
+            at: Time(self.now),
+            from_version: self.s.rollout.target_version.clone(),
+            to_version: to,
+            reason: reason.to_owned(),
+            message: message.clone(),
+        };
+        self.s.last_rollback = Some(record.clone());
+        let r = &mut self.s.rollout;
+        r.stage = RolloutStage::Aborted;
+        r.stage_started_at = Some(Time(self.now));
+        r.reason = reason.to_owned();
+        r.message = message;
+        self.effects.push(Effect::RolledBack(record));
+    }
+
+    /// A rollout reached its end: Idle, or for a requested rollback, Aborted with the rejected
+    /// release as the one not to retry.
+    fn complete(&mut self) {
+        let r = self.s.rollout.clone();
+        if r.rollback {
+            let rejected = self.s.preview.clone();
+            self.s.rollout = RolloutStatus {
+                stage: RolloutStage::Aborted,
+                target_version: rejected
+                    .as_ref()
+                    .map(|p| p.version.clone())
+                    .unwrap_or_default(),
+                target_image: rejected.map(|p| p.image).unwrap_or_default(),
+                target_color: r.target_color.map(Color::other),
+                stage_started_at: Some(Time(self.now)),
+                reason: reasons::ROLLED_BACK.to_owned(),
+                message: format!(
+                    "rolled back to {} on request; {} is not rolled out again until spec.version changes or `kubectl fp retry`",
+                    r.target_version, r.from_version
+                ),
+                ..RolloutStatus::default()
+            };
+        } else {
+            self.finish_idle(&format!("{} rolled out", r.target_version));
+        }
+    }
+
+    fn finish_idle(&mut self, message: &str) {
+        self.s.rollout = RolloutStatus {
+            stage: RolloutStage::Idle,
+            stage_started_at: Some(Time(self.now)),
+            message: message.to_owned(),
+            ..RolloutStatus::default()
+        };
+        self.effects.push(Effect::Stage {
+            stage: RolloutStage::Idle,
+            message: message.to_owned(),
+        });
+    }
+}

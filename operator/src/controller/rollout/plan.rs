@@ -1,0 +1,95 @@
+//! What each color runs, derived from the rollout state alone (so a restarted operator builds the
+//! same objects): the serving color at full size, the rollout's target color at the size its stage
+//! wants, the old color at full size until the scale-down delay is over, everything else at zero.
+
+use super::machine::{Release, RolloutSettings, State, reasons};
+use crate::crd::{Color, ColorStatus, RolloutStage};
+use crate::resources::{ColorPlan, ColorTarget};
+
+/// The color plan for a state. `autoscaled` leaves the serving color's count to the autoscaler.
+pub fn plan_colors(
+    state: &State,
+    settings: &RolloutSettings,
+    desired: &Release,
+    autoscaled: bool,
+    keep_failed_pods: bool,
+) -> ColorPlan {
+    let r = &state.rollout;
+    let release_of = |c: &ColorStatus| (c.version.clone(), c.image.clone()).to_owned();
+    let target =
+        (!r.target_version.is_empty()).then(|| (r.target_version.clone(), r.target_image.clone()));
+    let serving = state.active.as_ref().map(|a| a.color);
+    let full = settings.replicas;
+    let color_target = |color: Color| -> ColorTarget {
+        let is_target = r.target_color == Some(color);
+        let target_replicas = match r.stage {
+            RolloutStage::Previewing
+            | RolloutStage::Analysing
+            | RolloutStage::AwaitingPromotion => Some(settings.preview_replicas),
+            RolloutStage::Promoting => Some(full),
+            RolloutStage::Aborted if keep_failed_pods => Some(settings.preview_replicas),
+            _ => None,
+        };
+        let (version, image, replicas) = if serving == Some(color) {
+            let a = state.active.as_ref().map(release_of).unwrap_or_default();
+            (a.0, a.1, if autoscaled { None } else { Some(full) })
+        } else if let (true, Some(t), Some(n)) = (is_target, target.clone(), target_replicas) {
+            (t.0, t.1, Some(n))
+        } else {
+            // Idle color: what it last ran (the old release during post-promotion, kept at full
+            // size so a rollback is one Service update), else the release about to run here.
+            let keep_old = matches!(
+                r.stage,
+                RolloutStage::PostPromotion | RolloutStage::ScalingDown
+            );
+            let last = state
+                .preview
+                .as_ref()
+                .filter(|p| p.color == color && !p.version.is_empty())
+                .map(release_of)
+                .or(target.clone().filter(|_| is_target))
+                .unwrap_or_else(|| (desired.version.clone(), desired.image.clone()));
+            (last.0, last.1, Some(if keep_old { full } else { 0 }))
+        };
+        ColorTarget {
+            version,
+            image,
+            replicas,
+        }
+    };
+    let failed_with = |reason: &str| r.stage == RolloutStage::Aborted && r.reason == reason;
+    let migrating = settings.migrations
+        && match r.stage {
+            RolloutStage::Idle | RolloutStage::BackingUp => false,
+            // A failed migration Job stays for its logs.
+            RolloutStage::Aborted => failed_with(reasons::MIGRATION_FAILED),
+            _ => true,
+        };
+    let backing_up = settings.backup_before_migration
+        && (r.stage.in_progress() || failed_with(reasons::BACKUP_FAILED));
+    ColorPlan {
+        pre_migration_backup: backing_up.then(|| rollout_key(state)),
+        active: serving.or(r.target_color).unwrap_or(Color::Blue),
+        serving: serving.is_some(),
+        blue: color_target(Color::Blue),
+        green: color_target(Color::Green),
+        migration: target
+            .filter(|_| migrating)
+            .map(|(version, image)| ColorTarget {
+                version,
+                image,
+                replicas: None,
+            }),
+    }
+}
+
+/// Identifies one rollout: a retried rollout of the same release is another one.
+pub fn rollout_key(state: &State) -> String {
+    let r = &state.rollout;
+    let started = r
+        .started_at
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .unwrap_or_default();
+    format!("{}@{started}", r.target_version)
+}
