@@ -7,6 +7,7 @@ pub mod controller;
 pub mod crd;
 pub mod leader;
 pub mod metrics;
+pub mod notify;
 pub mod plugin;
 pub mod quantity;
 pub mod resources;

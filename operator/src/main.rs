@@ -178,6 +178,9 @@ async fn run(args: Args) -> anyhow::Result<Exit> {
         },
         probe_client: fp_operator::controller::analysis::probe_client()
             .map_err(|e| anyhow::anyhow!("building the rollout analysis HTTP client: {e}"))?,
+        webhook_client: reqwest::Client::builder()
+            .build()
+            .map_err(|e| anyhow::anyhow!("building the webhook HTTP client: {e}"))?,
     };
     tracing::info!(
         namespace = config.namespace.as_deref().unwrap_or("<all>"),

@@ -83,6 +83,8 @@ pub struct Context {
     undecodable: Mutex<HashMap<String, String>>,
     /// HTTP client of the rollout analysis (pods are probed directly).
     pub probe_client: reqwest::Client,
+    /// Webhook deliveries, in the background, never blocking a reconcile.
+    pub notifier: crate::notify::Notifier,
     /// Request counters scraped at the previous analysis round, per (uid, color).
     request_counts: Mutex<HashMap<(String, Color), analysis::RequestCounts>>,
     /// The status this replica wrote last, per uid: the watch cache can lag behind our own write,
@@ -182,6 +184,8 @@ pub struct RunConfig {
     pub reporter: Reporter,
     /// HTTP client of the rollout analysis.
     pub probe_client: reqwest::Client,
+    /// HTTP client of the webhook notifications (TLS to the outside world).
+    pub webhook_client: reqwest::Client,
 }
 
 /// Why [`run`] returned.
@@ -348,6 +352,10 @@ async fn run_controller(
         failures: Mutex::new(HashMap::new()),
         undecodable: Mutex::new(HashMap::new()),
         probe_client: config.probe_client.clone(),
+        notifier: crate::notify::Notifier::spawn(
+            config.webhook_client.clone(),
+            crate::notify::RetryPolicy::default(),
+        ),
         request_counts: Mutex::new(HashMap::new()),
         written: Mutex::new(HashMap::new()),
     });

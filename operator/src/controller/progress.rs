@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 
@@ -15,7 +15,10 @@ use super::backup_health;
 use super::events::{self, EventReason};
 use super::rollout::{self, Effect, JobState, Release, RolloutSettings, Round, State};
 use super::validate::Validated;
-use crate::crd::{Color, FootballPrediction, FootballPredictionStatus, RolloutCommand};
+use crate::crd::{
+    Color, FootballPrediction, FootballPredictionStatus, NotificationEvent, RolloutCommand,
+};
+use crate::notify::Notification;
 use crate::resources::common::{API_PORT, api_selector_labels, short_hash};
 use crate::resources::{ColorTarget, migration_job};
 
@@ -248,8 +251,96 @@ pub async fn run_round(ctx: &Context, v: &Validated, color: Color) -> Round {
     }
 }
 
-/// Events and metrics for the effects of a step.
+/// The webhook notification an effect deserves, if any.
+fn notification(fp: &FootballPrediction, effect: &Effect) -> Option<Notification> {
+    let namespace = fp.namespace().unwrap_or_default();
+    let name = fp.name_any();
+    let who = format!("{namespace}/{name}");
+    let (event, text, fields) = match effect {
+        Effect::Started { from, to, rollback } => (
+            NotificationEvent::RolloutStarted,
+            format!(
+                "{who}: {} of {to} started",
+                if *rollback { "rollback" } else { "rollout" }
+            ),
+            vec![(
+                "From".to_owned(),
+                from.clone().unwrap_or_else(|| "(first deploy)".into()),
+            )],
+        ),
+        Effect::Succeeded { version } => (
+            NotificationEvent::RolloutSucceeded,
+            format!("{who}: {version} passed post-promotion analysis and serves"),
+            Vec::new(),
+        ),
+        Effect::RolledBack(record) => (
+            NotificationEvent::RolledBack,
+            format!(
+                "{who}: {} rolled back ({}): {}",
+                record.from_version, record.reason, record.message
+            ),
+            vec![
+                ("Rejected".to_owned(), record.from_version.clone()),
+                (
+                    "Serving".to_owned(),
+                    if record.to_version.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        record.to_version.clone()
+                    },
+                ),
+                ("Reason".to_owned(), record.reason.clone()),
+            ],
+        ),
+        _ => return None,
+    };
+    Some(Notification {
+        event,
+        namespace,
+        name,
+        text,
+        fields,
+    })
+}
+
+/// Queues the webhook notifications of a step (delivery happens in the background).
+async fn notify(fp: &FootballPrediction, ctx: &Context, effects: &[Effect]) {
+    let Some(spec) = &fp.spec.notifications else {
+        return;
+    };
+    let wanted: Vec<Notification> = effects
+        .iter()
+        .filter_map(|e| notification(fp, e))
+        .filter(|n| crate::notify::wanted(spec, n.event))
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &fp.namespace().unwrap_or_default());
+    let reference = &spec.webhook_secret_ref;
+    let url = match secrets.get_opt(&reference.name).await {
+        Ok(secret) => secret
+            .and_then(|s| s.data)
+            .and_then(|d| d.get(&reference.key).cloned())
+            .and_then(|v| String::from_utf8(v.0).ok())
+            .map(|u| u.trim().to_owned()),
+        Err(error) => {
+            tracing::warn!(%error, secret = %reference.name, "reading the webhook Secret failed");
+            None
+        }
+    };
+    let Some(url) = url else {
+        return;
+    };
+    for n in wanted {
+        ctx.notifier.send(url.clone(), n);
+    }
+}
+
+/// Events, metrics and notifications for the effects of a step.
 pub async fn perform(fp: &FootballPrediction, ctx: &Context, effects: &[Effect]) {
+    notify(fp, ctx, effects).await;
     let reference = fp.object_ref(&());
     let name = format!("{}/{}", fp.namespace().unwrap_or_default(), fp.name_any());
     for effect in effects {

@@ -360,6 +360,11 @@ async fn reconcile_valid(
         paused: v.spec.rollout.paused,
         rollout: Some(after.clone()),
         backup,
+        notifications: v.spec.notifications.as_ref().map(|_| {
+            ctx.notifier
+                .delivery_state(&namespace, &v.name)
+                .unwrap_or_default()
+        }),
         endpoints: Some(Endpoints {
             active: service_url(&v, &v.names.active_service()),
             preview: service_url(&v, &v.names.preview_service()),
@@ -519,6 +524,7 @@ impl Observed {
             paused: fp.spec.rollout.paused,
             rollout: None,
             backup: None,
+            notifications: None,
             endpoints: None,
         }
     }

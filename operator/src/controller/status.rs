@@ -12,6 +12,7 @@ use super::rollout::State as RolloutState;
 use crate::crd::{
     BackupSpec, ColorStatus, Endpoints, FootballPredictionStatus, Phase, RolloutStage,
 };
+use crate::notify::DeliveryState;
 use crate::resources::ColorPlan;
 use crate::resources::certificate::CertificateState;
 
@@ -23,6 +24,7 @@ pub mod types {
     pub const CERTIFICATE_READY: &str = "CertificateReady";
     pub const MONITORING_READY: &str = "MonitoringReady";
     pub const BACKUP_HEALTHY: &str = "BackupHealthy";
+    pub const NOTIFICATIONS_DELIVERED: &str = "NotificationsDelivered";
 }
 
 /// Condition reasons (CamelCase, a fixed set).
@@ -39,6 +41,9 @@ pub mod reasons {
     pub const ISSUED: &str = "Issued";
     pub const PENDING: &str = "Pending";
     pub const APPLIED: &str = "Applied";
+    pub const DELIVERED: &str = "Delivered";
+    pub const DELIVERY_FAILED: &str = "DeliveryFailed";
+    pub const NOTHING_TO_SEND: &str = "NothingToSend";
 }
 
 /// How the reconcile went.
@@ -142,6 +147,8 @@ pub struct Observed {
     pub rollout: Option<RolloutState>,
     /// `None` when `spec.backup` is not set.
     pub backup: Option<BackupObservation>,
+    /// Webhook deliveries so far; `None` when `spec.notifications` is not set.
+    pub notifications: Option<DeliveryState>,
     pub endpoints: Option<Endpoints>,
 }
 
@@ -348,6 +355,22 @@ pub fn compute(
                     health.reason,
                     health.message,
                 );
+            }
+            if let Some(delivery) = &observed.notifications {
+                let (ok, reason, message) = match (&delivery.last_error, delivery.delivered) {
+                    (Some(error), _) => (false, reasons::DELIVERY_FAILED, error.clone()),
+                    (None, 0) => (
+                        true,
+                        reasons::NOTHING_TO_SEND,
+                        "no notification sent yet".to_owned(),
+                    ),
+                    (None, n) => (
+                        true,
+                        reasons::DELIVERED,
+                        format!("{n} notification(s) delivered"),
+                    ),
+                };
+                c.set(types::NOTIFICATIONS_DELIVERED, ok, reason, message);
             }
             if aborted.is_some() || stalled.is_some() || !errors.is_empty() {
                 Phase::Degraded
@@ -566,6 +589,7 @@ mod tests {
             paused: false,
             rollout: Some(steady()),
             backup: None,
+            notifications: None,
             endpoints: None,
         }
     }
@@ -690,6 +714,44 @@ mod tests {
         assert_eq!(
             s.preview.as_ref().map(|p| (p.color, p.version.as_str())),
             Some((Color::Green, "1.4.1"))
+        );
+    }
+
+    #[test]
+    fn notification_failures_show_in_a_condition() {
+        let mut o = observed(applied(), Some(view(3)));
+        o.notifications = Some(DeliveryState {
+            last_error: Some("webhook answered 500 after 4 attempts".into()),
+            failed_deliveries: 1,
+            ..DeliveryState::default()
+        });
+        let s = compute(None, Some(1), &o, t("2026-01-01T00:00:00Z"));
+        let c = condition(&s, "NotificationsDelivered");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+            (
+                "False",
+                "DeliveryFailed",
+                "webhook answered 500 after 4 attempts"
+            )
+        );
+        assert_eq!(
+            s.phase,
+            Some(Phase::Healthy),
+            "a webhook never degrades the platform"
+        );
+        o.notifications = Some(DeliveryState {
+            delivered: 2,
+            ..DeliveryState::default()
+        });
+        let s = compute(None, Some(1), &o, t("2026-01-01T00:00:00Z"));
+        assert_eq!(condition(&s, "NotificationsDelivered").status, "True");
+        o.notifications = None;
+        let s = compute(None, Some(1), &o, t("2026-01-01T00:00:00Z"));
+        assert!(
+            s.conditions
+                .iter()
+                .all(|c| c.type_ != "NotificationsDelivered")
         );
     }
 

@@ -2,13 +2,17 @@
 //! manual backup runs, the status tree); the API calls live in [`cli`].
 
 pub mod cli;
+pub mod rollout;
 
 use std::fmt::Write as _;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::crd::{FootballPrediction, FootballPredictionStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::crd::{FootballPrediction, FootballPredictionStatus, RolloutCommand};
+use rollout::rollback_text;
 
 /// What `kubectl create job --from=cronjob/NAME JOB` creates: the CronJob's Job template, owned
 /// by the CronJob (so history limits and garbage collection apply), marked as started by hand.
@@ -51,6 +55,75 @@ fn line(out: &mut String, indent: usize, text: impl AsRef<str>) {
     let _ = writeln!(out, "{:indent$}{}", "", text.as_ref(), indent = indent);
 }
 
+fn time_or_dash(time: Option<&Time>) -> String {
+    time.map_or("-".to_owned(), |t| t.0.to_string())
+}
+
+/// The rollout part of the status tree: stage and since when, the release and color it targets,
+/// analysis results, the operator's last words, requests not yet taken, and the last rollback.
+fn render_rollout(out: &mut String, fp: &FootballPrediction, status: &FootballPredictionStatus) {
+    if let Some(rollout) = &status.rollout {
+        let mut head = format!(
+            "rollout  {} since {}",
+            rollout.stage.as_str(),
+            time_or_dash(rollout.stage_started_at.as_ref())
+        );
+        if !rollout.target_version.is_empty() {
+            let color = rollout
+                .target_color
+                .map_or(String::new(), |c| format!(" on {}", c.as_str()));
+            let target = &rollout.target_version;
+            let what = match (rollout.rollback, rollout.from_version.as_str()) {
+                (true, "") => format!("rollback to {target}"),
+                (true, from) => format!("rollback {from} → {target}"),
+                (false, "") => format!("first release {target}"),
+                (false, from) => format!("{from} → {target}"),
+            };
+            let _ = write!(
+                head,
+                ": {what}{color}, started {}",
+                time_or_dash(rollout.started_at.as_ref())
+            );
+        }
+        line(out, 2, head);
+        if let Some(checks) = &rollout.checks {
+            let last_error = if checks.last_error.is_empty() {
+                String::new()
+            } else {
+                format!(", last error: {}", checks.last_error)
+            };
+            line(
+                out,
+                4,
+                format!(
+                    "checks   {} passed, {} failed, last round {}{last_error}",
+                    checks.passed,
+                    checks.failed,
+                    time_or_dash(checks.last_round_at.as_ref())
+                ),
+            );
+        }
+        if let Some(backup_id) = &rollout.backup_id {
+            line(out, 4, format!("backup   {backup_id}"));
+        }
+        if !rollout.reason.is_empty() {
+            line(out, 4, format!("reason   {}", rollout.reason));
+        }
+        if !rollout.message.is_empty() {
+            line(out, 4, format!("message  {}", rollout.message));
+        }
+    }
+    // Requests the operator has not taken yet, whatever the status says.
+    for command in RolloutCommand::ALL {
+        if let Some(request_id) = rollout::pending_request_id(command, fp) {
+            line(out, 2, format!("pending  {command} requested {request_id}"));
+        }
+    }
+    if let Some(rollback) = &status.last_rollback {
+        line(out, 2, format!("last rollback {}", rollback_text(rollback)));
+    }
+}
+
 /// `kubectl fp status NAME`: a readable tree of what the status says.
 pub fn render_status(fp: &FootballPrediction) -> String {
     let mut out = String::new();
@@ -88,26 +161,7 @@ pub fn render_status(fp: &FootballPrediction) -> String {
             );
         }
     }
-    if let Some(rollout) = &status.rollout {
-        line(
-            &mut out,
-            2,
-            format!(
-                "rollout  {}",
-                serde_json::to_string(rollout).unwrap_or_default()
-            ),
-        );
-    }
-    if let Some(rollback) = &status.last_rollback {
-        line(
-            &mut out,
-            2,
-            format!(
-                "last rollback {}",
-                serde_json::to_string(rollback).unwrap_or_default()
-            ),
-        );
-    }
+    render_rollout(&mut out, fp, status);
     line(&mut out, 2, "conditions");
     for c in &status.conditions {
         let message = if c.message.is_empty() {
@@ -122,9 +176,7 @@ pub fn render_status(fp: &FootballPrediction) -> String {
         );
     }
     if let Some(b) = &status.backup {
-        let at = |t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
-            t.as_ref().map_or("-".to_owned(), |t| t.0.to_string())
-        };
+        let at = |t: &Option<Time>| time_or_dash(t.as_ref());
         line(&mut out, 2, "backups");
         line(
             &mut out,
@@ -261,6 +313,62 @@ mod tests {
         );
         assert!(
             text.contains("last drill   2026-11-29T05:00:00Z: Passed"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn status_tree_shows_the_rollout_pending_requests_and_the_last_rollback() {
+        let fp: FootballPrediction = serde_json::from_value(json!({
+            "apiVersion": "footballprediction.io/v1alpha1", "kind": "FootballPrediction",
+            "metadata": {"name": "prod", "namespace": "football",
+                "annotations": {"footballprediction.io/abort": "2026-11-29T10:04:00Z"}},
+            "spec": {"version": "1.5.0"},
+            "status": {
+                "phase": "Progressing",
+                "active": {"color": "blue", "version": "1.4.2", "readyReplicas": 3},
+                "preview": {"color": "green", "version": "1.5.0", "readyReplicas": 1},
+                "rollout": {"stage": "Analysing", "targetVersion": "1.5.0",
+                    "targetImage": "footballprediction/fp-api-server:1.5.0",
+                    "targetColor": "green", "fromVersion": "1.4.2",
+                    "startedAt": "2026-11-29T10:00:00Z", "stageStartedAt": "2026-11-29T10:02:00Z",
+                    "checks": {"passed": 4, "failed": 1, "lastRoundAt": "2026-11-29T10:03:30Z",
+                        "lastError": "GET /health on 10.0.0.7: 503"},
+                    "backupId": "20261129T100000Z",
+                    "message": "analysis round 5 of 10"},
+                "lastRollback": {"at": "2026-11-27T12:00:00Z", "fromVersion": "1.4.3",
+                    "toVersion": "1.4.2", "reason": "AnalysisFailed", "message": "p99 1.8s > 1s"},
+                "history": [{"version": "1.4.2", "promotedAt": "2026-11-20T03:00:00Z"}]}
+        }))
+        .unwrap();
+        let text = render_status(&fp);
+        let expected = "\
+FootballPrediction football/prod: version 1.5.0, Progressing
+  active   blue   version 1.4.2, 3 ready
+  preview  green  version 1.5.0, 1 ready
+  rollout  Analysing since 2026-11-29T10:02:00Z: 1.4.2 → 1.5.0 on green, started 2026-11-29T10:00:00Z
+    checks   4 passed, 1 failed, last round 2026-11-29T10:03:30Z, last error: GET /health on 10.0.0.7: 503
+    backup   20261129T100000Z
+    message  analysis round 5 of 10
+  pending  abort requested 2026-11-29T10:04:00Z
+  last rollback 2026-11-27T12:00:00Z 1.4.3 → 1.4.2, AnalysisFailed: p99 1.8s > 1s
+  conditions
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn status_tree_of_an_idle_rollout_is_one_line() {
+        let fp: FootballPrediction = serde_json::from_value(json!({
+            "apiVersion": "footballprediction.io/v1alpha1", "kind": "FootballPrediction",
+            "metadata": {"name": "prod", "namespace": "football"},
+            "spec": {"version": "1.4.2"},
+            "status": {"rollout": {"stage": "Idle", "stageStartedAt": "2026-11-20T03:05:00Z"}}
+        }))
+        .unwrap();
+        let text = render_status(&fp);
+        assert!(
+            text.contains("\n  rollout  Idle since 2026-11-20T03:05:00Z\n  conditions\n"),
             "{text}"
         );
     }
