@@ -312,9 +312,10 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     let events: Api<k8s_openapi::api::events::v1::Event> =
         Api::namespaced(client.clone(), &namespace);
     let list = events.list(&Default::default()).await.unwrap().items;
+    // The recorder folds repeats of a reason into one event with a series count.
     assert!(
-        events_with_reason(&list, "RolledBack") >= 2,
-        "Warning events"
+        events_with_reason(&list, "RolledBack") >= 1,
+        "a RolledBack Warning event"
     );
 
     // (d) A release whose migration fails: aborted, the serving release untouched.

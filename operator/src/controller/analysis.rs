@@ -39,6 +39,16 @@ const METRICS_BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// Socket addresses of the pods that can be probed: Running, Ready=True, not terminating and with a
 /// valid pod IP; sorted and without duplicates so rounds and messages are deterministic.
 pub fn ready_pod_addresses(pods: &[Pod], port: u16) -> Vec<SocketAddr> {
+    pod_addresses(pods, port, true)
+}
+
+/// Like [`ready_pod_addresses`] without the Ready condition: the preview pods are probed while
+/// they start, so a release whose readiness fails is caught before the progress deadline.
+pub fn running_pod_addresses(pods: &[Pod], port: u16) -> Vec<SocketAddr> {
+    pod_addresses(pods, port, false)
+}
+
+fn pod_addresses(pods: &[Pod], port: u16, ready_only: bool) -> Vec<SocketAddr> {
     let mut addresses: Vec<SocketAddr> = pods
         .iter()
         .filter(|pod| pod.metadata.deletion_timestamp.is_none())
@@ -51,7 +61,7 @@ pub fn ready_pod_addresses(pods: &[Pod], port: u16) -> Vec<SocketAddr> {
                 .flatten()
                 .any(|c| c.type_ == "Ready" && c.status == "True");
             let ip: IpAddr = status.pod_ip.as_deref()?.parse().ok()?;
-            (running && ready).then_some(SocketAddr::new(ip, port))
+            (running && (ready || !ready_only)).then_some(SocketAddr::new(ip, port))
         })
         .collect();
     addresses.sort_unstable();
@@ -184,6 +194,9 @@ pub struct RoundResult {
     pub probes: usize,
     /// One message per failed probe, in pod then check order.
     pub failures: Vec<String>,
+    /// Failed probes the pod answered (a wrong status or body), as opposed to a refused
+    /// connection or a timeout, which a starting pod also produces.
+    pub answered_failures: usize,
 }
 
 impl RoundResult {
@@ -226,6 +239,7 @@ pub async fn probe_round(
         return RoundResult {
             probes: 0,
             failures: vec!["no ready pods to probe".to_owned()],
+            answered_failures: 0,
         };
     }
     let probes = addresses
@@ -233,19 +247,28 @@ pub async fn probe_round(
         .flat_map(|address| checks.iter().map(move |check| (*address, check)))
         .map(|(address, check)| probe(client, address, check, timeout));
     let outcomes = join_all(probes).await;
+    let probes = outcomes.len();
+    let failed: Vec<Failure> = outcomes.into_iter().filter_map(Result::err).collect();
     RoundResult {
-        probes: outcomes.len(),
-        failures: outcomes.into_iter().filter_map(Result::err).collect(),
+        probes,
+        answered_failures: failed.iter().filter(|f| f.answered).count(),
+        failures: failed.into_iter().map(|f| f.message).collect(),
     }
 }
 
-/// One check against one pod; `Err` is the failure message.
+/// A failed probe: what it observed, and whether the pod answered at all.
+struct Failure {
+    message: String,
+    answered: bool,
+}
+
+/// One check against one pod; `Err` is the failure.
 async fn probe(
     client: &reqwest::Client,
     address: SocketAddr,
     check: &AnalysisCheck,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let http_get = &check.http_get;
     let subject = format!("check {}: GET {} on {address}", check.name, http_get.path);
     let observed = async {
@@ -253,29 +276,37 @@ async fn probe(
             .get(format!("http://{address}{}", http_get.path))
             .send()
             .await
-            .map_err(|e| describe_error(&e))?;
+            .map_err(|e| (describe_error(&e), false))?;
         let status = response.status().as_u16();
         if i32::from(status) != http_get.expect_status {
-            return Err(format!(
-                "returned {status} (expected {})",
-                http_get.expect_status
+            return Err((
+                format!("returned {status} (expected {})", http_get.expect_status),
+                true,
             ));
         }
         let Some(pointer) = &http_get.expect_json_field else {
             return Ok(());
         };
-        let body = read_body(response, CHECK_BODY_LIMIT).await?;
+        let body = read_body(response, CHECK_BODY_LIMIT)
+            .await
+            .map_err(|e| (e, false))?;
         let json: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|_| "body is not JSON".to_owned())?;
+            serde_json::from_slice(&body).map_err(|_| ("body is not JSON".to_owned(), true))?;
         match json.pointer(pointer) {
             Some(_) => Ok(()),
-            None => Err(format!("body has no JSON field {pointer}")),
+            None => Err((format!("body has no JSON field {pointer}"), true)),
         }
     };
     match tokio::time::timeout(timeout, observed).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(what)) => Err(format!("{subject} {what}")),
-        Err(_) => Err(format!("{subject} {}", timed_out(timeout))),
+        Ok(Err((what, answered))) => Err(Failure {
+            message: format!("{subject} {what}"),
+            answered,
+        }),
+        Err(_) => Err(Failure {
+            message: format!("{subject} {}", timed_out(timeout)),
+            answered: false,
+        }),
     }
 }
 

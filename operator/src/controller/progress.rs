@@ -198,7 +198,7 @@ pub async fn pre_migration_backup_state(
 
 /// One analysis round against the ready pods of `color`: the HTTP checks, and with
 /// `maxErrorRatio` the 5xx share of the requests the pods served since the previous round.
-pub async fn run_round(ctx: &Context, v: &Validated, color: Color) -> Round {
+pub async fn run_round(ctx: &Context, v: &Validated, color: Color, starting: bool) -> Round {
     let selector = api_selector_labels(v, color)
         .iter()
         .map(|(k, val)| format!("{k}={val}"))
@@ -211,11 +211,16 @@ pub async fn run_round(ctx: &Context, v: &Validated, color: Color) -> Round {
             return Round {
                 passed: false,
                 error: format!("listing the {} pods failed: {error}", color.as_str()),
+                answered: false,
             };
         }
     };
     let port = u16::try_from(API_PORT).unwrap_or(8080);
-    let addresses = analysis::ready_pod_addresses(&pods, port);
+    let addresses = if starting {
+        analysis::running_pod_addresses(&pods, port)
+    } else {
+        analysis::ready_pod_addresses(&pods, port)
+    };
     let analysis_spec = &v.spec.rollout.analysis;
     let timeout = v.durations.analysis_timeout;
     let result = analysis::probe_round(
@@ -248,6 +253,7 @@ pub async fn run_round(ctx: &Context, v: &Validated, color: Color) -> Round {
     Round {
         passed: failures.is_empty(),
         error: failures.join("; "),
+        answered: result.answered_failures > 0,
     }
 }
 

@@ -92,12 +92,16 @@ pub enum JobState {
     Failed(String),
 }
 
-/// One analysis round against every ready pod of a color.
+/// One analysis round against the pods of a color (every ready pod; while previewing, every
+/// running one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Round {
     pub passed: bool,
     /// The failures, in words (empty when passed).
     pub error: String,
+    /// A pod answered wrongly (a status or body), not merely refused or timed out as a starting
+    /// pod does: only such rounds count against a release that is still starting.
+    pub answered: bool,
 }
 
 /// Everything a step observes besides the state.
@@ -169,12 +173,11 @@ fn seconds(d: Duration) -> String {
 /// Whether the reconcile should run an analysis round now, and against which color.
 pub fn round_due(state: &State, settings: &RolloutSettings, now: Timestamp) -> Option<Color> {
     let r = &state.rollout;
-    if settings.paused
-        || !matches!(
-            r.stage,
-            RolloutStage::Analysing | RolloutStage::PostPromotion
-        )
-    {
+    let analysed = matches!(
+        r.stage,
+        RolloutStage::Previewing | RolloutStage::Analysing | RolloutStage::PostPromotion
+    );
+    if settings.paused || !analysed {
         return None;
     }
     let last = r.checks.as_ref().and_then(|c| c.last_round_at.as_ref());
@@ -192,7 +195,7 @@ pub fn next_step_in(state: &State, settings: &RolloutSettings, now: Timestamp) -
     let stage_age = elapsed(r.stage_started_at.as_ref(), now);
     match r.stage {
         RolloutStage::Idle | RolloutStage::Aborted | RolloutStage::AwaitingPromotion => None,
-        RolloutStage::Analysing | RolloutStage::PostPromotion => {
+        RolloutStage::Previewing | RolloutStage::Analysing | RolloutStage::PostPromotion => {
             let last = r.checks.as_ref().and_then(|c| c.last_round_at.as_ref());
             let since = last.map_or(settings.interval, |_| elapsed(last, now));
             let mut wait = settings.interval.saturating_sub(since);
@@ -374,6 +377,24 @@ impl Machine<'_> {
                 JobState::Missing | JobState::Running => {}
             },
             RolloutStage::Previewing => {
+                // Starting pods are probed too: one that answers its checks wrongly (e.g. a
+                // readiness that stays 503) fails the rollout now, not at the progress deadline.
+                if let Some(round) = &inputs.round {
+                    let tally = self
+                        .s
+                        .rollout
+                        .checks
+                        .get_or_insert_with(CheckTally::default);
+                    tally.last_round_at = Some(Time(self.now));
+                    if !round.passed && round.answered {
+                        tally.failed += 1;
+                        tally.last_error = round.error.clone();
+                    }
+                }
+                if let Some(why) = self.failed_too_often() {
+                    self.abort(reasons::ANALYSIS_FAILED, why);
+                    return;
+                }
                 let want = self.settings.preview_replicas;
                 self.await_pods(inputs.target_view, want, RolloutStage::Analysing);
             }
@@ -443,7 +464,10 @@ impl Machine<'_> {
         r.stage = stage;
         r.stage_started_at = Some(Time(self.now));
         r.message = message.clone();
-        if matches!(stage, RolloutStage::Analysing | RolloutStage::PostPromotion) {
+        if matches!(
+            stage,
+            RolloutStage::Previewing | RolloutStage::Analysing | RolloutStage::PostPromotion
+        ) {
             r.checks = Some(CheckTally::default());
         }
         self.effects.push(Effect::Stage { stage, message });

@@ -148,6 +148,7 @@ impl Drive {
                 "check ready: GET /health/ready on 127.0.3.4:8080 returned 503 (expected 200)"
                     .into()
             },
+            answered: !passed,
         };
         self.step_with(None, JobState::Missing, Some(round))
     }
@@ -643,4 +644,37 @@ fn rollback_during_scale_down_is_an_instant_switch() {
     let plan = plan_colors(&d.state, &d.settings, &d.desired, false, false);
     assert_eq!(plan.blue.replicas, Some(3));
     assert_eq!(plan.green.replicas, Some(0));
+}
+
+#[test]
+fn a_preview_whose_readiness_fails_is_rejected_before_the_deadline() {
+    let mut d = Drive::new(steady(Color::Blue, "1.0.0"), "2.0.0-broken-ready");
+    d.settings.migrations = false;
+    assert_eq!(d.step(), RolloutStage::Previewing);
+    assert_eq!(
+        round_due(&d.state, &d.settings, at(d.t)),
+        Some(Color::Green)
+    );
+    // Refused connections of a starting pod do not count.
+    let starting = Round {
+        passed: false,
+        error: "check ready: GET /health/ready on 127.0.3.4:8080 connection refused".into(),
+        answered: false,
+    };
+    for _ in 0..5 {
+        d.t += 2;
+        assert_eq!(
+            d.step_with(None, JobState::Missing, Some(starting.clone())),
+            RolloutStage::Previewing
+        );
+    }
+    assert_eq!(d.round(false), RolloutStage::Previewing);
+    assert_eq!(d.round(false), RolloutStage::Previewing);
+    assert_eq!(d.round(false), RolloutStage::Aborted);
+    assert_eq!(d.state.rollout.reason, reasons::ANALYSIS_FAILED);
+    assert!(
+        d.state.rollout.message.contains("returned 503"),
+        "{}",
+        d.state.rollout.message
+    );
 }
