@@ -369,10 +369,62 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     leader_is_replaced(&client, &cleanup.operator_namespace).await;
     wait_serving(&fps, "4.0.0").await;
 
+    // (f) Paused, then manual promotion, a refused command, rollback, retry and abort, all
+    // through `kubectl fp`.
+    patch_spec(
+        &fps,
+        json!({"version": "5.0.0", "rollout": {"paused": true, "autoPromote": false}}),
+    )
+    .await;
+    let paused = wait_for("Ready False while paused", async || {
+        let status = fp_status(&fps, NAME).await;
+        let ready = condition(&status, "Ready");
+        (
+            (ready["reason"] == "Paused").then(|| status.clone()),
+            ready.to_string(),
+        )
+    })
+    .await;
+    assert_eq!(
+        paused["rollout"]["stage"], "Idle",
+        "nothing starts while paused"
+    );
+    assert_eq!(paused["phase"], "Paused");
+    assert_eq!(paused["active"]["version"], "4.0.0");
+    patch_spec(&fps, json!({"rollout": {"paused": false}})).await;
+    wait_stage(&fps, "AwaitingPromotion", "5.0.0").await;
+    let (code, out) = kubectl_fp(&["rollback", NAME, "-n", &namespace]);
+    assert_eq!(
+        code, 3,
+        "rollback does not apply while awaiting promotion: {out}"
+    );
+    let (code, out) = kubectl_fp(&["promote", NAME, "-n", &namespace]);
+    assert_eq!(code, 0, "{out}");
+    wait_serving(&fps, "5.0.0").await;
+    let (code, out) = kubectl_fp(&["promote", NAME, "-n", &namespace]);
+    assert_eq!(code, 3, "nothing to promote now: {out}");
+    wait_stage(&fps, "Idle", "5.0.0").await;
+    let (code, out) = kubectl_fp(&["rollback", NAME, "-n", &namespace]);
+    assert_eq!(code, 0, "{out}");
+    let status = wait_stage(&fps, "Aborted", "5.0.0").await;
+    assert_eq!(status["rollout"]["reason"], "RolledBack", "{status}");
+    assert_eq!(status["active"]["version"], "4.0.0", "{status}");
+    let (code, out) = kubectl_fp(&["retry", NAME, "-n", &namespace]);
+    assert_eq!(code, 0, "{out}");
+    wait_stage(&fps, "AwaitingPromotion", "5.0.0").await;
+    let (code, out) = kubectl_fp(&["abort", NAME, "-n", &namespace]);
+    assert_eq!(code, 0, "{out}");
+    let status = wait_stage(&fps, "Aborted", "5.0.0").await;
+    assert_eq!(status["rollout"]["reason"], "Aborted", "{status}");
+    assert_eq!(status["active"]["version"], "4.0.0", "{status}");
+    let (code, tree) = kubectl_fp(&["status", NAME, "-n", &namespace]);
+    assert_eq!(code, 0, "{tree}");
+    assert!(tree.contains("Aborted"), "{tree}");
+
     let (code, history) = kubectl_fp(&["history", NAME, "-n", &namespace]);
     assert_eq!(code, 0, "{history}");
     assert!(
-        history.contains("4.0.0") && history.contains("2.0.0"),
+        history.contains("5.0.0") && history.contains("4.0.0") && history.contains("2.0.0"),
         "{history}"
     );
     drop(cleanup);

@@ -362,6 +362,7 @@ async fn reconcile_valid(
         monitoring_wanted: monitoring.prometheus_rule.enabled || monitoring.service_monitor.enabled,
         paused: v.spec.rollout.paused,
         rollout: Some(after.clone()),
+        desired_version: v.spec.version.clone(),
         backup,
         notifications: v.spec.notifications.as_ref().map(|_| {
             ctx.notifier
@@ -526,6 +527,7 @@ impl Observed {
             monitoring_wanted: false,
             paused: fp.spec.rollout.paused,
             rollout: None,
+            desired_version: fp.spec.version.clone(),
             backup: None,
             notifications: None,
             endpoints: None,

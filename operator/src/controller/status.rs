@@ -41,6 +41,7 @@ pub mod reasons {
     pub const ISSUED: &str = "Issued";
     pub const PENDING: &str = "Pending";
     pub const APPLIED: &str = "Applied";
+    pub const PAUSED: &str = "Paused";
     pub const DELIVERED: &str = "Delivered";
     pub const DELIVERY_FAILED: &str = "DeliveryFailed";
     pub const NOTHING_TO_SEND: &str = "NothingToSend";
@@ -145,6 +146,8 @@ pub struct Observed {
     pub paused: bool,
     /// The rollout state after this reconcile's step; `None` when nothing was applied.
     pub rollout: Option<RolloutState>,
+    /// The release `spec.version` asks for.
+    pub desired_version: String,
     /// `None` when `spec.backup` is not set.
     pub backup: Option<BackupObservation>,
     /// Webhook deliveries so far; `None` when `spec.notifications` is not set.
@@ -192,6 +195,15 @@ fn pods_message(view: &DeploymentView, plan: &ColorPlan) -> String {
         plan.target(color).version,
         color.as_str()
     )
+}
+
+/// The active color runs the release the spec asks for.
+fn rolled_out_desired(observed: &Observed) -> bool {
+    observed
+        .rollout
+        .as_ref()
+        .and_then(|s| s.active.as_ref())
+        .is_some_and(|a| a.version == observed.desired_version)
 }
 
 fn summarize(messages: &[String]) -> String {
@@ -260,6 +272,27 @@ pub fn compute(
                     let message = format!("{}: {rollout_message}", stage.as_str());
                     c.set(types::READY, false, stage.as_str(), message.clone());
                     c.set(types::PROGRESSING, true, stage.as_str(), message);
+                }
+                _ if observed.paused
+                    && stage == RolloutStage::Idle
+                    && observed
+                        .rollout
+                        .as_ref()
+                        .and_then(|s| s.active.as_ref())
+                        .is_some_and(|a| a.version != observed.desired_version) =>
+                {
+                    let serving = observed
+                        .rollout
+                        .as_ref()
+                        .and_then(|s| s.active.as_ref())
+                        .map(|a| a.version.clone())
+                        .unwrap_or_default();
+                    let message = format!(
+                        "spec.rollout.paused: {} waits, {serving} serves",
+                        observed.desired_version
+                    );
+                    c.set(types::READY, false, reasons::PAUSED, message.clone());
+                    c.set(types::PROGRESSING, false, reasons::PAUSED, message);
                 }
                 _ if stage == RolloutStage::Aborted => {
                     let reason = rollout.map_or(reasons::DEPLOYING, |r| r.reason.as_str());
@@ -374,7 +407,7 @@ pub fn compute(
             }
             if aborted.is_some() || stalled.is_some() || !errors.is_empty() {
                 Phase::Degraded
-            } else if observed.paused && stage.in_progress() {
+            } else if observed.paused && (stage.in_progress() || !rolled_out_desired(observed)) {
                 Phase::Paused
             } else if rolled_out {
                 Phase::Healthy
@@ -588,6 +621,7 @@ mod tests {
             monitoring_wanted: false,
             paused: false,
             rollout: Some(steady()),
+            desired_version: "1.4.2".into(),
             backup: None,
             notifications: None,
             endpoints: None,
@@ -753,6 +787,36 @@ mod tests {
                 .iter()
                 .all(|c| c.type_ != "NotificationsDelivered")
         );
+    }
+
+    #[test]
+    fn a_paused_change_is_not_ready_and_says_what_waits() {
+        let mut o = observed(applied(), Some(view(3)));
+        o.paused = true;
+        o.desired_version = "1.5.0".into();
+        let s = compute(None, Some(2), &o, t("2026-01-01T00:00:00Z"));
+        let ready = condition(&s, "Ready");
+        assert_eq!(
+            (
+                ready.status.as_str(),
+                ready.reason.as_str(),
+                ready.message.as_str()
+            ),
+            (
+                "False",
+                "Paused",
+                "spec.rollout.paused: 1.5.0 waits, 1.4.2 serves"
+            )
+        );
+        assert_eq!(s.phase, Some(Phase::Paused));
+        o.desired_version = "1.4.2".into();
+        let s = compute(None, Some(2), &o, t("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            condition(&s, "Ready").status,
+            "True",
+            "paused with nothing to do"
+        );
+        assert_eq!(s.phase, Some(Phase::Healthy));
     }
 
     #[test]
@@ -934,6 +998,7 @@ mod tests {
         let entry = |v: &str| crate::crd::HistoryEntry {
             version: v.into(),
             promoted_at: Time(t("2025-12-01T00:00:00Z")),
+            backup_id: None,
         };
         let previous = FootballPredictionStatus {
             history: vec![entry("1.4.1")],

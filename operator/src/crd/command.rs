@@ -184,6 +184,7 @@ mod tests {
         HistoryEntry {
             version: version.into(),
             promoted_at: Time("2026-11-28T03:00:00Z".parse().unwrap()),
+            backup_id: None,
         }
     }
 

@@ -228,6 +228,10 @@ pub struct RollbackRecord {
 pub struct HistoryEntry {
     pub version: String,
     pub promoted_at: Time,
+    /// The backup taken before this release's migration (`backup.beforeMigration`): the one to
+    /// restore when the migration turns out wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
 }
 
 /// Results of backups and restore drills.

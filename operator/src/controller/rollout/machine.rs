@@ -582,6 +582,7 @@ impl Machine<'_> {
             HistoryEntry {
                 version: version.clone(),
                 promoted_at: Time(self.now),
+                backup_id: self.s.rollout.backup_id.clone(),
             },
         );
         self.s.history.truncate(HISTORY_LIMIT);

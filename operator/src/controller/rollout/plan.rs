@@ -38,15 +38,18 @@ pub fn plan_colors(
         } else {
             // Idle color: what it last ran (the old release during post-promotion, kept at full
             // size so a rollback is one Service update), else the release about to run here.
-            let keep_old = matches!(
-                r.stage,
-                RolloutStage::PostPromotion | RolloutStage::ScalingDown
-            );
-            let last = state
+            let old = state
                 .preview
                 .as_ref()
                 .filter(|p| p.color == color && !p.version.is_empty())
-                .map(release_of)
+                .map(release_of);
+            // A first deploy has no old release to keep.
+            let keep_old = old.is_some()
+                && matches!(
+                    r.stage,
+                    RolloutStage::PostPromotion | RolloutStage::ScalingDown
+                );
+            let last = old
                 .or(target.clone().filter(|_| is_target))
                 .unwrap_or_else(|| (desired.version.clone(), desired.image.clone()));
             (last.0, last.1, Some(if keep_old { full } else { 0 }))

@@ -430,6 +430,12 @@ fn a_healthy_first_deploy_ends_idle_without_a_scale_down_stage() {
         d.step_with(Some(&v), JobState::Missing, None),
         RolloutStage::PostPromotion
     );
+    let plan = plan_colors(&d.state, &d.settings, &d.desired, false, false);
+    assert_eq!(
+        plan.green.replicas,
+        Some(0),
+        "no old color to keep at full size"
+    );
     d.round(true);
     assert_eq!(d.round(true), RolloutStage::Idle);
     assert_eq!(d.state.active, Some(serving(Color::Blue, "1.0.0")));
@@ -526,6 +532,7 @@ fn entry(v: &str) -> HistoryEntry {
     HistoryEntry {
         version: v.into(),
         promoted_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(0)),
+        backup_id: None,
     }
 }
 
