@@ -148,23 +148,26 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
     assert_eq!(code, 0, "{summary}");
     let summary: Value = serde_json::from_str(summary.trim()).expect("summary line");
     assert_eq!(summary["ok"], true, "{summary}");
+    // The first deploy's migration was preceded by a backup (backup.beforeMigration, default
+    // true), recorded with the release; the one just taken is the second.
+    let history = fp_status(&fps, INSTANCE).await["history"].clone();
+    assert!(history[0]["backupId"].is_string(), "{history}");
+    let id = summary["id"]
+        .as_str()
+        .expect("backup id in the summary")
+        .to_owned();
     let backup = wait_for("status.backup after a backup Job", async || {
         let status = fp_status(&fps, INSTANCE).await;
         let backup = status["backup"].clone();
         (
-            backup["lastBackupId"].is_string().then_some(backup),
+            (backup["lastBackupId"] == id.as_str()).then_some(backup),
             status.to_string(),
         )
     })
     .await;
     assert!(backup["bytes"].as_i64().unwrap() > 0, "{backup}");
-    // The first deploy's migration was preceded by a backup (backup.beforeMigration, default
-    // true), recorded with the release; this one is the second.
-    let history = fp_status(&fps, INSTANCE).await["history"].clone();
-    assert!(history[0]["backupId"].is_string(), "{history}");
     assert_eq!(backup["count"], 2, "{backup}");
-    let id = backup["lastBackupId"].as_str().unwrap();
-    assert_eq!(summary["id"].as_str(), Some(id));
+    let id = id.as_str();
     assert!(
         backups.path().join(id).join("manifest.json").is_file(),
         "backup {id} is on the volume"

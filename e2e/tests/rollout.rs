@@ -369,6 +369,7 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     leader_is_replaced(&client, &cleanup.operator_namespace).await;
     wait_serving(&fps, "4.0.0").await;
 
+    wait_stage(&fps, "Idle", "4.0.0").await;
     // (f) Paused, then manual promotion, a refused command, rollback, retry and abort, all
     // through `kubectl fp`.
     patch_spec(

@@ -2,6 +2,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 mod apt;
 mod bench;
+mod bench_rollout;
 mod cargo;
 mod cluster;
 mod gobuild;
@@ -54,6 +55,14 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Blue-green rollouts with the default settings on the platform `cargo xtask up` started:
+    /// healthy rollouts and releases failing after promotion; table on stdout, JSON under
+    /// target/bench/.
+    Rollout {
+        /// Runs (each a healthy rollout and a rolled-back one)
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
     /// fp-api-server under wrk on SQLite and PostgreSQL with the shared data, next to a bare
     /// axum ceiling; table on stdout, JSON under target/bench/.
     Api {
@@ -140,6 +149,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             bench::api(&options)
         }
+        Command::Bench {
+            what: BenchCommand::Rollout { runs },
+        } => bench_rollout::rollout(&bench_rollout::RolloutOptions { runs }),
         Command::Test => testcmd::run(),
         Command::Cluster {
             action: ClusterAction::Up { nodes },

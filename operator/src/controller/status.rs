@@ -262,6 +262,7 @@ pub fn compute(
             let serving = observed.plan.as_ref().is_some_and(|p| p.serving);
             let rolled_out = serving
                 && matches!(stage, RolloutStage::Idle | RolloutStage::ScalingDown)
+                && rolled_out_desired(observed)
                 && observed
                     .active
                     .as_ref()
@@ -274,7 +275,7 @@ pub fn compute(
                     c.set(types::PROGRESSING, true, stage.as_str(), message);
                 }
                 _ if observed.paused
-                    && stage == RolloutStage::Idle
+                    && stage != RolloutStage::Aborted
                     && observed
                         .rollout
                         .as_ref()

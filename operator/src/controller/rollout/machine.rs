@@ -558,7 +558,8 @@ impl Machine<'_> {
             t.passed,
             t.passed + t.failed
         );
-        if self.settings.auto_promote {
+        // A requested rollback is itself the decision to promote.
+        if self.settings.auto_promote || self.s.rollout.rollback {
             self.enter(RolloutStage::Promoting, format!("{summary}; promoting"));
         } else {
             self.enter(

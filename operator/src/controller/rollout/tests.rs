@@ -590,6 +590,8 @@ fn rollback_in_idle_rolls_out_the_previous_release_and_pins_it() {
     let mut d = Drive::new(state, "2.0.0");
     d.settings.migrations = false;
     d.settings.post_promotion = Duration::from_secs(2);
+    // The request to roll back is the decision to promote: no second manual step.
+    d.settings.auto_promote = false;
     d.previous = Some(release("1.0.0"));
     assert_eq!(
         d.command(RolloutCommand::Rollback),
