@@ -42,8 +42,9 @@ pub fn ready_pod_addresses(pods: &[Pod], port: u16) -> Vec<SocketAddr> {
     pod_addresses(pods, port, true)
 }
 
-/// Like [`ready_pod_addresses`] without the Ready condition: the preview pods are probed while
-/// they start, so a release whose readiness fails is caught before the progress deadline.
+/// Like [`ready_pod_addresses`] without the Ready condition, what analysis probes: a preview pod
+/// whose readiness fails is caught while it starts (not at the progress deadline), and a promoted
+/// pod whose readiness turns bad counts as a failure instead of leaving the analysed set.
 pub fn running_pod_addresses(pods: &[Pod], port: u16) -> Vec<SocketAddr> {
     pod_addresses(pods, port, false)
 }
@@ -238,7 +239,7 @@ pub async fn probe_round(
     if addresses.is_empty() {
         return RoundResult {
             probes: 0,
-            failures: vec!["no ready pods to probe".to_owned()],
+            failures: vec!["no running pods to probe".to_owned()],
             answered_failures: 0,
         };
     }
@@ -317,7 +318,7 @@ pub async fn scrape_counts(
     timeout: Duration,
 ) -> Result<RequestCounts, String> {
     if addresses.is_empty() {
-        return Err("no ready pods to scrape".to_owned());
+        return Err("no running pods to scrape".to_owned());
     }
     let scrapes = addresses
         .iter()

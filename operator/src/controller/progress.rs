@@ -196,9 +196,11 @@ pub async fn pre_migration_backup_state(
     }
 }
 
-/// One analysis round against the ready pods of `color`: the HTTP checks, and with
-/// `maxErrorRatio` the 5xx share of the requests the pods served since the previous round.
-pub async fn run_round(ctx: &Context, v: &Validated, color: Color, starting: bool) -> Round {
+/// One analysis round against the running pods of `color`: the HTTP checks, and with
+/// `maxErrorRatio` the 5xx share of the requests the pods served since the previous round. Pods
+/// that are running but not Ready are probed too: a pod whose readiness turns bad must count as a
+/// failure, not silently leave the set being analysed.
+pub async fn run_round(ctx: &Context, v: &Validated, color: Color) -> Round {
     let selector = api_selector_labels(v, color)
         .iter()
         .map(|(k, val)| format!("{k}={val}"))
@@ -216,11 +218,7 @@ pub async fn run_round(ctx: &Context, v: &Validated, color: Color, starting: boo
         }
     };
     let port = u16::try_from(API_PORT).unwrap_or(8080);
-    let addresses = if starting {
-        analysis::running_pod_addresses(&pods, port)
-    } else {
-        analysis::ready_pod_addresses(&pods, port)
-    };
+    let addresses = analysis::running_pod_addresses(&pods, port);
     let analysis_spec = &v.spec.rollout.analysis;
     let timeout = v.durations.analysis_timeout;
     let result = analysis::probe_round(
@@ -248,7 +246,7 @@ pub async fn run_round(ctx: &Context, v: &Validated, color: Color, starting: boo
         }
     }
     if addresses.is_empty() && failures.is_empty() {
-        failures.push(format!("no ready {} pods to probe", color.as_str()));
+        failures.push(format!("no running {} pods to probe", color.as_str()));
     }
     Round {
         passed: failures.is_empty(),

@@ -260,10 +260,7 @@ async fn reconcile_valid(
     let migration = progress::migration_state(ctx, &v, &before, live.get(&Kind::Job)).await;
     let backup = progress::pre_migration_backup_state(ctx, &v, &before, live.get(&Kind::Job)).await;
     let round = match rollout::machine::round_due(&before, &rollout_settings, now) {
-        Some(color) => {
-            let starting = before.rollout.stage == crate::crd::RolloutStage::Previewing;
-            Some(progress::run_round(ctx, &v, color, starting).await)
-        }
+        Some(color) => Some(progress::run_round(ctx, &v, color).await),
         None => None,
     };
     let annotations = fp.annotations().clone();

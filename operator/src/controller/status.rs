@@ -270,7 +270,7 @@ pub fn compute(
             let rollout_message = rollout.map(|r| r.message.clone()).unwrap_or_default();
             match (&observed.active, &observed.plan) {
                 _ if stage.in_progress() && stage != RolloutStage::ScalingDown => {
-                    let message = format!("{}: {rollout_message}", stage.as_str());
+                    let message = rollout_message.clone();
                     c.set(types::READY, false, stage.as_str(), message.clone());
                     c.set(types::PROGRESSING, true, stage.as_str(), message);
                 }

@@ -419,7 +419,7 @@ async fn no_pods_is_a_failed_round() {
         TIMEOUT,
     )
     .await;
-    assert_eq!(round.failures, ["no ready pods to probe"]);
+    assert_eq!(round.failures, ["no running pods to probe"]);
     assert_eq!(round.probes, 0);
     assert!(!round.passed());
 }
@@ -481,7 +481,7 @@ async fn scraping_fails_when_any_pod_cannot_be_read() {
     );
     assert_eq!(
         scrape_counts(&client, &[], TIMEOUT).await,
-        Err("no ready pods to scrape".to_owned())
+        Err("no running pods to scrape".to_owned())
     );
 }
 
