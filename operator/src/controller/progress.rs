@@ -76,10 +76,21 @@ pub fn state(status: Option<&FootballPredictionStatus>) -> State {
     }
 }
 
-fn typed_job(object: &DynamicObject) -> Option<Job> {
+/// The listed Job named `name`, typed.
+fn find_job(jobs: Option<&Vec<DynamicObject>>, name: &str) -> Option<Job> {
+    let object = jobs.into_iter().flatten().find(|j| j.name_any() == name)?;
     serde_json::to_value(object)
         .ok()
         .and_then(|v| serde_json::from_value(v).ok())
+}
+
+/// The pods of Job `name` (empty when listing fails: the Job's own status still decides).
+async fn job_pods(ctx: &Context, namespace: &str, name: &str) -> Vec<Pod> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    api.list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={name}")))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
 }
 
 fn shorten(text: &str) -> String {
@@ -111,12 +122,7 @@ pub async fn migration_state(
     let Some(name) = migration_job::migration_job(v, &target).and_then(|j| j.metadata.name) else {
         return JobState::Missing;
     };
-    let Some(job) = jobs
-        .into_iter()
-        .flatten()
-        .find(|j| j.name_any() == name)
-        .and_then(typed_job)
-    else {
+    let Some(job) = find_job(jobs, &name) else {
         return JobState::Missing;
     };
     let status = job.status.unwrap_or_default();
@@ -136,20 +142,16 @@ pub async fn migration_state(
         .clone()
         .or(failed.reason.clone())
         .unwrap_or_else(|| "the Job failed".into());
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &v.namespace);
-    let said = api
-        .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={name}")))
+    let said = job_pods(ctx, &v.namespace, &name)
         .await
-        .ok()
-        .and_then(|pods| {
-            pods.items.iter().find_map(|p| {
-                p.status
-                    .as_ref()?
-                    .container_statuses
-                    .as_ref()?
-                    .iter()
-                    .find_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
-            })
+        .iter()
+        .find_map(|p| {
+            p.status
+                .as_ref()?
+                .container_statuses
+                .as_ref()?
+                .iter()
+                .find_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
         })
         .filter(|m| !m.trim().is_empty());
     JobState::Failed(match said {
@@ -173,20 +175,10 @@ pub async fn pre_migration_backup_state(
     let name = v
         .names
         .pre_migration_backup_job(&short_hash(key.as_bytes()));
-    let Some(job) = jobs
-        .into_iter()
-        .flatten()
-        .find(|j| j.name_any() == name)
-        .and_then(typed_job)
-    else {
+    let Some(job) = find_job(jobs, &name) else {
         return JobState::Missing;
     };
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &v.namespace);
-    let pods = api
-        .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={name}")))
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default();
+    let pods = job_pods(ctx, &v.namespace, &name).await;
     match backup_health::job_outcome(&job, &pods) {
         None => JobState::Running,
         Some(outcome) if outcome.succeeded => JobState::Succeeded {
