@@ -7,7 +7,7 @@
 mod common;
 
 use common::platform::{
-    Cleanup, condition, database_url, fp_api, fp_status, kubectl_fp, leader_is_replaced, run,
+    condition, database_url, fp_api, fp_status, install, kubectl_fp, leader_is_replaced, run,
     wait_for,
 };
 
@@ -28,77 +28,9 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
     let Some(client) = common::admin_client().await else {
         return;
     };
-    let server = std::env::var("FP_TEST_DATABASE_URL")
-        .expect("FP_TEST_DATABASE_URL: `cargo xtask test` runs the e2e suite with its PostgreSQL");
-    let pg_bin = std::env::var("FP_PG_BIN_DIR").unwrap_or_default();
-    let psql = if pg_bin.is_empty() {
-        "psql".to_owned()
-    } else {
-        format!("{pg_bin}/psql")
-    };
-
-    let namespace = common::unique_name("e2e-fp");
-    let cleanup = Cleanup {
-        operator_namespace: format!("{namespace}-op"),
-        release: "fp-operator".to_owned(),
-        volume: format!("{namespace}-backups"),
-        namespace: namespace.clone(),
-    };
-    let database = namespace.replace('-', "_");
-    run(
-        &psql,
-        &[
-            &server,
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            &format!("CREATE DATABASE {database}"),
-        ],
-    );
-    let good_url = database_url(&server, &database, None);
-
-    let backups = tempfile::tempdir().unwrap();
-    let manifests = json!({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-        {"apiVersion": "v1", "kind": "Secret",
-         "metadata": {"name": format!("{INSTANCE}-database"), "namespace": namespace},
-         "stringData": {"url": good_url}},
-        // Pre-bound to this test's claim so parallel runs cannot take it.
-        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": cleanup.volume},
-         "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
-                  "storageClassName": "", "persistentVolumeReclaimPolicy": "Retain",
-                  "claimRef": {"namespace": namespace, "name": format!("{INSTANCE}-backups")},
-                  "hostPath": {"path": backups.path().display().to_string()}}},
-    ]});
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), manifests.to_string()).unwrap();
-    run(
-        "kubectl",
-        &["apply", "-f", &file.path().display().to_string()],
-    );
-
-    let chart = common::workspace_root().join("charts/fp-operator");
-    run(
-        "helm",
-        &[
-            "install",
-            &cleanup.release,
-            &chart.display().to_string(),
-            "-n",
-            &cleanup.operator_namespace,
-            "--create-namespace",
-            "--set",
-            &format!("watchNamespace={namespace}"),
-            "--set",
-            "logging.format=text",
-            // Two replicas: one leads, the other stands by (and takes over below).
-            "--set",
-            "replicaCount=2",
-            "--wait",
-            "--timeout",
-            "4m",
-        ],
-    );
+    let installed = install("e2e-fp", INSTANCE);
+    let namespace = installed.namespace.clone();
+    let backups = installed.backups.path();
 
     // The documented sample, in this test's namespace.
     let sample =
@@ -169,7 +101,7 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
     assert_eq!(backup["count"], 2, "{backup}");
     let id = id.as_str();
     assert!(
-        backups.path().join(id).join("manifest.json").is_file(),
+        backups.join(id).join("manifest.json").is_file(),
         "backup {id} is on the volume"
     );
     let healthy = condition(&fp_status(&fps, INSTANCE).await, "BackupHealthy");
@@ -190,7 +122,11 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
 
     // A wrong password: BackupHealthy False with the program's reason, and a Warning event.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    let bad_url = database_url(&server, &database, Some("wrong-password"));
+    let bad_url = database_url(
+        &installed.server,
+        &installed.database,
+        Some("wrong-password"),
+    );
     secrets
         .patch(
             &format!("{INSTANCE}-database"),
@@ -249,7 +185,7 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
 
     children_are_restored(&client, &namespace).await;
     // The leader dies without a goodbye: the standby takes the Lease and reconciles.
-    leader_is_replaced(&client, &cleanup.operator_namespace).await;
+    leader_is_replaced(&client, &installed.cleanup.operator_namespace).await;
     children_are_restored(&client, &namespace).await;
     admission_refuses_bad_specs(&fps, &namespace).await;
 
@@ -280,7 +216,7 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
             .is_some(),
         "the backup claim outlives the FootballPrediction"
     );
-    drop(cleanup);
+    drop(installed);
 }
 
 /// Every ready API pod answers `/health/ready` with 200 at its pod IP (the node agent runs the

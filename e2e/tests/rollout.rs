@@ -4,7 +4,7 @@
 //! (g) a broken first deploy never serves; (a) a healthy rollout under traffic loses no request;
 //! (b) a release failing readiness is rolled back before any traffic reaches it; (d) a failing
 //! migration aborts; (c) a release failing after promotion is switched back; (e) the leader killed
-//! mid-rollout: the standby finishes it; (f) manual promotion and rollback through `kubectl fp`.
+//! in every stage is rollout_failover.rs; (f) manual promotion and rollback through `kubectl fp`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -14,50 +14,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::platform::{
-    Cleanup, condition, database_url, fp_api, fp_status, kubectl_fp, leader_is_replaced, run,
-    wait_for,
+    condition, fp_api, fp_status, install, kubectl_fp, patch_spec, run, wait_for, wait_serving,
+    wait_stage,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const NAME: &str = "shop";
-
-/// Sets fields of the spec (a JSON merge patch).
-async fn patch_spec(fps: &Api<DynamicObject>, spec: Value) {
-    fps.patch(
-        NAME,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "spec": spec })),
-    )
-    .await
-    .expect("patch spec");
-}
-
-/// Waits until `status.rollout.stage` is `stage` (and the rollout is about `version`).
-async fn wait_stage(fps: &Api<DynamicObject>, stage: &str, version: &str) -> Value {
-    wait_for(&format!("stage {stage} of {version}"), async || {
-        let status = fp_status(fps, NAME).await;
-        let r = &status["rollout"];
-        let found = r["stage"] == stage
-            && (r["targetVersion"] == version || status["active"]["version"] == version);
-        (found.then(|| status.clone()), r.to_string())
-    })
-    .await
-}
-
-/// Waits until the active color serves `version` and the resource is Ready.
-async fn wait_serving(fps: &Api<DynamicObject>, version: &str) -> Value {
-    wait_for(&format!("{version} serving and Ready"), async || {
-        let status = fp_status(fps, NAME).await;
-        let ready = condition(&status, "Ready")["status"] == "True";
-        let found = ready && status["active"]["version"] == version;
-        (found.then(|| status.clone()), status["rollout"].to_string())
-    })
-    .await
-}
 
 /// The color label the active Service selects.
 async fn active_selector(client: &Client, namespace: &str) -> String {
@@ -100,65 +66,8 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     let Some(client) = common::admin_client().await else {
         return;
     };
-    let server = std::env::var("FP_TEST_DATABASE_URL")
-        .expect("FP_TEST_DATABASE_URL: `cargo xtask test` runs the e2e suite with its PostgreSQL");
-    let pg_bin = std::env::var("FP_PG_BIN_DIR").unwrap_or_default();
-    let psql = if pg_bin.is_empty() {
-        "psql".to_owned()
-    } else {
-        format!("{pg_bin}/psql")
-    };
-    let namespace = common::unique_name("e2e-ro");
-    let cleanup = Cleanup {
-        operator_namespace: format!("{namespace}-op"),
-        release: "fp-operator".to_owned(),
-        volume: format!("{namespace}-unused"),
-        namespace: namespace.clone(),
-    };
-    let database = namespace.replace('-', "_");
-    run(
-        &psql,
-        &[
-            &server,
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            &format!("CREATE DATABASE {database}"),
-        ],
-    );
-    let manifests = json!({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-        {"apiVersion": "v1", "kind": "Secret",
-         "metadata": {"name": format!("{NAME}-database"), "namespace": namespace},
-         "stringData": {"url": database_url(&server, &database, None)}},
-    ]});
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), manifests.to_string()).unwrap();
-    run(
-        "kubectl",
-        &["apply", "-f", &file.path().display().to_string()],
-    );
-    let chart = common::workspace_root().join("charts/fp-operator");
-    run(
-        "helm",
-        &[
-            "install",
-            &cleanup.release,
-            &chart.display().to_string(),
-            "-n",
-            &cleanup.operator_namespace,
-            "--create-namespace",
-            "--set",
-            &format!("watchNamespace={namespace}"),
-            "--set",
-            "logging.format=text",
-            "--set",
-            "replicaCount=2",
-            "--wait",
-            "--timeout",
-            "4m",
-        ],
-    );
+    let installed = install("e2e-ro", NAME);
+    let namespace = installed.namespace.clone();
     let fps = fp_api(&client, &namespace);
 
     // (g) A first deploy of a broken release: analysed like any other, never served.
@@ -182,7 +91,7 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     fps.create(&PostParams::default(), &serde_json::from_value(fp).unwrap())
         .await
         .expect("create FootballPrediction");
-    let status = wait_stage(&fps, "Aborted", "1.0.0-broken-ready").await;
+    let status = wait_stage(&fps, NAME, "Aborted", "1.0.0-broken-ready").await;
     assert_eq!(status["rollout"]["reason"], "AnalysisFailed", "{status}");
     assert!(status["active"].is_null(), "nothing serves: {status}");
     assert_eq!(active_selector(&client, &namespace).await, "none");
@@ -190,8 +99,8 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     assert_eq!(condition(&status, "Degraded")["reason"], "AnalysisFailed");
 
     // A good first release: Ready, `kubectl wait` returns.
-    patch_spec(&fps, json!({"version": "1.0.0"})).await;
-    wait_serving(&fps, "1.0.0").await;
+    patch_spec(&fps, NAME, json!({"version": "1.0.0"})).await;
+    wait_serving(&fps, NAME, "1.0.0").await;
     run(
         "kubectl",
         &[
@@ -244,9 +153,9 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
             failures
         })
     };
-    patch_spec(&fps, json!({"version": "2.0.0"})).await;
-    let status = wait_serving(&fps, "2.0.0").await;
-    wait_stage(&fps, "Idle", "2.0.0").await;
+    patch_spec(&fps, NAME, json!({"version": "2.0.0"})).await;
+    let status = wait_serving(&fps, NAME, "2.0.0").await;
+    wait_stage(&fps, NAME, "Idle", "2.0.0").await;
     stop.store(true, Ordering::Relaxed);
     let failures = traffic.await.unwrap();
     let sent = sent.load(Ordering::Relaxed);
@@ -265,8 +174,15 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     );
     let columns: Vec<&str> = columns.split_whitespace().collect();
     assert_eq!(
-        &columns[..5],
-        &[NAME, "2.0.0", second_color.as_str(), "True", "Healthy"],
+        &columns[..6],
+        &[
+            NAME,
+            "2.0.0",
+            second_color.as_str(),
+            "True",
+            "Healthy",
+            "Idle"
+        ],
         "{columns:?}"
     );
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
@@ -278,8 +194,8 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
 
     // (b) A release whose readiness fails: rolled back before any traffic reaches it.
     let t0 = Instant::now();
-    patch_spec(&fps, json!({"version": "3.0.0-broken-ready"})).await;
-    let status = wait_stage(&fps, "Aborted", "3.0.0-broken-ready").await;
+    patch_spec(&fps, NAME, json!({"version": "3.0.0-broken-ready"})).await;
+    let status = wait_stage(&fps, NAME, "Aborted", "3.0.0-broken-ready").await;
     eprintln!(
         "broken release rejected after {:.1}s",
         t0.elapsed().as_secs_f64()
@@ -319,8 +235,8 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     );
 
     // (d) A release whose migration fails: aborted, the serving release untouched.
-    patch_spec(&fps, json!({"version": "3.0.1-broken-migrate"})).await;
-    let status = wait_stage(&fps, "Aborted", "3.0.1-broken-migrate").await;
+    patch_spec(&fps, NAME, json!({"version": "3.0.1-broken-migrate"})).await;
+    let status = wait_stage(&fps, NAME, "Aborted", "3.0.1-broken-migrate").await;
     assert_eq!(status["rollout"]["reason"], "MigrationFailed", "{status}");
     assert!(
         status["rollout"]["message"]
@@ -335,12 +251,13 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     // (c) A release that fails only after promotion: switched straight back.
     patch_spec(
         &fps,
+        NAME,
         json!({"version": "3.0.2-broken-later", "rollout": {"postPromotion": {"duration": "90s"}}}),
     )
     .await;
-    wait_stage(&fps, "PostPromotion", "3.0.2-broken-later").await;
+    wait_stage(&fps, NAME, "PostPromotion", "3.0.2-broken-later").await;
     assert_eq!(active_selector(&client, &namespace).await, first_color);
-    let status = wait_stage(&fps, "Aborted", "3.0.2-broken-later").await;
+    let status = wait_stage(&fps, NAME, "Aborted", "3.0.2-broken-later").await;
     assert_eq!(status["rollout"]["reason"], "AnalysisFailed", "{status}");
     assert!(
         status["rollout"]["message"]
@@ -353,27 +270,26 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     assert_eq!(active_selector(&client, &namespace).await, second_color);
 
     // Counted by the leader that rolled back (the next step replaces it).
-    let metrics = operator_metrics(&client, &cleanup.operator_namespace).await;
+    let metrics = operator_metrics(&client, &installed.cleanup.operator_namespace).await;
     assert!(
         metrics.contains("fp_operator_rollbacks_total{reason=\"AnalysisFailed\"}"),
         "{metrics}"
     );
 
-    // (e) The leader dies in the middle of a rollout: the standby resumes from the status.
+    // (e), the leader killed in every stage, is e2e/tests/rollout_failover.rs.
     patch_spec(
         &fps,
+        NAME,
         json!({"version": "4.0.0", "rollout": {"postPromotion": {"duration": "6s"}}}),
     )
     .await;
-    wait_stage(&fps, "Analysing", "4.0.0").await;
-    leader_is_replaced(&client, &cleanup.operator_namespace).await;
-    wait_serving(&fps, "4.0.0").await;
-
-    wait_stage(&fps, "Idle", "4.0.0").await;
+    wait_serving(&fps, NAME, "4.0.0").await;
+    wait_stage(&fps, NAME, "Idle", "4.0.0").await;
     // (f) Paused, then manual promotion, a refused command, rollback, retry and abort, all
     // through `kubectl fp`.
     patch_spec(
         &fps,
+        NAME,
         json!({"version": "5.0.0", "rollout": {"paused": true, "autoPromote": false}}),
     )
     .await;
@@ -392,8 +308,37 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     );
     assert_eq!(paused["phase"], "Paused");
     assert_eq!(paused["active"]["version"], "4.0.0");
-    patch_spec(&fps, json!({"rollout": {"paused": false}})).await;
-    wait_stage(&fps, "AwaitingPromotion", "5.0.0").await;
+    patch_spec(&fps, NAME, json!({"rollout": {"paused": false}})).await;
+    wait_stage(&fps, NAME, "AwaitingPromotion", "5.0.0").await;
+    // `kubectl get fp` during a rollout: the desired version, the color still serving, the phase
+    // and the stage (and, wide, the release under way).
+    let wide = run(
+        "kubectl",
+        &[
+            "get",
+            "fp",
+            NAME,
+            "-n",
+            &namespace,
+            "--no-headers",
+            "-o",
+            "wide",
+        ],
+    );
+    let wide: Vec<&str> = wide.split_whitespace().collect();
+    assert_eq!(
+        &wide[..7],
+        &[
+            NAME,
+            "5.0.0",
+            paused["active"]["color"].as_str().unwrap(),
+            "False",
+            "Progressing",
+            "AwaitingPromotion",
+            "5.0.0"
+        ],
+        "{wide:?}"
+    );
     let (code, out) = kubectl_fp(&["rollback", NAME, "-n", &namespace]);
     assert_eq!(
         code, 3,
@@ -401,21 +346,21 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     );
     let (code, out) = kubectl_fp(&["promote", NAME, "-n", &namespace]);
     assert_eq!(code, 0, "{out}");
-    wait_serving(&fps, "5.0.0").await;
+    wait_serving(&fps, NAME, "5.0.0").await;
     let (code, out) = kubectl_fp(&["promote", NAME, "-n", &namespace]);
     assert_eq!(code, 3, "nothing to promote now: {out}");
-    wait_stage(&fps, "Idle", "5.0.0").await;
+    wait_stage(&fps, NAME, "Idle", "5.0.0").await;
     let (code, out) = kubectl_fp(&["rollback", NAME, "-n", &namespace]);
     assert_eq!(code, 0, "{out}");
-    let status = wait_stage(&fps, "Aborted", "5.0.0").await;
+    let status = wait_stage(&fps, NAME, "Aborted", "5.0.0").await;
     assert_eq!(status["rollout"]["reason"], "RolledBack", "{status}");
     assert_eq!(status["active"]["version"], "4.0.0", "{status}");
     let (code, out) = kubectl_fp(&["retry", NAME, "-n", &namespace]);
     assert_eq!(code, 0, "{out}");
-    wait_stage(&fps, "AwaitingPromotion", "5.0.0").await;
+    wait_stage(&fps, NAME, "AwaitingPromotion", "5.0.0").await;
     let (code, out) = kubectl_fp(&["abort", NAME, "-n", &namespace]);
     assert_eq!(code, 0, "{out}");
-    let status = wait_stage(&fps, "Aborted", "5.0.0").await;
+    let status = wait_stage(&fps, NAME, "Aborted", "5.0.0").await;
     assert_eq!(status["rollout"]["reason"], "Aborted", "{status}");
     assert_eq!(status["active"]["version"], "4.0.0", "{status}");
     let (code, tree) = kubectl_fp(&["status", NAME, "-n", &namespace]);
@@ -428,7 +373,7 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
         history.contains("5.0.0") && history.contains("4.0.0") && history.contains("2.0.0"),
         "{history}"
     );
-    drop(cleanup);
+    drop(installed);
 }
 
 /// The leader's /metrics (the node agent runs the operator at a loopback pod IP).

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, DynamicObject};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub const TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -46,6 +46,138 @@ pub fn kubectl_fp(args: &[&str]) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// One scenario's world on the local cluster: a database of its own on the test PostgreSQL, a
+/// namespace holding `<instance>-database` (its URL), a hostPath volume pre-bound to the
+/// `<instance>-backups` claim, and the operator installed by its Helm chart with two replicas (one
+/// leads, the other stands by) watching that namespace. Dropping it removes all of that.
+pub struct Installed {
+    pub namespace: String,
+    /// The test server's URL (`FP_TEST_DATABASE_URL`) and this scenario's database on it.
+    pub server: String,
+    pub database: String,
+    /// Where the backup volume's files land.
+    pub backups: tempfile::TempDir,
+    pub cleanup: Cleanup,
+}
+
+impl Installed {
+    pub fn database_url(&self) -> String {
+        database_url(&self.server, &self.database, None)
+    }
+}
+
+/// `psql` of the PostgreSQL the test command installed (`FP_PG_BIN_DIR`), else from PATH.
+pub fn psql() -> String {
+    match std::env::var("FP_PG_BIN_DIR") {
+        Ok(dir) if !dir.is_empty() => format!("{dir}/psql"),
+        _ => "psql".to_owned(),
+    }
+}
+
+pub fn install(prefix: &str, instance: &str) -> Installed {
+    let server = std::env::var("FP_TEST_DATABASE_URL")
+        .expect("FP_TEST_DATABASE_URL: `cargo xtask test` runs the e2e suite with its PostgreSQL");
+    let namespace = super::unique_name(prefix);
+    let cleanup = Cleanup {
+        operator_namespace: format!("{namespace}-op"),
+        release: "fp-operator".to_owned(),
+        volume: format!("{namespace}-backups"),
+        namespace: namespace.clone(),
+    };
+    let database = namespace.replace('-', "_");
+    run(
+        &psql(),
+        &[
+            &server,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            &format!("CREATE DATABASE {database}"),
+        ],
+    );
+    let backups = tempfile::tempdir().unwrap();
+    let manifests = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        {"apiVersion": "v1", "kind": "Secret",
+         "metadata": {"name": format!("{instance}-database"), "namespace": namespace},
+         "stringData": {"url": database_url(&server, &database, None)}},
+        // Pre-bound to this scenario's claim so parallel runs cannot take it.
+        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": cleanup.volume},
+         "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                  "storageClassName": "", "persistentVolumeReclaimPolicy": "Retain",
+                  "claimRef": {"namespace": namespace, "name": format!("{instance}-backups")},
+                  "hostPath": {"path": backups.path().display().to_string()}}},
+    ]});
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), manifests.to_string()).unwrap();
+    run(
+        "kubectl",
+        &["apply", "-f", &file.path().display().to_string()],
+    );
+    let chart = super::workspace_root().join("charts/fp-operator");
+    run(
+        "helm",
+        &[
+            "install",
+            &cleanup.release,
+            &chart.display().to_string(),
+            "-n",
+            &cleanup.operator_namespace,
+            "--create-namespace",
+            "--set",
+            &format!("watchNamespace={namespace}"),
+            "--set",
+            "logging.format=text",
+            "--set",
+            "replicaCount=2",
+            "--wait",
+            "--timeout",
+            "4m",
+        ],
+    );
+    Installed {
+        namespace,
+        server,
+        database,
+        backups,
+        cleanup,
+    }
+}
+
+/// Sets fields of `name`'s spec (a JSON merge patch).
+pub async fn patch_spec(fps: &Api<DynamicObject>, name: &str, spec: Value) {
+    fps.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": spec })),
+    )
+    .await
+    .expect("patch spec");
+}
+
+/// Waits until `status.rollout.stage` is `stage` (and the rollout is about `version`).
+pub async fn wait_stage(fps: &Api<DynamicObject>, name: &str, stage: &str, version: &str) -> Value {
+    wait_for(&format!("stage {stage} of {version}"), async || {
+        let status = fp_status(fps, name).await;
+        let r = &status["rollout"];
+        let found = r["stage"] == stage
+            && (r["targetVersion"] == version || status["active"]["version"] == version);
+        (found.then(|| status.clone()), r.to_string())
+    })
+    .await
+}
+
+/// Waits until the active color serves `version` and the resource is Ready.
+pub async fn wait_serving(fps: &Api<DynamicObject>, name: &str, version: &str) -> Value {
+    wait_for(&format!("{version} serving and Ready"), async || {
+        let status = fp_status(fps, name).await;
+        let ready = condition(&status, "Ready")["status"] == "True";
+        let found = ready && status["active"]["version"] == version;
+        (found.then(|| status.clone()), status["rollout"].to_string())
+    })
+    .await
 }
 
 /// Removes everything the test created, also when it fails half-way.

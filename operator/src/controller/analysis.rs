@@ -29,6 +29,7 @@ pub const PROBE_PORT: u16 = {
 const REQUESTS_METRIC: &str = "http_requests_total";
 /// Its label carrying the HTTP status code, e.g. `status="503"`.
 const STATUS_LABEL: &str = "status";
+const ROUTE_LABEL: &str = "route";
 /// Pods are one hop away: a connect that takes longer means the pod is gone.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Health answers are a few hundred bytes; more means something else answered.
@@ -89,7 +90,8 @@ impl std::ops::Add for RequestCounts {
     }
 }
 
-/// Sums `http_requests_total` over all its series in a Prometheus text exposition.
+/// Sums `http_requests_total` over its series of user requests in a Prometheus text exposition
+/// (routes under `/health` and `/metrics` are left out).
 ///
 /// `None` when the text has no such series or one of its lines cannot be read: an empty answer
 /// must not pass for "no errors". (The API server only exposes the counter once it has answered a
@@ -119,6 +121,13 @@ pub fn parse_request_counts(metrics_text: &str) -> Option<RequestCounts> {
             return None;
         }
         seen = true;
+        let route = labels
+            .iter()
+            .find(|(name, _)| name == ROUTE_LABEL)
+            .map(|(_, value)| value.as_str());
+        if route.is_some_and(is_infrastructure_route) {
+            continue;
+        }
         counts.total += value;
         let status = labels
             .iter()
@@ -129,6 +138,13 @@ pub fn parse_request_counts(metrics_text: &str) -> Option<RequestCounts> {
         }
     }
     seen.then_some(counts)
+}
+
+/// Probes (the kubelet's and the analysis' own) and scrapes: counting them would dilute the share
+/// of failed user requests, or with no user traffic make it all about `/health/ready`, which the
+/// checks already judge.
+fn is_infrastructure_route(route: &str) -> bool {
+    route == "/metrics" || route == "/health" || route.starts_with("/health/")
 }
 
 fn is_server_error_status(status: &str) -> bool {

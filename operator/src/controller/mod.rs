@@ -12,7 +12,7 @@ pub mod rollout;
 pub mod status;
 pub mod validate;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -111,6 +111,29 @@ impl Context {
         if let Ok(mut w) = self.written.lock() {
             w.insert(uid.to_owned(), status.clone());
         }
+        self.forget_deleted();
+    }
+
+    /// Drops what the per-object memos hold for objects no longer in the cache: deleted objects
+    /// get no reconcile to clean up after themselves.
+    fn forget_deleted(&self) {
+        let live: HashSet<String> = self
+            .store()
+            .iter()
+            .filter_map(|guard| guard.meta().uid.clone())
+            .collect();
+        if let Ok(mut w) = self.written.lock() {
+            retain_live(&mut w, &live, |uid| uid);
+        }
+        if let Ok(mut counts) = self.request_counts.lock() {
+            retain_live(&mut counts, &live, |(uid, _)| uid);
+        }
+        if let Ok(mut f) = self.failures.lock() {
+            retain_live(&mut f, &live, |uid| uid);
+        }
+        if let Ok(mut seen) = self.undecodable.lock() {
+            retain_live(&mut seen, &live, |uid| uid);
+        }
     }
 
     /// The status to step from: what this replica wrote last, when the cache has not caught up.
@@ -143,6 +166,15 @@ impl Context {
         };
         seen.insert(uid.to_owned(), error.to_owned()).as_deref() != Some(error)
     }
+}
+
+/// Keeps the entries whose object (by uid) is still live.
+fn retain_live<K, V>(
+    memo: &mut HashMap<K, V>,
+    live: &HashSet<String>,
+    uid_of: impl Fn(&K) -> &String,
+) {
+    memo.retain(|key, _| live.contains(uid_of(key)));
 }
 
 /// Exponential backoff per object: 5s, 10s, 20s … capped at 5 minutes.
@@ -387,6 +419,21 @@ mod tests {
         assert_eq!(backoff(4), Duration::from_secs(40));
         assert_eq!(backoff(7), Duration::from_secs(300));
         assert_eq!(backoff(u32::MAX), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn memos_of_deleted_objects_are_dropped() {
+        let live = HashSet::from(["a".to_owned()]);
+        let mut by_uid = HashMap::from([("a".to_owned(), 1), ("gone".to_owned(), 2)]);
+        retain_live(&mut by_uid, &live, |uid| uid);
+        assert_eq!(by_uid, HashMap::from([("a".to_owned(), 1)]));
+        let mut by_color = HashMap::from([
+            (("a".to_owned(), Color::Blue), 1),
+            (("gone".to_owned(), Color::Green), 2),
+        ]);
+        retain_live(&mut by_color, &live, |(uid, _)| uid);
+        assert_eq!(by_color.len(), 1);
+        assert!(by_color.contains_key(&("a".to_owned(), Color::Blue)));
     }
 
     #[test]

@@ -27,13 +27,16 @@ const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 const MAX_JOB_MESSAGE: usize = 300;
 
 /// The spec's rollout settings, resolved.
-pub fn settings(v: &Validated) -> RolloutSettings {
+/// `serving_replicas` is what the serving color's Deployment asks for now: with autoscaling, the
+/// autoscaler's size, which the new color is promoted at and the old color is kept at until the
+/// scale-down (a switch back then lands on as many pods as served before).
+pub fn settings(v: &Validated, serving_replicas: Option<i32>) -> RolloutSettings {
     let r = &v.spec.rollout;
-    let replicas = v
-        .spec
-        .autoscaling
-        .as_ref()
-        .map_or(v.spec.replicas, |a| a.min_replicas);
+    let replicas = v.spec.autoscaling.as_ref().map_or(v.spec.replicas, |a| {
+        serving_replicas
+            .unwrap_or(a.min_replicas)
+            .clamp(a.min_replicas, a.max_replicas.max(a.min_replicas))
+    });
     RolloutSettings {
         auto_promote: r.auto_promote,
         paused: r.paused,
@@ -422,4 +425,31 @@ pub async fn clear_commands(
     .await
     .map_err(super::Error::Status)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::validate::tests::validated;
+    use serde_json::json;
+
+    #[test]
+    fn without_autoscaling_colors_run_spec_replicas() {
+        let v = validated(json!({"version": "1", "replicas": 4}));
+        assert_eq!(settings(&v, None).replicas, 4);
+        assert_eq!(settings(&v, Some(9)).replicas, 4);
+    }
+
+    #[test]
+    fn with_autoscaling_colors_follow_the_autoscalers_size_within_its_bounds() {
+        let v = validated(json!({"version": "1", "autoscaling":
+            {"minReplicas": 2, "maxReplicas": 8, "targetCPUUtilizationPercentage": 70}}));
+        // Nothing serves yet: the autoscaler's floor.
+        assert_eq!(settings(&v, None).replicas, 2);
+        // Scaled out under load: the new color is promoted at that size, the old one kept at it.
+        assert_eq!(settings(&v, Some(6)).replicas, 6);
+        // A Deployment edited outside the bounds does not drag the rollout with it.
+        assert_eq!(settings(&v, Some(0)).replicas, 2);
+        assert_eq!(settings(&v, Some(30)).replicas, 8);
+    }
 }

@@ -244,7 +244,6 @@ async fn reconcile_valid(
     let jwt_keys = secret_data(v.signing_keys.secret());
     let admin_password = secret_data(&v.admin_password.name);
     // The rollout: observe, maybe run one analysis round, take one step, plan the colors.
-    let rollout_settings = progress::settings(&v);
     let desired = progress::desired(&v);
     let before = progress::state(fp.status.as_ref());
     let view_of = |color: Color| {
@@ -256,6 +255,12 @@ async fn reconcile_valid(
             .and_then(|d| typed::<Deployment>(Kind::Deployment, Some(d)))
             .map(|d| DeploymentView::from_deployment(&d))
     };
+    let serving_replicas = before
+        .active
+        .as_ref()
+        .and_then(|a| view_of(a.color))
+        .map(|d| d.desired);
+    let rollout_settings = progress::settings(&v, serving_replicas);
     let target_view = before.rollout.target_color.and_then(view_of);
     let migration = progress::migration_state(ctx, &v, &before, live.get(&Kind::Job)).await;
     let backup = progress::pre_migration_backup_state(ctx, &v, &before, live.get(&Kind::Job)).await;

@@ -55,6 +55,8 @@ pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([
     printcolumn(name = "Active", type_ = "string", json_path = ".status.active.color", description = "Color serving traffic"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Stage", type_ = "string", json_path = ".status.rollout.stage", description = "Step of the blue-green rollout (Idle when none runs)"),
+    printcolumn(name = "Target", type_ = "string", json_path = ".status.rollout.targetVersion", description = "Release the rollout is about", priority = 1),
     printcolumn(name = "Last Backup", type_ = "date", json_path = ".status.backup.lastSuccessfulAt"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter): it names Services"),
@@ -533,7 +535,7 @@ pub struct AnalysisSpec {
     #[serde(default = "defaults::checks")]
     #[schemars(length(min = 1, max = 16))]
     pub checks: Vec<AnalysisCheck>,
-    /// Highest tolerated share of 5xx responses (from the pods' `http_requests_total`); no limit when absent.
+    /// Highest tolerated share of 5xx responses among user requests (the pods' `http_requests_total`, without `/health` and `/metrics`); no limit when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub max_error_ratio: Option<f64>,

@@ -157,7 +157,16 @@ fn crd_names_columns_and_subresources() {
         .collect();
     assert_eq!(
         columns,
-        ["Version", "Active", "Ready", "Phase", "Last Backup", "Age"]
+        [
+            "Version",
+            "Active",
+            "Ready",
+            "Phase",
+            "Stage",
+            "Target",
+            "Last Backup",
+            "Age"
+        ]
     );
     let yaml = crd_yaml().expect("CRD renders");
     assert!(

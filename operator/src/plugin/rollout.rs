@@ -174,8 +174,8 @@ pub fn still_pending_text(
     )
 }
 
-/// `kubectl fp history NAME`: promoted releases newest first, which one the active color runs, and
-/// the last rollback.
+/// `kubectl fp history NAME`: promoted releases newest first, which one the active color runs, the
+/// backup taken before each release's migration, and the last rollback.
 pub fn render_history(fp: &FootballPrediction) -> String {
     let mut out = String::new();
     let empty = FootballPredictionStatus::default();
@@ -198,24 +198,29 @@ pub fn render_history(fp: &FootballPrediction) -> String {
             .chain(["VERSION".len()])
             .max()
             .unwrap_or_default();
-        let rows = std::iter::once((
+        // The backup taken before the release's migration is what a restore to it starts from.
+        let rows = std::iter::once([
             "VERSION".to_owned(),
             "PROMOTED AT".to_owned(),
             "ACTIVE".to_owned(),
-        ))
+            "BACKUP BEFORE MIGRATION".to_owned(),
+        ])
         .chain(status.history.iter().enumerate().map(|(index, entry)| {
             let active_color = match active {
                 Some(a) if Some(index) == active_index => a.color.as_str(),
                 _ => "",
             };
-            (
+            [
                 entry.version.clone(),
                 at(&entry.promoted_at),
                 active_color.to_owned(),
-            )
+                entry.backup_id.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
         }));
-        for (version, promoted_at, active_color) in rows {
-            let row = format!("{version:<version_width$}  {promoted_at:<20}  {active_color}");
+        for [version, promoted_at, active_color, backup] in rows {
+            let row = format!(
+                "{version:<version_width$}  {promoted_at:<20}  {active_color:<6}  {backup}"
+            );
             let _ = writeln!(out, "{}", row.trim_end());
         }
     }
@@ -433,7 +438,8 @@ mod tests {
         let fp = fp(json!({"status": {
             "active": {"color": "blue", "version": "1.4.2", "readyReplicas": 3},
             "history": [
-                {"version": "1.4.2", "promotedAt": "2026-11-28T03:00:00Z"},
+                {"version": "1.4.2", "promotedAt": "2026-11-28T03:00:00Z",
+                 "backupId": "20261128T025900Z-pre"},
                 {"version": "1.4.1-rc.1", "promotedAt": "2026-11-20T03:00:00Z"},
                 {"version": "1.4.2", "promotedAt": "2026-11-10T03:00:00Z"}],
             "lastRollback": {"at": "2026-11-27T12:00:00Z", "fromVersion": "1.5.0",
@@ -441,10 +447,10 @@ mod tests {
                 "message": "GET /health on 10.0.0.7: 503"}}}));
         assert_eq!(
             render_history(&fp),
-            "VERSION     PROMOTED AT           ACTIVE\n\
-             1.4.2       2026-11-28T03:00:00Z  blue\n\
-             1.4.1-rc.1  2026-11-20T03:00:00Z\n\
-             1.4.2       2026-11-10T03:00:00Z\n\
+            "VERSION     PROMOTED AT           ACTIVE  BACKUP BEFORE MIGRATION\n\
+             1.4.2       2026-11-28T03:00:00Z  blue    20261128T025900Z-pre\n\
+             1.4.1-rc.1  2026-11-20T03:00:00Z          -\n\
+             1.4.2       2026-11-10T03:00:00Z          -\n\
              \n\
              last rollback 2026-11-27T12:00:00Z 1.5.0 → 1.4.2, AnalysisFailed: GET /health on 10.0.0.7: 503\n"
         );

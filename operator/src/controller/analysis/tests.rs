@@ -109,10 +109,10 @@ fn sums_all_request_series_and_counts_5xx_statuses_as_server_errors() {
     assert_eq!(
         parse_request_counts(EXPOSITION),
         Some(RequestCounts {
-            // 1200 + 30 + 40 + 2 + 8 + 1; `_created` and other families are not requests.
-            total: 1281.0,
-            // 503 and 500; "5xx" is not a status code.
-            server_errors: 10.0,
+            // 1200 + 30 + 8 + 1: probes, `_created` and other families are not user requests.
+            total: 1239.0,
+            // The 500; "5xx" is not a status code, the readiness 503s are probes.
+            server_errors: 8.0,
         })
     );
 }
@@ -131,11 +131,18 @@ fn reads_what_the_prometheus_encoder_writes_for_the_api_servers_counter() {
     .unwrap();
     registry.register(Box::new(requests.clone())).unwrap();
     requests
-        .with_label_values(&["GET", "/health/ready", "200"])
+        .with_label_values(&["GET", "/api/v1/matches", "200"])
         .inc_by(7);
     requests
-        .with_label_values(&["GET", "/health/ready", "503"])
+        .with_label_values(&["GET", "/api/v1/predictions/{id}", "503"])
         .inc_by(3);
+    // Probes and scrapes are not user traffic.
+    requests
+        .with_label_values(&["GET", "/health/ready", "503"])
+        .inc_by(50);
+    requests
+        .with_label_values(&["GET", "/metrics", "200"])
+        .inc_by(20);
     requests
         .with_label_values(&["GET", "a \"quoted\\\" route\nwith a newline", "502"])
         .inc();
@@ -154,6 +161,28 @@ fn reads_what_the_prometheus_encoder_writes_for_the_api_servers_counter() {
             total: 11.0,
             server_errors: 4.0,
         })
+    );
+}
+
+#[test]
+fn probes_and_scrapes_are_left_out_of_the_error_share() {
+    let text = "http_requests_total{route=\"/health/ready\",status=\"503\"} 40\n\
+                http_requests_total{route=\"/health/live\",status=\"200\"} 40\n\
+                http_requests_total{route=\"/health\",status=\"200\"} 1\n\
+                http_requests_total{route=\"/metrics\",status=\"200\"} 9\n\
+                http_requests_total{route=\"/healthz-like/user/route\",status=\"500\"} 1\n\
+                http_requests_total{route=\"/api/v1/matches\",status=\"200\"} 3\n";
+    assert_eq!(
+        parse_request_counts(text),
+        Some(RequestCounts {
+            total: 4.0,
+            server_errors: 1.0,
+        })
+    );
+    // Only probes so far: readable, and no user request to judge.
+    assert_eq!(
+        parse_request_counts("http_requests_total{route=\"/health/ready\",status=\"200\"} 3\n"),
+        Some(RequestCounts::default())
     );
 }
 
@@ -433,8 +462,8 @@ async fn scraping_sums_the_counters_of_all_pods() {
     assert_eq!(
         scrape_counts(&client, &pods, TIMEOUT).await,
         Ok(RequestCounts {
-            total: 2562.0,
-            server_errors: 20.0,
+            total: 2478.0,
+            server_errors: 16.0,
         })
     );
 }
@@ -500,8 +529,8 @@ async fn the_window_between_two_scrapes_gives_the_error_ratio() {
                 let failed = 10 + 5 * n;
                 format!(
                     "# TYPE http_requests_total counter\n\
-                     http_requests_total{{method=\"GET\",route=\"/health/ready\",status=\"200\"}} {ok}\n\
-                     http_requests_total{{method=\"GET\",route=\"/health/ready\",status=\"503\"}} {failed}\n"
+                     http_requests_total{{method=\"GET\",route=\"/api/v1/matches\",status=\"200\"}} {ok}\n\
+                     http_requests_total{{method=\"GET\",route=\"/api/v1/matches\",status=\"503\"}} {failed}\n"
                 )
             }
         }),
