@@ -274,6 +274,16 @@ pub fn teardown(
     postgres_state: &Path,
 ) -> Vec<String> {
     let mut failed = Vec::new();
+    let our_nodes = steps.iter().find_map(|s| match s {
+        Step::DeleteNodes(names) => Some(names),
+        _ => None,
+    });
+    if let (Some(tools), Some(nodes)) = (tools, our_nodes)
+        && let Err(e) = revive_node_agent(tools, state, nodes)
+    {
+        log(format!("could not start the node agent again: {e:#}"));
+        failed.push(format!("restarting the node agent: {e:#}"));
+    }
     for step in steps {
         let result = match (step, tools) {
             (step, None) if step.in_cluster() => continue,
@@ -293,6 +303,24 @@ pub fn teardown(
         }
     }
     failed
+}
+
+/// A node agent of the recorded run that no longer runs (crashed or killed) is started again
+/// for the teardown: at start it stops the pod processes its predecessor left, and it lets the
+/// pods on its Nodes terminate, so deleting their namespace does not wait for ever.
+fn revive_node_agent(tools: &Tools, state: &Path, nodes: &[String]) -> anyhow::Result<()> {
+    let Some(file) = proc::pid_files(&agent_pids(state)).into_iter().next() else {
+        return Ok(());
+    };
+    let record = proc::read_pid_file(&file)?;
+    if proc::is_running(&record) {
+        return Ok(());
+    }
+    log(format!(
+        "{} (pid {}) of the earlier run is not running; starting it again so its pods stop cleanly",
+        record.name, record.pid
+    ));
+    start_node_agent(tools, &record.exe, state, nodes)
 }
 
 fn delete(step: &Step, tools: &Tools) -> anyhow::Result<()> {
