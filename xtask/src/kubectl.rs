@@ -15,6 +15,8 @@ pub enum KubectlError {
 pub struct Kubectl {
     pub binary: PathBuf,
     pub kubeconfig: PathBuf,
+    /// A context of the kubeconfig; its current context when `None`.
+    pub context: Option<String>,
 }
 
 impl Kubectl {
@@ -22,7 +24,27 @@ impl Kubectl {
         Self {
             binary: binary.to_path_buf(),
             kubeconfig: kubeconfig.to_path_buf(),
+            context: None,
         }
+    }
+
+    /// The same kubectl pinned to `context`, so a later change of the kubeconfig's current
+    /// context cannot redirect it to another cluster.
+    pub fn with_context(mut self, context: &str) -> Self {
+        self.context = Some(context.to_string());
+        self
+    }
+
+    /// The global flags every invocation starts with.
+    pub fn global_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = vec![
+            "--kubeconfig".into(),
+            self.kubeconfig.clone().into_os_string(),
+        ];
+        if let Some(context) = &self.context {
+            args.extend(["--context".into(), context.into()]);
+        }
+        args
     }
 
     /// Runs kubectl with `stdin` fed to it, returning stdout.
@@ -32,8 +54,7 @@ impl Kubectl {
         stdin: Option<&str>,
     ) -> Result<String, KubectlError> {
         let mut child = Command::new(&self.binary)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+            .args(self.global_args())
             .args(args)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
@@ -61,5 +82,21 @@ impl Kubectl {
 
     pub fn run(&self, args: &[&str]) -> Result<String, KubectlError> {
         self.run_with_input(args, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pinned_context_is_passed_on_every_call() {
+        let plain = Kubectl::new(Path::new("/b/kubectl"), Path::new("/k/config"));
+        assert_eq!(plain.global_args(), ["--kubeconfig", "/k/config"]);
+        let pinned = plain.with_context("admin@prod");
+        assert_eq!(
+            pinned.global_args(),
+            ["--kubeconfig", "/k/config", "--context", "admin@prod"]
+        );
     }
 }

@@ -29,14 +29,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The whole platform on this machine: control plane and node agent, PostgreSQL, the
-    /// operator (Helm chart) and docs/samples/local.yaml, waited for until Ready.
+    /// The whole platform on this machine: control plane and node agent (or an existing
+    /// cluster), PostgreSQL, the operator (Helm chart) and docs/samples/local.yaml, waited for
+    /// until Ready.
     Up {
         /// Also import football-data.co.uk CSVs (LEAGUE/SEASON.csv below DIR) once Ready.
         #[arg(long, value_name = "DIR")]
         import: Option<std::path::PathBuf>,
+        /// Install into the existing cluster of this kubeconfig's current context instead of
+        /// starting a control plane; `down` then removes only what `up` created there.
+        #[arg(long, value_name = "PATH")]
+        kubeconfig: Option<std::path::PathBuf>,
+        /// With --kubeconfig: run the pods with our node agent: auto (only when the cluster has
+        /// no Ready node; default), always, never. It serves loopback API servers only.
+        #[arg(long, value_enum, value_name = "WHEN", requires = "kubeconfig")]
+        node_agent: Option<platform::plan::NodeAgentMode>,
     },
-    /// Stop everything `up` started and remove its state.
+    /// Stop everything `up` started and remove its state (an existing cluster keeps running).
     Down,
     /// Benchmarks (docs/performance.md).
     Bench {
@@ -117,7 +126,15 @@ enum ClusterAction {
 fn run(cli: Cli) -> anyhow::Result<()> {
     interrupt::install()?;
     match cli.command {
-        Command::Up { import } => platform::up(&platform::UpOptions { import }),
+        Command::Up {
+            import,
+            kubeconfig,
+            node_agent,
+        } => platform::up(&platform::UpOptions {
+            import,
+            kubeconfig,
+            node_agent: node_agent.unwrap_or_default(),
+        }),
         Command::Down => platform::down(),
         Command::Bench {
             what:
@@ -173,5 +190,57 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use platform::plan::NodeAgentMode;
+
+    fn up(args: &[&str]) -> Result<(Option<PathBuf>, Option<NodeAgentMode>), clap::Error> {
+        let mut argv = vec!["cargo xtask", "up"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Up {
+                kubeconfig,
+                node_agent,
+                ..
+            } => Ok((kubeconfig, node_agent)),
+            _ => unreachable!("parsed as up"),
+        }
+    }
+
+    use std::path::PathBuf;
+
+    #[test]
+    fn up_takes_a_kubeconfig_and_a_node_agent_choice() {
+        assert_eq!(up(&[]).unwrap(), (None, None));
+        assert_eq!(
+            up(&["--kubeconfig", "k.yaml"]).unwrap(),
+            (Some(PathBuf::from("k.yaml")), None)
+        );
+        assert_eq!(
+            up(&["--kubeconfig", "k", "--node-agent", "never"]).unwrap(),
+            (Some(PathBuf::from("k")), Some(NodeAgentMode::Never))
+        );
+        assert_eq!(
+            up(&["--kubeconfig", "k", "--node-agent", "always"])
+                .unwrap()
+                .1,
+            Some(NodeAgentMode::Always)
+        );
+    }
+
+    #[test]
+    fn node_agent_needs_a_kubeconfig_and_a_known_value() {
+        let alone = up(&["--node-agent", "auto"]).unwrap_err();
+        assert_eq!(
+            alone.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+        let bad = up(&["--kubeconfig", "k", "--node-agent", "sometimes"]).unwrap_err();
+        assert_eq!(bad.kind(), clap::error::ErrorKind::InvalidValue);
+        assert_eq!(NodeAgentMode::default(), NodeAgentMode::Auto);
     }
 }

@@ -1,5 +1,7 @@
 //! Command lines of the control plane components. Pure: layout and ports in, argv out.
 //! Every listener binds 127.0.0.1 and every client URL points at 127.0.0.1.
+use std::path::Path;
+
 use super::layout::{Layout, Ports, flag_path};
 
 /// The controllers the platform relies on; everything else (node lifecycle, volumes, CSR
@@ -22,6 +24,10 @@ pub const CONTROLLERS: &[&str] = &[
     "clusterrole-aggregation-controller",
     // Binds claims (e.g. the backup volume) to pre-created hostPath PersistentVolumes.
     "persistentvolume-binder-controller",
+    // Remove the in-use finalizers that admission puts on every claim and volume; without them
+    // a deleted claim, its namespace and its volume stay Terminating for ever.
+    "persistentvolumeclaim-protection-controller",
+    "persistentvolume-protection-controller",
 ];
 
 /// Service ClusterIPs are only bookkeeping here (the node agent routes by EndpointSlices);
@@ -128,11 +134,31 @@ pub fn scheduler(layout: &Layout, ports: &Ports) -> Vec<String> {
 /// The node agent acts with kubelet's permissions (its own identity, bound to system:node)
 /// and keeps per-pod state inside the cluster's state directory.
 pub fn node_agent(layout: &Layout, nodes: usize) -> Vec<String> {
-    vec![
-        flag_path("kubeconfig", &layout.component_kubeconfig("node-agent")),
-        flag_path("state-dir", &layout.root.join("node-agent")),
+    node_agent_for(
+        &layout.component_kubeconfig("node-agent"),
+        &layout.root.join("node-agent"),
+        nodes,
+        None,
+    )
+}
+
+/// The node agent against any loopback cluster; `name_prefix` keeps its Nodes apart from
+/// those another agent registered in the same cluster.
+pub fn node_agent_for(
+    kubeconfig: &Path,
+    state_dir: &Path,
+    nodes: usize,
+    name_prefix: Option<&str>,
+) -> Vec<String> {
+    let mut args = vec![
+        flag_path("kubeconfig", kubeconfig),
+        flag_path("state-dir", state_dir),
         format!("--nodes={nodes}"),
-    ]
+    ];
+    if let Some(prefix) = name_prefix {
+        args.push(format!("--node-name-prefix={prefix}"));
+    }
+    args
 }
 
 #[cfg(test)]
@@ -222,6 +248,21 @@ mod tests {
         assert!(
             args.contains(&"--kubeconfig=/s/kubeconfigs/kube-controller-manager.kubeconfig".into())
         );
+    }
+
+    #[test]
+    fn node_agent_of_the_local_cluster_uses_its_own_identity_and_default_names() {
+        let (l, _) = fixture();
+        assert_eq!(
+            node_agent(&l, 2),
+            [
+                "--kubeconfig=/s/kubeconfigs/node-agent.kubeconfig",
+                "--state-dir=/s/node-agent",
+                "--nodes=2",
+            ]
+        );
+        let other = node_agent_for(Path::new("/p/k"), Path::new("/p/agent"), 1, Some("fp-up"));
+        assert_eq!(other.last().unwrap(), "--node-name-prefix=fp-up");
     }
 
     #[test]

@@ -96,15 +96,24 @@ fn clean_previous(layout: &Layout) -> anyhow::Result<()> {
 
 /// Builds (or reuses) the binaries and fetches the third-party CRDs.
 pub fn prepare() -> anyhow::Result<(Binaries, Vec<PathBuf>)> {
+    let binaries = binaries()?;
     let go = GoEnv::locate(&paths::cache_dir())?;
-    let cluster_dir = paths::workspace_root().join("e2e").join("cluster");
-    let binaries = gobuild::ensure_binaries(&go, &cluster_dir)?;
-    let crds = gobuild::third_party_crds(&go, &cluster_dir)?;
+    let crds = gobuild::third_party_crds(&go, &cluster_dir())?;
     Ok((binaries, crds))
 }
 
+fn cluster_dir() -> PathBuf {
+    paths::workspace_root().join("e2e").join("cluster")
+}
+
+/// The control-plane binaries, kubectl and helm (built once into the cache, then reused).
+pub fn binaries() -> anyhow::Result<Binaries> {
+    let go = GoEnv::locate(&paths::cache_dir())?;
+    Ok(gobuild::ensure_binaries(&go, &cluster_dir())?)
+}
+
 /// Our own CRDs, generated into `crds/` by the operator's crdgen.
-fn own_crds() -> anyhow::Result<Vec<PathBuf>> {
+pub fn own_crds() -> anyhow::Result<Vec<PathBuf>> {
     let dir = paths::workspace_root().join("crds");
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
         Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).collect(),
@@ -118,7 +127,7 @@ fn own_crds() -> anyhow::Result<Vec<PathBuf>> {
 
 /// The node agent executable, built with the rest of the workspace's binaries (its pods run
 /// them from the same directory); `None` when this checkout has no node agent yet.
-fn build_node_agent() -> anyhow::Result<Option<PathBuf>> {
+pub fn build_node_agent() -> anyhow::Result<Option<PathBuf>> {
     if !cargo::targets(NODE_AGENT_PACKAGE, "bin")?
         .iter()
         .any(|t| t == NODE_AGENT_BIN)
@@ -358,14 +367,69 @@ fn start(
 
 /// Nodes whose Ready condition is True.
 fn ready_nodes(kubectl: &Kubectl) -> usize {
-    let jsonpath = r#"-o=jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#;
-    kubectl
-        .run(&["get", "nodes", jsonpath])
-        .map(|out| out.lines().filter(|l| l.trim() == "True").count())
-        .unwrap_or(0)
+    ready_node_names(kubectl).map_or(0, |names| names.len())
 }
 
-fn install_crds(kubectl: &Kubectl, files: &[PathBuf]) -> anyhow::Result<()> {
+/// Names of the Nodes whose Ready condition is True.
+pub fn ready_node_names(kubectl: &Kubectl) -> anyhow::Result<Vec<String>> {
+    let jsonpath = r#"-o=jsonpath={range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#;
+    Ok(parse_ready_nodes(
+        &kubectl.run(&["get", "nodes", jsonpath])?,
+    ))
+}
+
+/// `<name> <Ready status>` lines in, the names whose status is True out.
+pub fn parse_ready_nodes(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, status)| status.trim() == "True")
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+/// Starts the node agent (output to `log`, recorded in `pid_file`) and waits until every Node
+/// in `names` is Ready.
+pub fn start_node_agent(
+    exe: &Path,
+    args: Vec<String>,
+    log_file: &Path,
+    pid_file: &Path,
+    kubectl: &Kubectl,
+    names: &[String],
+) -> anyhow::Result<PidRecord> {
+    let spec = DaemonSpec::new(NODE_AGENT_BIN, exe).args(args);
+    let rec = proc::start(&spec, log_file, pid_file)?;
+    log(format!("{NODE_AGENT_BIN} started (pid {})", rec.pid));
+    let t0 = Instant::now();
+    loop {
+        interrupt::check()?;
+        let ready = ready_node_names(kubectl).unwrap_or_default();
+        if names.iter().all(|n| ready.contains(n)) {
+            log(format!(
+                "node(s) {} Ready after {}",
+                names.join(", "),
+                fmt_secs(t0.elapsed())
+            ));
+            return Ok(rec);
+        }
+        if !proc::is_running(&rec) {
+            bail!(
+                "{NODE_AGENT_BIN} exited before its nodes were Ready; last log lines:\n{}",
+                log_tail(log_file, 40)
+            );
+        }
+        if t0.elapsed() > Duration::from_secs(90) {
+            bail!(
+                "node(s) {} not Ready after 90s; last {NODE_AGENT_BIN} log lines:\n{}",
+                names.join(", "),
+                log_tail(log_file, 20)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+pub fn install_crds(kubectl: &Kubectl, files: &[PathBuf]) -> anyhow::Result<()> {
     if files.is_empty() {
         return Ok(());
     }
@@ -417,4 +481,17 @@ pub fn down() -> anyhow::Result<()> {
         .with_context(|| format!("removing {}", layout.root.display()))?;
     log(format!("removed {}", layout.root.display()));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_nodes_with_ready_true_count() {
+        let text =
+            "fp-node-0 True\nfp-node-1 False\nfp-up-node-0 Unknown\nfp-up-node-1 True\nbroken\n";
+        assert_eq!(parse_ready_nodes(text), ["fp-node-0", "fp-up-node-1"]);
+        assert!(parse_ready_nodes("").is_empty());
+    }
 }
