@@ -4,7 +4,8 @@
 //! (g) a broken first deploy never serves; (a) a healthy rollout under traffic loses no request;
 //! (b) a release failing readiness is rolled back before any traffic reaches it; (d) a failing
 //! migration aborts; (c) a release failing after promotion is switched back; (e) the leader killed
-//! in every stage is rollout_failover.rs; (f) manual promotion and rollback through `kubectl fp`.
+//! in every stage is rollout_failover.rs; (f) manual promotion and rollback through `kubectl fp`;
+//! (h) a change of the config file and of a Secret the pods read are rolled out (or back) the same way.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -373,6 +374,106 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
         history.contains("5.0.0") && history.contains("4.0.0") && history.contains("2.0.0"),
         "{history}"
     );
+
+    // (h) Configuration is released like a version. Back to the serving 4.0.0 first.
+    patch_spec(
+        &fps,
+        NAME,
+        json!({"version": "4.0.0", "rollout": {"autoPromote": true, "progressDeadlineSeconds": 30}}),
+    )
+    .await;
+    let before = wait_stage(&fps, NAME, "Idle", "4.0.0").await;
+    let old_config = before["active"]["config"].as_str().unwrap().to_owned();
+    let old_color = before["active"]["color"].as_str().unwrap().to_owned();
+    // A spec setting of the API server's config file: rolled out on the other color, analysed,
+    // switched; the old color keeps its own ConfigMap until it runs something else.
+    patch_spec(&fps, NAME, json!({"auth": {"accessTokenTtl": "20m"}})).await;
+    let rolled = wait_for("the configuration change rolled out", async || {
+        let status = fp_status(&fps, NAME).await;
+        let done = status["rollout"]["stage"] == "Idle"
+            && status["active"]["config"] != old_config.as_str()
+            && status["active"]["version"] == "4.0.0";
+        (done.then(|| status.clone()), status["rollout"].to_string())
+    })
+    .await;
+    let new_config = rolled["active"]["config"].as_str().unwrap().to_owned();
+    assert_ne!(rolled["active"]["color"], old_color.as_str(), "{rolled}");
+    assert_eq!(
+        active_selector(&client, &namespace).await,
+        rolled["active"]["color"]
+    );
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), &namespace);
+    let names: Vec<String> = config_maps
+        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={NAME}")))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|cm| cm.name_any())
+        .filter(|n| n.starts_with(&format!("{NAME}-config-")))
+        .collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "the new file and the one the old color keeps: {names:?}"
+    );
+    assert!(!active_endpoints(&client, &namespace).await.is_empty());
+
+    // An edited Secret the pods read is a release too: a database password that does not work is
+    // rejected before traffic reaches it, and the serving pods keep answering.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), &namespace);
+    let set_url = async |url: String| {
+        secrets
+            .patch(
+                &format!("{NAME}-database"),
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"stringData": {"url": url}})),
+            )
+            .await
+            .expect("patch the database Secret");
+    };
+    set_url(common::platform::database_url(
+        &installed.server,
+        &installed.database,
+        Some("not-the-password"),
+    ))
+    .await;
+    let rejected = wait_for("the bad Secret rejected", async || {
+        let status = fp_status(&fps, NAME).await;
+        let r = &status["rollout"];
+        let done = r["stage"] == "Aborted" && r["targetConfig"] != new_config.as_str();
+        (done.then(|| status.clone()), r.to_string())
+    })
+    .await;
+    assert_eq!(
+        rejected["active"]["config"],
+        new_config.as_str(),
+        "{rejected}"
+    );
+    assert_eq!(
+        active_selector(&client, &namespace).await,
+        rejected["active"]["color"]
+    );
+    let http = reqwest::Client::new();
+    for endpoint in active_endpoints(&client, &namespace).await {
+        let status = http
+            .get(format!("http://{endpoint}/health/ready"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        assert_eq!(status.ok(), Some(200), "serving pod {endpoint} still ready");
+    }
+    // Put right: the corrected Secret rolls out and serves.
+    set_url(installed.database_url()).await;
+    wait_for("the corrected Secret rolled out", async || {
+        let status = fp_status(&fps, NAME).await;
+        let done = status["rollout"]["stage"] == "Idle"
+            && status["active"]["config"] != new_config.as_str();
+        (done.then_some(()), status["rollout"].to_string())
+    })
+    .await;
     drop(installed);
 }
 

@@ -168,6 +168,26 @@ impl Context {
     }
 }
 
+/// The instances in `namespace` whose API pods read Secret `name`.
+fn instances_reading_secret(
+    instances: &[Arc<DeserializeGuard<FootballPrediction>>],
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<DeserializeGuard<FootballPrediction>>> {
+    instances
+        .iter()
+        .filter_map(|guard| guard.0.as_ref().ok())
+        .filter(|fp| fp.namespace().as_deref() == Some(namespace))
+        .filter(|fp| {
+            let names = crate::resources::Names::new(fp.name_any());
+            validate::pod_secret_names(&fp.spec, &names)
+                .iter()
+                .any(|n| n == name)
+        })
+        .map(|fp| ObjectRef::new(&fp.name_any()).within(namespace))
+        .collect()
+}
+
 /// Keeps the entries whose object (by uid) is still live.
 fn retain_live<K, V>(
     memo: &mut HashMap<K, V>,
@@ -357,6 +377,20 @@ async fn run_controller(
     }
 
     let store = controller.store();
+    // An edit of a user's Secret the API pods read (e.g. the database URL) is a new release: map
+    // it to the instances of its namespace that name it. Secrets are only passed through, never
+    // cached or logged.
+    let referencing = store.clone();
+    controller = controller.watches(
+        api::<Secret>(&client, ns),
+        watcher::Config::default(),
+        move |secret: Secret| {
+            let (Some(namespace), Some(name)) = (secret.namespace(), secret.metadata.name) else {
+                return Vec::new();
+            };
+            instances_reading_secret(&referencing.state(), &namespace, &name)
+        },
+    );
     let synced = store.clone();
     tokio::spawn(async move {
         // The store's ready signal wakes only its most recent waiter (the controller's runner), so
@@ -434,6 +468,43 @@ mod tests {
         retain_live(&mut by_color, &live, |(uid, _)| uid);
         assert_eq!(by_color.len(), 1);
         assert!(by_color.contains_key(&("a".to_owned(), Color::Blue)));
+    }
+
+    #[test]
+    fn an_edited_secret_wakes_the_instances_whose_pods_read_it() {
+        let instance = |namespace: &str, name: &str, spec: serde_json::Value| {
+            let fp: FootballPrediction = serde_json::from_value(serde_json::json!({
+                "apiVersion": "footballprediction.io/v1alpha1", "kind": "FootballPrediction",
+                "metadata": {"name": name, "namespace": namespace}, "spec": spec}))
+            .unwrap();
+            Arc::new(DeserializeGuard(Ok(fp)))
+        };
+        let all = [
+            // Reads the default `<name>-database`.
+            instance("football", "prod", serde_json::json!({"version": "1"})),
+            instance(
+                "football",
+                "staging",
+                serde_json::json!({"version": "1",
+                    "database": {"urlSecretRef": {"name": "shared-db", "key": "url"}},
+                    "auth": {"adminPasswordSecretRef": {"name": "admins", "key": "pw"}}}),
+            ),
+            instance("other", "prod", serde_json::json!({"version": "1"})),
+        ];
+        let names = |secret: &str| -> Vec<String> {
+            instances_reading_secret(&all, "football", secret)
+                .iter()
+                .map(|r| r.name.clone())
+                .collect()
+        };
+        assert_eq!(names("prod-database"), ["prod"]);
+        assert_eq!(names("shared-db"), ["staging"]);
+        assert_eq!(names("admins"), ["staging"]);
+        assert!(
+            names("staging-database").is_empty(),
+            "staging names its own"
+        );
+        assert!(names("unrelated").is_empty());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! runs the analysis round the machine asks for, and performs the effects of a step (events,
 //! metrics). Everything it decides is decided by the pure [`super::rollout`] functions.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -20,7 +21,7 @@ use crate::crd::{
 };
 use crate::notify::Notification;
 use crate::resources::common::{API_PORT, api_selector_labels, short_hash};
-use crate::resources::{ColorTarget, migration_job};
+use crate::resources::{ColorTarget, deployment, migration_job};
 
 const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 /// Longest Job failure text kept in the status.
@@ -57,12 +58,32 @@ pub fn settings(v: &Validated, serving_replicas: Option<i32>) -> RolloutSettings
     }
 }
 
-/// The release the spec asks for.
-pub fn desired(v: &Validated) -> Release {
+/// The release the spec asks for, with the versions of the Secrets its pods read.
+pub fn desired(v: &Validated, secret_versions: &[(String, String)]) -> Release {
     Release {
         version: v.spec.version.clone(),
         image: v.image_for(&v.spec.version),
+        config: deployment::config_revision(v, secret_versions),
     }
+}
+
+/// `(name, resourceVersion)` of the user's Secrets the API pods read (the database URL, and the
+/// signing keys and admin password when the spec names them): editing one is a new release.
+pub fn pod_secret_versions(
+    v: &Validated,
+    found: &BTreeMap<String, Option<Secret>>,
+) -> Vec<(String, String)> {
+    super::validate::pod_secret_names(&v.spec, &v.names)
+        .into_iter()
+        .map(|name| {
+            let version = found
+                .get(&name)
+                .and_then(Option::as_ref)
+                .and_then(|s| s.metadata.resource_version.clone())
+                .unwrap_or_default();
+            (name, version)
+        })
+        .collect()
 }
 
 /// The machine's part of the status.
@@ -120,6 +141,7 @@ pub async fn migration_state(
     let target = ColorTarget {
         version: r.target_version.clone(),
         image: r.target_image.clone(),
+        config: r.target_config.clone(),
         replicas: None,
     };
     let Some(name) = migration_job::migration_job(v, &target).and_then(|j| j.metadata.name) else {

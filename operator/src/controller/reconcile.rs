@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::error_boundary::{DeserializeGuard, InvalidObject};
@@ -244,16 +244,24 @@ async fn reconcile_valid(
     let jwt_keys = secret_data(v.signing_keys.secret());
     let admin_password = secret_data(&v.admin_password.name);
     // The rollout: observe, maybe run one analysis round, take one step, plan the colors.
-    let desired = progress::desired(&v);
+    let secret_versions = progress::pod_secret_versions(&v, &found);
+    let desired = progress::desired(&v, &secret_versions);
     let before = progress::state(fp.status.as_ref());
-    let view_of = |color: Color| {
+    let live_deployment = |color: Color| {
         live.get(&Kind::Deployment)
             .and_then(|ds| {
                 ds.iter()
                     .find(|d| d.name_any() == v.names.deployment(color))
             })
             .and_then(|d| typed::<Deployment>(Kind::Deployment, Some(d)))
-            .map(|d| DeploymentView::from_deployment(&d))
+    };
+    let (blue_live, green_live) = (live_deployment(Color::Blue), live_deployment(Color::Green));
+    let view_of = |color: Color| {
+        match color {
+            Color::Blue => blue_live.as_ref(),
+            Color::Green => green_live.as_ref(),
+        }
+        .map(DeploymentView::from_deployment)
     };
     let serving_replicas = before
         .active
@@ -270,10 +278,20 @@ async fn reconcile_valid(
     };
     let annotations = fp.annotations().clone();
     let commands = RolloutCommand::pending(&annotations);
+    // The previous version, with today's configuration (a configuration alone is not kept in
+    // history: the previous configuration is the one to restore by reverting the spec).
     let previous = before.history.get(1).map(|h| rollout::Release {
         image: v.image_for(&h.version),
         version: h.version.clone(),
+        config: desired.config.clone(),
     });
+    let config_maps: BTreeMap<String, BTreeMap<String, String>> = live
+        .get(&Kind::ConfigMap)
+        .into_iter()
+        .flatten()
+        .filter_map(|cm| typed::<ConfigMap>(Kind::ConfigMap, Some(cm)))
+        .filter_map(|cm| Some((cm.metadata.name?, cm.data.unwrap_or_default())))
+        .collect();
     let (after, effects) = rollout::step(
         &before,
         &rollout::Inputs {
@@ -301,6 +319,10 @@ async fn reconcile_valid(
         LiveInputs {
             jwt_keys: jwt_keys.as_ref(),
             admin_password: admin_password.as_ref(),
+            blue_template: blue_live.as_ref().map(|d| &d.spec.template),
+            green_template: green_live.as_ref().map(|d| &d.spec.template),
+            config_maps: Some(&config_maps),
+            secret_versions: &secret_versions,
         },
         now,
         Entropy {

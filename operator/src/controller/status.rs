@@ -76,6 +76,8 @@ pub struct DeploymentView {
     pub deadline_exceeded: bool,
     /// Image of the API container in the pod template.
     pub image: String,
+    /// Configuration revision of the pod template (empty when it has none).
+    pub config: String,
 }
 
 impl DeploymentView {
@@ -102,6 +104,15 @@ impl DeploymentView {
                 .as_ref()
                 .and_then(|p| p.containers.first())
                 .and_then(|c| c.image.clone())
+                .unwrap_or_default(),
+            config: d
+                .spec
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.annotations.as_ref())
+                .and_then(|a| a.get(crate::crd::annotations::RELEASE_CONFIG))
+                .cloned()
                 .unwrap_or_default(),
         }
     }
@@ -568,6 +579,7 @@ mod tests {
         let target = |v: &str, r| ColorTarget {
             version: v.into(),
             image: format!("i:{v}"),
+            config: String::new(),
             replicas: Some(r),
         };
         ColorPlan {
@@ -590,6 +602,7 @@ mod tests {
             current: true,
             deadline_exceeded: false,
             image: "i:1.4.2".into(),
+            config: String::new(),
         }
     }
 
@@ -600,12 +613,14 @@ mod tests {
                 color: Color::Blue,
                 version: "1.4.2".into(),
                 image: String::new(),
+                config: String::new(),
                 ready_replicas: 0,
             }),
             preview: Some(ColorStatus {
                 color: Color::Green,
                 version: "1.4.1".into(),
                 image: String::new(),
+                config: String::new(),
                 ready_replicas: 0,
             }),
             ..RolloutState::default()
@@ -743,6 +758,7 @@ mod tests {
                 color: Color::Blue,
                 version: "1.4.2".into(),
                 image: String::new(),
+                config: String::new(),
                 ready_replicas: 3
             })
         );

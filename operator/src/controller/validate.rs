@@ -296,6 +296,32 @@ pub struct SecretRequirement {
     pub need: SecretNeed,
 }
 
+/// Names of the user's Secrets the API pods read: the database URL's, and the signing keys' and
+/// admin password's when the spec names them (generated ones are the operator's own).
+pub fn pod_secret_names(spec: &FootballPredictionSpec, names: &Names) -> Vec<String> {
+    let mut out = vec![
+        spec.database
+            .url_secret_ref
+            .as_ref()
+            .map_or_else(|| names.database_secret(), |r| r.name.clone()),
+    ];
+    out.extend(
+        spec.auth
+            .signing_keys_secret_ref
+            .iter()
+            .map(|r| r.name.clone()),
+    );
+    out.extend(
+        spec.auth
+            .admin_password_secret_ref
+            .iter()
+            .map(|r| r.name.clone()),
+    );
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The user-managed Secrets this FootballPrediction references (generated ones are not listed).
 pub fn secret_requirements(v: &Validated) -> Vec<SecretRequirement> {
     let spec = &v.spec;

@@ -54,8 +54,8 @@ pub mod labels {
 pub mod annotations {
     /// Hash of the desired child as last built; lets the operator skip writes that change nothing.
     pub const SPEC_HASH: &str = "footballprediction.io/spec-hash";
-    /// Hash of the API server configuration, on the pod template, so a config change rolls pods.
-    pub const CONFIG_HASH: &str = "footballprediction.io/config-hash";
+    /// Configuration revision of the release a pod template runs (`status.active.config`).
+    pub const RELEASE_CONFIG: &str = "footballprediction.io/release-config";
 }
 
 /// Annotations a person (or `kubectl fp`) sets on a FootballPrediction to steer its rollout. The

@@ -95,6 +95,10 @@ pub struct ColorStatus {
     /// Image the color runs; empty when it never ran one.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image: String,
+    /// Revision of the pod configuration the color runs: a hash of its pod template, the API
+    /// server's config file and the versions of the Secrets its pods read. Empty when unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub config: String,
     /// Ready pods of the color.
     #[serde(default)]
     pub ready_replicas: i32,
@@ -113,6 +117,9 @@ pub struct RolloutStatus {
     /// Image of the release being rolled out.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub target_image: String,
+    /// Configuration revision of the release being rolled out (see `active.config`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target_config: String,
     /// Color receiving the release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_color: Option<Color>,

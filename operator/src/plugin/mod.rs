@@ -150,11 +150,16 @@ pub fn render_status(fp: &FootballPrediction) -> String {
             } else {
                 &c.version
             };
+            let config = if c.config.is_empty() {
+                String::new()
+            } else {
+                format!(", configuration {}", c.config)
+            };
             line(
                 &mut out,
                 2,
                 format!(
-                    "{role:<8} {:<6} version {version}, {} ready",
+                    "{role:<8} {:<6} version {version}{config}, {} ready",
                     c.color.as_str(),
                     c.ready_replicas
                 ),
@@ -278,7 +283,8 @@ mod tests {
             "spec": {"version": "1.4.2"},
             "status": {
                 "phase": "Healthy",
-                "active": {"color": "blue", "version": "1.4.2", "readyReplicas": 3},
+                "active": {"color": "blue", "version": "1.4.2", "config": "5d41402abc",
+                    "readyReplicas": 3},
                 "preview": {"color": "green", "version": "", "readyReplicas": 0},
                 "conditions": [{"type": "Ready", "status": "True", "reason": "Serving",
                     "message": "3/3 pods of 1.4.2 (blue) ready",
@@ -294,7 +300,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("  active   blue   version 1.4.2, 3 ready\n"),
+            text.contains("  active   blue   version 1.4.2, configuration 5d41402abc, 3 ready\n"),
             "{text}"
         );
         assert!(

@@ -316,6 +316,7 @@ mod tests {
         ColorTarget {
             version: "1.4.2".into(),
             image: "footballprediction/fp-api-server:1.4.2".into(),
+            config: String::new(),
             replicas: Some(2),
         }
     }

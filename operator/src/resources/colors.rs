@@ -11,6 +11,8 @@ pub struct ColorTarget {
     pub version: String,
     /// Full image reference.
     pub image: String,
+    /// Configuration revision of the release (see `deployment::config_revision`).
+    pub config: String,
     /// Pods; `None` leaves the count to the HorizontalPodAutoscaler.
     pub replicas: Option<i32>,
 }

@@ -255,19 +255,22 @@ pub fn tmp_volume() -> (Volume, VolumeMount) {
     )
 }
 
-/// The API server's configuration ConfigMap, mounted read-only.
+/// Name of the pod volume holding the API server's config file.
+pub const CONFIG_VOLUME: &str = "config";
+
+/// The API server's configuration ConfigMap (of the spec's current content), mounted read-only.
 pub fn config_volume(v: &Validated) -> (Volume, VolumeMount) {
     (
         Volume {
-            name: "config".into(),
+            name: CONFIG_VOLUME.into(),
             config_map: Some(k8s_openapi::api::core::v1::ConfigMapVolumeSource {
-                name: v.names.config_map(),
+                name: v.names.config_map(&super::config_map::config_hash(v)),
                 ..Default::default()
             }),
             ..Volume::default()
         },
         VolumeMount {
-            name: "config".into(),
+            name: CONFIG_VOLUME.into(),
             mount_path: contract::CONFIG_DIR.into(),
             read_only: Some(true),
             ..VolumeMount::default()

@@ -40,18 +40,25 @@ pub fn config_toml(v: &Validated) -> String {
     lines.join("\n") + "\n"
 }
 
-/// Hash of the configuration, put on pod templates so a change rolls the pods.
+/// Hash of the configuration: names its ConfigMap and goes into the release's configuration
+/// revision, so a change is rolled out like a new version.
 pub fn config_hash(v: &Validated) -> String {
     short_hash(config_toml(v).as_bytes())
 }
 
+/// The ConfigMap of the spec's current configuration. Immutable: a new content is a new name.
 pub fn config_map(v: &Validated) -> ConfigMap {
+    let data = BTreeMap::from([(contract::CONFIG_KEY.to_owned(), config_toml(v))]);
+    kept_config_map(v, &v.names.config_map(&config_hash(v)), data)
+}
+
+/// A ConfigMap a color still mounts (its release started with that content): rebuilt from what
+/// is live, so it stays while that color may run.
+pub fn kept_config_map(v: &Validated, name: &str, data: BTreeMap<String, String>) -> ConfigMap {
     ConfigMap {
-        metadata: child_meta(v, v.names.config_map(), Component::Config),
-        data: Some(BTreeMap::from([(
-            contract::CONFIG_KEY.to_owned(),
-            config_toml(v),
-        )])),
+        metadata: child_meta(v, name.to_owned(), Component::Config),
+        data: Some(data),
+        immutable: Some(true),
         ..ConfigMap::default()
     }
 }
@@ -80,7 +87,11 @@ mod tests {
              shutdown_timeout = \"25s\"\n"
         );
         let cm = config_map(&v);
-        assert_eq!(cm.metadata.name.as_deref(), Some("prod-config"));
+        assert_eq!(
+            cm.metadata.name,
+            Some(format!("prod-config-{}", config_hash(&v)))
+        );
+        assert_eq!(cm.immutable, Some(true));
         assert_eq!(cm.data.unwrap()["config.toml"], config_toml(&v));
     }
 

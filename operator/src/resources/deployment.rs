@@ -16,7 +16,7 @@ use super::colors::ColorTarget;
 use super::common::{
     API_PORT, API_PORT_NAME, Component, api_selector_labels, child_labels, child_meta,
     config_volume, container_security_context, contract, env, env_from_field, env_from_secret,
-    image_pull_secrets, pod_security_context, resource_requirements, tmp_volume,
+    image_pull_secrets, pod_security_context, resource_requirements, short_hash, tmp_volume,
 };
 use super::config_map::{DRAIN_DELAY_SECONDS, SHUTDOWN_TIMEOUT_SECONDS};
 use crate::controller::validate::Validated;
@@ -112,12 +112,36 @@ fn api_container(v: &Validated, target: &ColorTarget) -> (Container, Vec<Volume>
     (container, vec![jwt, admin, config, tmp])
 }
 
-/// The Deployment of one color. `config_hash` goes on the pod template so a config change rolls pods.
+/// The configuration revision of the spec's release: a hash of the pod template it renders (the
+/// version and image left out: they are parts of the release of their own) and of the versions of
+/// the Secrets the pods read. A new revision is rolled out like a new version.
+pub fn config_revision(v: &Validated, secret_versions: &[(String, String)]) -> String {
+    let placeholder = ColorTarget {
+        version: String::new(),
+        image: String::new(),
+        config: String::new(),
+        replicas: None,
+    };
+    let template = deployment(v, Color::Blue, &placeholder, "", None)
+        .spec
+        .template;
+    let mut bytes = serde_json::to_vec(&template).unwrap_or_default();
+    for (name, version) in secret_versions {
+        bytes.extend_from_slice(format!("\nsecret {name} {version}").as_bytes());
+    }
+    short_hash(&bytes)
+}
+
+/// The Deployment of one color, its pod template rendered from the spec (configuration revision
+/// `revision`) unless `frozen`: the live pod template of a color that runs another
+/// configuration than the spec's (the serving color while a new one rolls out, or the old color
+/// kept for a switch back): it is kept as it is, only the replicas change.
 pub fn deployment(
     v: &Validated,
     color: Color,
     target: &ColorTarget,
-    config_hash: &str,
+    revision: &str,
+    frozen: Option<&PodTemplateSpec>,
 ) -> Deployment {
     let selector = api_selector_labels(v, color);
     let mut meta = child_meta(v, v.names.deployment(color), Component::Api);
@@ -148,12 +172,12 @@ pub fn deployment(
                     max_unavailable: Some(IntOrString::Int(0)),
                 }),
             }),
-            template: PodTemplateSpec {
+            template: frozen.cloned().unwrap_or_else(|| PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
                     annotations: Some(BTreeMap::from([(
-                        annotations::CONFIG_HASH.to_owned(),
-                        config_hash.to_owned(),
+                        annotations::RELEASE_CONFIG.to_owned(),
+                        revision.to_owned(),
                     )])),
                     ..ObjectMeta::default()
                 }),
@@ -180,7 +204,7 @@ pub fn deployment(
                     volumes: Some(volumes),
                     ..PodSpec::default()
                 }),
-            },
+            }),
             ..DeploymentSpec::default()
         },
         ..Deployment::default()
@@ -198,6 +222,7 @@ mod tests {
         ColorTarget {
             version: "1.4.2".into(),
             image: "footballprediction/fp-api-server:1.4.2".into(),
+            config: String::new(),
             replicas,
         }
     }
@@ -217,7 +242,7 @@ mod tests {
     #[test]
     fn names_selects_and_scales_by_color() {
         let v = validated(json!({"version": "1.4.2"}));
-        let d = deployment(&v, Color::Green, &target(Some(3)), "abc");
+        let d = deployment(&v, Color::Green, &target(Some(3)), "abc", None);
         assert_eq!(d.metadata.name.as_deref(), Some("prod-green"));
         let spec = &d.spec;
         assert_eq!(spec.replicas, Some(3));
@@ -244,13 +269,13 @@ mod tests {
             .annotations
             .as_ref()
             .unwrap();
-        assert_eq!(annotations["footballprediction.io/config-hash"], "abc");
+        assert_eq!(annotations["footballprediction.io/release-config"], "abc");
     }
 
     #[test]
     fn autoscaled_color_leaves_replicas_unset() {
         let v = validated(json!({"version": "1.4.2"}));
-        let d = deployment(&v, Color::Blue, &target(None), "abc");
+        let d = deployment(&v, Color::Blue, &target(None), "abc", None);
         let value = serde_json::to_value(&d).unwrap();
         assert!(
             value["spec"].get("replicas").is_none(),
@@ -263,7 +288,7 @@ mod tests {
         let v = validated(
             json!({"version": "1.4.2", "database": {"urlSecretRef": {"name": "db", "key": "uri"}}}),
         );
-        let d = deployment(&v, Color::Blue, &target(Some(2)), "abc");
+        let d = deployment(&v, Color::Blue, &target(Some(2)), "abc", None);
         let c = &pod(&d).containers[0];
         assert_eq!(
             c.image.as_deref(),
@@ -323,7 +348,10 @@ mod tests {
             volumes["admin-password"]["secret"]["items"],
             json!([{"key": "password", "path": "password"}])
         );
-        assert_eq!(volumes["config"]["configMap"]["name"], "prod-config");
+        assert_eq!(
+            volumes["config"]["configMap"]["name"],
+            format!("prod-config-{}", super::super::config_map::config_hash(&v))
+        );
     }
 
     #[test]
@@ -331,7 +359,7 @@ mod tests {
         let v = validated(
             json!({"version": "1.4.2", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}}),
         );
-        let d = deployment(&v, Color::Blue, &target(Some(2)), "abc");
+        let d = deployment(&v, Color::Blue, &target(Some(2)), "abc", None);
         let c = &pod(&d).containers[0];
         let path = |p: &Option<Probe>| {
             p.as_ref()
@@ -371,7 +399,7 @@ mod tests {
             json!({"version": "1", "auth": {"signingKeysSecretRef": {"name": "keys"},
             "adminPasswordSecretRef": {"name": "adm", "key": "pw"}}, "image": {"pullSecrets": ["regcred"]}}),
         );
-        let d = deployment(&v, Color::Blue, &target(Some(2)), "abc");
+        let d = deployment(&v, Color::Blue, &target(Some(2)), "abc", None);
         let volumes: BTreeMap<&str, serde_json::Value> = pod(&d)
             .volumes
             .iter()

@@ -52,6 +52,7 @@ mod tests {
         let t = ColorTarget {
             version: "1".into(),
             image: "i:1".into(),
+            config: String::new(),
             replicas: None,
         };
         ColorPlan {

@@ -98,6 +98,7 @@ mod tests {
         ColorTarget {
             version: version.into(),
             image: format!("footballprediction/fp-api-server:{version}"),
+            config: String::new(),
             replicas: Some(2),
         }
     }

@@ -29,7 +29,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+    ConfigMap, PersistentVolumeClaim, PodTemplateSpec, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -48,11 +48,28 @@ use prometheus_rule::PrometheusRule;
 use service_monitor::ServiceMonitor;
 
 /// What the builders read from the cluster: the generated Secrets' current data, so keys and
-/// passwords are kept rather than regenerated.
+/// passwords are kept rather than regenerated; the colors' pod templates and config ConfigMaps, so
+/// a color running another configuration than the spec's keeps it; the referenced Secrets' versions.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LiveInputs<'a> {
     pub jwt_keys: Option<&'a BTreeMap<String, ByteString>>,
     pub admin_password: Option<&'a BTreeMap<String, ByteString>>,
+    pub blue_template: Option<&'a PodTemplateSpec>,
+    pub green_template: Option<&'a PodTemplateSpec>,
+    /// Data of the live ConfigMaps of this instance, by name.
+    pub config_maps: Option<&'a BTreeMap<String, BTreeMap<String, String>>>,
+    /// `(name, resourceVersion)` of the Secrets the API pods read (see
+    /// [`deployment::config_revision`]).
+    pub secret_versions: &'a [(String, String)],
+}
+
+impl LiveInputs<'_> {
+    fn template(&self, color: Color) -> Option<&PodTemplateSpec> {
+        match color {
+            Color::Blue => self.blue_template,
+            Color::Green => self.green_template,
+        }
+    }
 }
 
 /// Sources of randomness for generated secrets (injected so builders stay pure and testable).
@@ -66,7 +83,8 @@ pub struct Entropy<'a> {
 #[derive(Clone, Debug)]
 pub struct ChildSet {
     pub service_account: ServiceAccount,
-    pub config_map: ConfigMap,
+    /// The spec's config, then those colors still mount.
+    pub config_maps: Vec<ConfigMap>,
     pub jwt_secret: Option<Secret>,
     pub admin_secret: Option<Secret>,
     pub blue: Deployment,
@@ -119,7 +137,7 @@ impl ChildSet {
     pub fn into_children(self) -> Result<Vec<Child>, ChildError> {
         let Self {
             service_account,
-            config_map,
+            config_maps,
             jwt_secret,
             admin_secret,
             blue,
@@ -139,11 +157,8 @@ impl ChildSet {
             service_monitor,
             dashboard,
         } = self;
-        let mut out = vec![
-            child(Kind::ServiceAccount, &service_account)?,
-            child(Kind::ConfigMap, &config_map)?,
-        ];
-        for cm in dashboard.iter() {
+        let mut out = vec![child(Kind::ServiceAccount, &service_account)?];
+        for cm in config_maps.iter().chain(dashboard.iter()) {
             out.push(child(Kind::ConfigMap, cm)?);
         }
         for secret in jwt_secret.iter().chain(admin_secret.iter()) {
@@ -194,15 +209,42 @@ pub fn build(
     now: Timestamp,
     entropy: Entropy<'_>,
 ) -> ChildSet {
-    let config_hash = config_map::config_hash(v);
+    let revision = deployment::config_revision(v, live.secret_versions);
+    // A color planned with another configuration than the spec's keeps its live pod template.
+    let frozen = |color: Color| {
+        (plan.target(color).config != revision)
+            .then(|| live.template(color))
+            .flatten()
+    };
+    let color_deployment = |color: Color| {
+        deployment::deployment(v, color, plan.target(color), &revision, frozen(color))
+    };
+    let current = config_map::config_map(v);
+    let mut config_maps = vec![current.clone()];
+    for template in [frozen(Color::Blue), frozen(Color::Green)]
+        .into_iter()
+        .flatten()
+    {
+        let Some(name) = mounted_config_map(template) else {
+            continue;
+        };
+        let live_data = live.config_maps.and_then(|all| all.get(&name));
+        if let Some(data) = live_data
+            && !config_maps
+                .iter()
+                .any(|cm| cm.metadata.name.as_ref() == Some(&name))
+        {
+            config_maps.push(config_map::kept_config_map(v, &name, data.clone()));
+        }
+    }
     let active = plan.target(plan.active);
     ChildSet {
         service_account: service_account::service_account(v),
-        config_map: config_map::config_map(v),
+        config_maps,
         jwt_secret: jwt_secret::jwt_secret(v, live.jwt_keys, now, entropy.signing_key),
         admin_secret: admin_secret::admin_secret(v, live.admin_password, entropy.password),
-        blue: deployment::deployment(v, Color::Blue, plan.target(Color::Blue), &config_hash),
-        green: deployment::deployment(v, Color::Green, plan.target(Color::Green), &config_hash),
+        blue: color_deployment(Color::Blue),
+        green: color_deployment(Color::Green),
         active_service: service::active_service(v, plan),
         preview_service: service::preview_service(v, plan),
         ingress: ingress::ingress(v),
@@ -226,10 +268,25 @@ pub fn build(
     }
 }
 
+/// The ConfigMap a pod template mounts as the API server's config file.
+fn mounted_config_map(template: &PodTemplateSpec) -> Option<String> {
+    template
+        .spec
+        .as_ref()?
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == common::CONFIG_VOLUME)?
+        .config_map
+        .as_ref()
+        .map(|c| c.name.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::controller::validate::tests::validated;
+    use crate::crd::annotations;
     use pretty_assertions::assert_eq;
     use serde_json::json;
 
@@ -241,16 +298,19 @@ mod tests {
             migration: Some(ColorTarget {
                 version: "1.4.2".into(),
                 image: "footballprediction/fp-api-server:1.4.2".into(),
+                config: String::new(),
                 replicas: None,
             }),
             blue: ColorTarget {
                 version: "1.4.2".into(),
                 image: "footballprediction/fp-api-server:1.4.2".into(),
+                config: String::new(),
                 replicas: Some(2),
             },
             green: ColorTarget {
                 version: "1.4.2".into(),
                 image: "footballprediction/fp-api-server:1.4.2".into(),
+                config: String::new(),
                 replicas: Some(0),
             },
         }
@@ -278,9 +338,13 @@ mod tests {
     #[test]
     fn minimal_spec_builds_the_core_platform() {
         let names: Vec<(Kind, String)> = children(json!({"version": "1.4.2"}));
+        let config = format!(
+            "prod-config-{}",
+            config_map::config_hash(&validated(json!({"version": "1.4.2"})))
+        );
         let expected: Vec<(Kind, &str)> = vec![
             (Kind::ServiceAccount, "prod-api"),
-            (Kind::ConfigMap, "prod-config"),
+            (Kind::ConfigMap, &config),
             (Kind::ConfigMap, "prod-dashboard"),
             (Kind::Secret, "prod-jwt"),
             (Kind::Secret, "prod-admin"),
@@ -367,5 +431,133 @@ mod tests {
                 c.name
             );
         }
+    }
+
+    fn build_with(v: &Validated, plan: &ColorPlan, live: LiveInputs<'_>) -> ChildSet {
+        build(
+            v,
+            plan,
+            live,
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+            Entropy {
+                signing_key: &mut || [7; 32],
+                password: &mut || "pw".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn the_configuration_revision_follows_what_pods_run_but_not_the_release_version() {
+        let revision = |spec: Value, secrets: &[(String, String)]| {
+            deployment::config_revision(&validated(spec), secrets)
+        };
+        let base = revision(json!({"version": "1"}), &[]);
+        assert_eq!(
+            base,
+            revision(json!({"version": "2"}), &[]),
+            "version is its own part"
+        );
+        assert_eq!(
+            base,
+            revision(json!({"version": "1", "replicas": 7}), &[]),
+            "replicas are not configuration"
+        );
+        assert_ne!(
+            base,
+            revision(
+                json!({"version": "1", "auth": {"accessTokenTtl": "5m"}}),
+                &[]
+            ),
+            "the config file"
+        );
+        assert_ne!(
+            base,
+            revision(
+                json!({"version": "1", "resources": {"limits": {"memory": "1Gi"}}}),
+                &[]
+            ),
+            "the pod template"
+        );
+        let db = |rv: &str| vec![("prod-database".to_owned(), rv.to_owned())];
+        assert_ne!(
+            revision(json!({"version": "1"}), &db("41")),
+            revision(json!({"version": "1"}), &db("42")),
+            "an edited Secret"
+        );
+    }
+
+    #[test]
+    fn a_color_on_another_configuration_keeps_its_live_template_and_config_map() {
+        let old_spec = validated(json!({"version": "1.4.2"}));
+        let new_spec = validated(json!({"version": "1.4.2", "auth": {"accessTokenTtl": "5m"}}));
+        let old_revision = deployment::config_revision(&old_spec, &[]);
+        let new_revision = deployment::config_revision(&new_spec, &[]);
+        // What blue runs today, built from the old spec.
+        let old_blue = deployment::deployment(
+            &old_spec,
+            Color::Blue,
+            &ColorTarget {
+                config: old_revision.clone(),
+                ..plan().blue
+            },
+            &old_revision,
+            None,
+        );
+        let old_config = config_map::config_map(&old_spec);
+        let old_name = old_config.metadata.name.clone().unwrap();
+        let live_config_maps =
+            BTreeMap::from([(old_name.clone(), old_config.data.clone().unwrap())]);
+        // The new configuration rolls out on green while blue serves the old one.
+        let mut plan = plan();
+        plan.blue.config = old_revision.clone();
+        plan.green.config = new_revision.clone();
+        plan.green.replicas = Some(1);
+        let live = LiveInputs {
+            blue_template: Some(&old_blue.spec.template),
+            config_maps: Some(&live_config_maps),
+            ..LiveInputs::default()
+        };
+        let set = build_with(&new_spec, &plan, live);
+        assert_eq!(
+            set.blue.spec.template, old_blue.spec.template,
+            "blue untouched"
+        );
+        assert_eq!(set.blue.spec.replicas, Some(2), "only scaled");
+        let green_annotations = set
+            .green
+            .spec
+            .template
+            .metadata
+            .clone()
+            .unwrap()
+            .annotations
+            .unwrap();
+        assert_eq!(green_annotations[annotations::RELEASE_CONFIG], new_revision);
+        let names: Vec<String> = set
+            .config_maps
+            .iter()
+            .map(|cm| cm.metadata.name.clone().unwrap())
+            .collect();
+        let new_name = config_map::config_map(&new_spec).metadata.name.unwrap();
+        assert_eq!(
+            names,
+            [new_name.clone(), old_name.clone()],
+            "blue's file is kept"
+        );
+        assert_eq!(set.config_maps[1].data, old_config.data);
+
+        // Once no color runs the old configuration, its ConfigMap is no longer built (and so pruned).
+        plan.blue.config = new_revision.clone();
+        let set = build_with(&new_spec, &plan, live);
+        let names: Vec<String> = set
+            .config_maps
+            .iter()
+            .map(|cm| cm.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, [new_name]);
+        assert_ne!(
+            set.blue.spec.template, old_blue.spec.template,
+            "re-rendered"
+        );
     }
 }

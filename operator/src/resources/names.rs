@@ -25,9 +25,10 @@ impl Names {
     pub fn service_account(&self) -> String {
         self.with("api")
     }
-    /// ConfigMap with the API server's config.toml.
-    pub fn config_map(&self) -> String {
-        self.with("config")
+    /// ConfigMap with the API server's config.toml, one per content (named by its hash): a color
+    /// keeps the file it started with while the other color rolls out a new one.
+    pub fn config_map(&self, content_hash: &str) -> String {
+        self.with(&format!("config-{content_hash}"))
     }
     /// Operator-generated JWT signing keys.
     pub fn jwt_secret(&self) -> String {

@@ -68,6 +68,7 @@ mod tests {
         let t = ColorTarget {
             version: "1".into(),
             image: "i:1".into(),
+            config: String::new(),
             replicas: Some(1),
         };
         ColorPlan {

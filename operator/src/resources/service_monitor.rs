@@ -115,6 +115,7 @@ mod tests {
         let t = ColorTarget {
             version: "1".into(),
             image: "i".into(),
+            config: String::new(),
             replicas: Some(1),
         };
         let plan = ColorPlan {

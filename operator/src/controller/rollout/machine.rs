@@ -33,17 +33,33 @@ pub mod reasons {
     pub const ROLLED_BACK: &str = "RolledBack";
 }
 
-/// A release: what one color runs.
+/// A release: what one color runs. A change of any part (the version, the image, or the pod
+/// configuration: settings, the API server's config file, a referenced Secret) is a new release and
+/// goes through a rollout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Release {
     pub version: String,
     pub image: String,
+    /// Configuration revision (`ColorStatus::config`).
+    pub config: String,
 }
 
 impl Release {
-    /// Same release; an image unknown to an older status counts as matching.
+    /// Same release; an image or configuration unknown to an older status counts as matching.
     fn matches(&self, color: &ColorStatus) -> bool {
-        self.version == color.version && (color.image.is_empty() || self.image == color.image)
+        self.version == color.version
+            && (color.image.is_empty() || self.image == color.image)
+            && (color.config.is_empty() || self.config == color.config)
+    }
+
+    /// How messages name the release: the version, and the configuration when that is what changed.
+    fn describe(&self, serving: Option<&ColorStatus>) -> String {
+        match serving {
+            Some(s) if s.version == self.version && !self.config.is_empty() => {
+                format!("{} (configuration {})", self.version, self.config)
+            }
+            _ => self.version.clone(),
+        }
     }
 }
 
@@ -223,6 +239,14 @@ pub fn step(state: &State, inputs: &Inputs<'_>) -> (State, Vec<Effect>) {
         now: inputs.now,
         settings: inputs.settings,
     };
+    // A status written before configuration revisions existed: the serving color runs what the
+    // spec says (nothing rolled it since), so adopt the revision instead of rolling out again.
+    if let Some(active) = m.s.active.as_mut()
+        && active.config.is_empty()
+        && inputs.desired.matches(active)
+    {
+        active.config = inputs.desired.config.clone();
+    }
     for &command in inputs.commands {
         m.command(command, inputs);
     }
@@ -244,6 +268,7 @@ impl Machine<'_> {
         Release {
             version: self.s.rollout.target_version.clone(),
             image: self.s.rollout.target_image.clone(),
+            config: self.s.rollout.target_config.clone(),
         }
     }
 
@@ -426,7 +451,12 @@ impl Machine<'_> {
     fn start(&mut self, release: Release, rollback: bool) {
         let from = self.s.active.as_ref().map(|a| a.version.clone());
         let color = idle_color(&self.s);
-        let first = if self.settings.backup_before_migration && self.settings.migrations {
+        let described = release.describe(self.s.active.as_ref());
+        // The same version has the same schema: a configuration change needs no migration.
+        let same_schema = from.as_deref() == Some(release.version.as_str());
+        let first = if same_schema {
+            RolloutStage::Previewing
+        } else if self.settings.backup_before_migration && self.settings.migrations {
             RolloutStage::BackingUp
         } else if self.settings.migrations {
             RolloutStage::Migrating
@@ -437,14 +467,14 @@ impl Machine<'_> {
             stage: first,
             target_version: release.version.clone(),
             target_image: release.image,
+            target_config: release.config,
             target_color: Some(color),
             from_version: from.clone().unwrap_or_default(),
             started_at: Some(Time(self.now)),
             stage_started_at: Some(Time(self.now)),
             rollback,
             message: format!(
-                "rolling out {} on {}{}",
-                release.version,
+                "rolling out {described} on {}{}",
                 color.as_str(),
                 from.as_ref()
                     .map(|f| format!(" (serving {f})"))
@@ -477,7 +507,11 @@ impl Machine<'_> {
     /// progress deadline.
     fn await_pods(&mut self, view: Option<&DeploymentView>, want: i32, next: RolloutStage) {
         let target = self.target();
-        let up_to_date = view.filter(|v| v.current && v.image == target.image);
+        let up_to_date = view.filter(|v| {
+            v.current
+                && v.image == target.image
+                && (target.config.is_empty() || v.config == target.config)
+        });
         let available = up_to_date.map_or(0, |v| v.available.min(v.updated));
         if up_to_date.is_some() && available >= want {
             if next == RolloutStage::PostPromotion {
@@ -613,6 +647,7 @@ impl Machine<'_> {
             color,
             version: target.version.clone(),
             image: target.image,
+            config: target.config,
             ready_replicas: self.settings.replicas,
         };
         self.s.preview = self.s.active.replace(new_active);
@@ -678,7 +713,11 @@ impl Machine<'_> {
                     .as_ref()
                     .map(|p| p.version.clone())
                     .unwrap_or_default(),
-                target_image: rejected.map(|p| p.image).unwrap_or_default(),
+                target_image: rejected
+                    .as_ref()
+                    .map(|p| p.image.clone())
+                    .unwrap_or_default(),
+                target_config: rejected.map(|p| p.config).unwrap_or_default(),
                 target_color: r.target_color.map(Color::other),
                 stage_started_at: Some(Time(self.now)),
                 reason: reasons::ROLLED_BACK.to_owned(),

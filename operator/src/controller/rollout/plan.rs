@@ -15,9 +15,24 @@ pub fn plan_colors(
     keep_failed_pods: bool,
 ) -> ColorPlan {
     let r = &state.rollout;
-    let release_of = |c: &ColorStatus| (c.version.clone(), c.image.clone()).to_owned();
-    let target =
-        (!r.target_version.is_empty()).then(|| (r.target_version.clone(), r.target_image.clone()));
+    // A configuration unknown to an older status is taken to be the desired one.
+    let config_or_desired = |config: &str| {
+        if config.is_empty() {
+            desired.config.clone()
+        } else {
+            config.to_owned()
+        }
+    };
+    let release_of = |c: &ColorStatus| Release {
+        version: c.version.clone(),
+        image: c.image.clone(),
+        config: config_or_desired(&c.config),
+    };
+    let target = (!r.target_version.is_empty()).then(|| Release {
+        version: r.target_version.clone(),
+        image: r.target_image.clone(),
+        config: config_or_desired(&r.target_config),
+    });
     let serving = state.active.as_ref().map(|a| a.color);
     let full = settings.replicas;
     let color_target = |color: Color| -> ColorTarget {
@@ -30,11 +45,14 @@ pub fn plan_colors(
             RolloutStage::Aborted if keep_failed_pods => Some(settings.preview_replicas),
             _ => None,
         };
-        let (version, image, replicas) = if serving == Some(color) {
-            let a = state.active.as_ref().map(release_of).unwrap_or_default();
-            (a.0, a.1, if autoscaled { None } else { Some(full) })
+        let (release, replicas) = if serving == Some(color) {
+            let a = state
+                .active
+                .as_ref()
+                .map_or_else(|| desired.clone(), release_of);
+            (a, if autoscaled { None } else { Some(full) })
         } else if let (true, Some(t), Some(n)) = (is_target, target.clone(), target_replicas) {
-            (t.0, t.1, Some(n))
+            (t, Some(n))
         } else {
             // Idle color: what it last ran (the old release during post-promotion, kept at full
             // size so a rollback is one Service update), else the release about to run here.
@@ -51,17 +69,22 @@ pub fn plan_colors(
                 );
             let last = old
                 .or(target.clone().filter(|_| is_target))
-                .unwrap_or_else(|| (desired.version.clone(), desired.image.clone()));
-            (last.0, last.1, Some(if keep_old { full } else { 0 }))
+                .unwrap_or_else(|| desired.clone());
+            (last, Some(if keep_old { full } else { 0 }))
         };
         ColorTarget {
-            version,
-            image,
+            version: release.version,
+            image: release.image,
+            config: release.config,
             replicas,
         }
     };
     let failed_with = |reason: &str| r.stage == RolloutStage::Aborted && r.reason == reason;
+    // A configuration change of the serving version migrates nothing (the machine skips those
+    // stages too).
+    let same_schema = !r.from_version.is_empty() && r.from_version == r.target_version;
     let migrating = settings.migrations
+        && !same_schema
         && match r.stage {
             RolloutStage::Idle | RolloutStage::BackingUp => false,
             // A failed migration Job stays for its logs.
@@ -69,6 +92,7 @@ pub fn plan_colors(
             _ => true,
         };
     let backing_up = settings.backup_before_migration
+        && !same_schema
         && (r.stage.in_progress() || failed_with(reasons::BACKUP_FAILED));
     ColorPlan {
         pre_migration_backup: backing_up.then(|| rollout_key(state)),
@@ -76,13 +100,12 @@ pub fn plan_colors(
         serving: serving.is_some(),
         blue: color_target(Color::Blue),
         green: color_target(Color::Green),
-        migration: target
-            .filter(|_| migrating)
-            .map(|(version, image)| ColorTarget {
-                version,
-                image,
-                replicas: None,
-            }),
+        migration: target.filter(|_| migrating).map(|t| ColorTarget {
+            version: t.version,
+            image: t.image,
+            config: t.config,
+            replicas: None,
+        }),
     }
 }
 

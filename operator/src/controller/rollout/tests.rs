@@ -29,6 +29,7 @@ fn release(v: &str) -> Release {
     Release {
         version: v.into(),
         image: format!("fp:{v}"),
+        config: String::new(),
     }
 }
 
@@ -41,6 +42,7 @@ fn serving(color: Color, v: &str) -> ColorStatus {
         color,
         version: v.into(),
         image: format!("fp:{v}"),
+        config: String::new(),
         ready_replicas: 3,
     }
 }
@@ -63,6 +65,7 @@ fn view(name: &str, image: &str, available: i32) -> DeploymentView {
         current: true,
         deadline_exceeded: false,
         image: image.into(),
+        config: String::new(),
     }
 }
 
@@ -686,4 +689,106 @@ fn a_preview_whose_readiness_fails_is_rejected_before_the_deadline() {
         "{}",
         d.state.rollout.message
     );
+}
+
+fn configured(v: &str, config: &str) -> Release {
+    Release {
+        config: config.into(),
+        ..release(v)
+    }
+}
+
+fn view_with_config(name: &str, image: &str, config: &str, available: i32) -> DeploymentView {
+    DeploymentView {
+        config: config.into(),
+        ..view(name, image, available)
+    }
+}
+
+#[test]
+fn a_configuration_change_is_rolled_out_like_a_new_version_without_migrating() {
+    let mut start = steady(Color::Blue, "1.0.0");
+    start.active.as_mut().unwrap().config = "cfg-a".into();
+    let mut d = Drive::new(start, "1.0.0");
+    d.desired = configured("1.0.0", "cfg-b");
+    d.settings.backup_before_migration = true;
+    // The same version has the same schema: straight to the preview, no backup, no migration.
+    assert_eq!(d.step(), RolloutStage::Previewing);
+    let r = &d.state.rollout;
+    assert_eq!(
+        (r.target_version.as_str(), r.target_config.as_str()),
+        ("1.0.0", "cfg-b")
+    );
+    assert_eq!(
+        r.message,
+        "rolling out 1.0.0 (configuration cfg-b) on green (serving 1.0.0)"
+    );
+    let plan = plan_colors(&d.state, &d.settings, &d.desired, false, false);
+    assert_eq!(plan.migration, None, "nothing to migrate");
+    assert_eq!(plan.pre_migration_backup, None, "nothing to back up");
+    assert_eq!(plan.blue.config, "cfg-a", "the serving color keeps its own");
+    assert_eq!(plan.green.config, "cfg-b");
+    // Pods of the old configuration (same image) are not the preview.
+    let stale = view_with_config("demo-green", &d.target_image(), "cfg-a", 1);
+    assert_eq!(
+        d.step_with(Some(&stale), JobState::Missing, None),
+        RolloutStage::Previewing
+    );
+    let fresh = view_with_config("demo-green", &d.target_image(), "cfg-b", 1);
+    assert_eq!(
+        d.step_with(Some(&fresh), JobState::Missing, None),
+        RolloutStage::Analysing
+    );
+    for _ in 0..5 {
+        d.round(true);
+    }
+    let full = view_with_config("demo-green", &d.target_image(), "cfg-b", 3);
+    assert_eq!(
+        d.step_with(Some(&full), JobState::Missing, None),
+        RolloutStage::PostPromotion
+    );
+    let active = d.state.active.clone().unwrap();
+    assert_eq!(
+        (active.color, active.config.as_str()),
+        (Color::Green, "cfg-b")
+    );
+    assert_eq!(d.state.preview.as_ref().unwrap().config, "cfg-a");
+    // The old color keeps the old configuration at full size until the scale-down.
+    let plan = plan_colors(&d.state, &d.settings, &d.desired, false, false);
+    assert_eq!(
+        (plan.blue.config.as_str(), plan.blue.replicas),
+        ("cfg-a", Some(3))
+    );
+}
+
+#[test]
+fn a_configuration_that_fails_analysis_is_rolled_back_and_not_retried() {
+    let mut start = steady(Color::Blue, "1.0.0");
+    start.active.as_mut().unwrap().config = "cfg-a".into();
+    let mut d = Drive::new(start, "1.0.0");
+    d.desired = configured("1.0.0", "cfg-bad");
+    assert_eq!(d.step(), RolloutStage::Previewing);
+    let v = view_with_config("demo-green", &d.target_image(), "cfg-bad", 1);
+    d.step_with(Some(&v), JobState::Missing, None);
+    d.round(false);
+    d.round(false);
+    assert_eq!(d.round(false), RolloutStage::Aborted);
+    assert_eq!(d.state.active.as_ref().unwrap().config, "cfg-a");
+    d.t += 600;
+    assert_eq!(d.step(), RolloutStage::Aborted, "not retried as is");
+    // The spec (or the Secret) changed back: nothing to roll out.
+    d.desired = configured("1.0.0", "cfg-a");
+    assert_eq!(d.step(), RolloutStage::Idle);
+}
+
+#[test]
+fn a_status_from_before_configuration_revisions_adopts_the_spec_without_a_rollout() {
+    // `serving` has no configuration recorded.
+    let mut d = Drive::new(steady(Color::Blue, "1.0.0"), "1.0.0");
+    d.desired = configured("1.0.0", "cfg-a");
+    assert_eq!(d.step(), RolloutStage::Idle);
+    assert_eq!(d.state.active.as_ref().unwrap().config, "cfg-a");
+    // From then on a change is a release.
+    d.desired = configured("1.0.0", "cfg-b");
+    assert_eq!(d.step(), RolloutStage::Previewing);
 }
