@@ -4,7 +4,7 @@
 //! `--smoke` (what CI runs) proves the whole pipeline works in seconds.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -44,6 +44,19 @@ impl ApiOptions {
             scenarios: Vec::new(),
         }
     }
+}
+
+/// Whole seconds or minutes for the benchmarks' options: `10s`, `10m`, or a bare number of
+/// seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let (number, unit) = match value.strip_suffix('m') {
+        Some(minutes) => (minutes, 60),
+        None => (value.strip_suffix('s').unwrap_or(value), 1),
+    };
+    number
+        .parse::<u64>()
+        .map(|n| Duration::from_secs(n * unit))
+        .map_err(|e| format!("{value:?}: expected seconds or minutes such as 10s or 10m ({e})"))
 }
 
 /// The load shapes, each one wrk Lua script.
@@ -106,36 +119,62 @@ pub fn median(mut runs: Vec<Measurement>) -> Option<Measurement> {
     runs.into_iter().nth(middle)
 }
 
+/// The mixed profile (`mixed` here, the load of `bench soak`): percent of requests per scenario.
+pub const MIXED: [(&str, u32); 3] = [("cached", 80), ("list", 15), ("batch", 5)];
+/// The `list` request: the first page of matches.
+pub const LIST_PATH: &str = "/api/v1/matches?limit=50";
+/// The `batch` request's path; its body is [`batch_body`].
+pub const BATCH_PATH: &str = "/api/v1/predictions/batch";
+
+/// The `cached` request is this and one match id (`spread` picks the id at random).
+pub const PREDICTIONS_PATH: &str = "/api/v1/predictions/";
+
+/// The `batch` request's body: predictions for the first 100 ids.
+pub fn batch_body(ids: &[i64]) -> String {
+    serde_json::json!({ "match_ids": ids.iter().take(100).collect::<Vec<_>>() }).to_string()
+}
+
+/// [`MIXED`] as a Lua table of cumulative thresholds, e.g. `{80,"cached"},{95,"list"},…`.
+fn lua_mix() -> String {
+    MIXED
+        .iter()
+        .scan(0, |sum, (scenario, percent)| {
+            *sum += percent;
+            Some(format!("{{{sum},\"{scenario}\"}}"))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// One wrk Lua script: what `mode` requests, and a `done()` that prints the numbers as JSON.
 pub fn lua_script(mode: &str, token: &str, password: &str, ids: &[i64]) -> String {
     let id_list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let batch = ids
-        .iter()
-        .take(100)
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let batch_body = batch_body(ids);
+    let mix = lua_mix();
     let login = serde_json::json!({"username": "admin", "password": password}).to_string();
     format!(
         r#"local mode = "{mode}"
 local ids = {{{id_list}}}
 local auth = {{["Authorization"] = "Bearer {token}"}}
 local json = {{["Content-Type"] = "application/json", ["Authorization"] = "Bearer {token}"}}
-local batch_body = '{{"match_ids":[{batch}]}}'
+local batch_body = '{batch_body}'
 local login_body = '{login}'
-local list_path = "/api/v1/matches?limit=50"
+local list_path = "{LIST_PATH}"
+local mix = {{{mix}}}
 math.randomseed(os.time() + math.floor(os.clock() * 1000000))
 request = function()
   local m = mode
   if m == "mixed" then
     local r = math.random(100)
-    if r <= 80 then m = "cached" elseif r <= 95 then m = "list" else m = "batch" end
+    for _, e in ipairs(mix) do
+      if r <= e[1] then m = e[2] break end
+    end
   end
   if m == "hello" then return wrk.format("GET", "/") end
-  if m == "cached" then return wrk.format("GET", "/api/v1/predictions/" .. ids[1], auth) end
-  if m == "spread" then return wrk.format("GET", "/api/v1/predictions/" .. ids[math.random(#ids)], auth) end
+  if m == "cached" then return wrk.format("GET", "{PREDICTIONS_PATH}" .. ids[1], auth) end
+  if m == "spread" then return wrk.format("GET", "{PREDICTIONS_PATH}" .. ids[math.random(#ids)], auth) end
   if m == "list" then return wrk.format("GET", list_path, auth) end
-  if m == "batch" then return wrk.format("POST", "/api/v1/predictions/batch", json, batch_body) end
+  if m == "batch" then return wrk.format("POST", "{BATCH_PATH}", json, batch_body) end
   return wrk.format("POST", "/api/v1/auth/login", {{["Content-Type"] = "application/json"}}, login_body)
 end
 done = function(summary, latency, requests)
@@ -148,29 +187,56 @@ end
     )
 }
 
-/// A child process killed (by its pid) when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
+/// A child process, killed (by its pid) and reaped when dropped.
+pub struct Owned(pub Child);
 
-impl Drop for Server {
+impl Drop for Owned {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
+/// A server under load, stopped when dropped.
+pub struct Server {
+    child: Owned,
+    pub url: String,
+}
+
+/// A `VmRSS:`-style field of /proc/PID/status, in KiB.
+pub fn status_field_kib(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().strip_suffix("kB")?.trim().parse().ok())
+}
+
 impl Server {
+    fn status_kib(&self, field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.0.id())).ok()?;
+        status_field_kib(&status, field)
+    }
+
     /// Peak resident memory so far (VmHWM), in MiB.
     fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
+        self.status_kib("VmHWM")
+            .map_or(0.0, |kib| kib as f64 / 1024.0)
+    }
+
+    /// Resident memory now (VmRSS), in KiB; `None` once the process is gone.
+    pub fn rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmRSS")
+    }
+
+    /// Open file descriptors now (sockets, files, epoll…); `None` once the process is gone.
+    pub fn open_fds(&self) -> Option<u64> {
+        let dir = std::fs::read_dir(format!("/proc/{}/fd", self.child.0.id())).ok()?;
+        Some(dir.count() as u64)
+    }
+
+    /// The exit status, if the server has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.0.try_wait().ok().flatten()
     }
 }
 
@@ -211,7 +277,7 @@ fn wait_ready(server: &mut Server, what: &str) -> anyhow::Result<()> {
         if ok {
             return Ok(());
         }
-        if let Ok(Some(status)) = server.child.try_wait() {
+        if let Some(status) = server.exited() {
             bail!("{what} exited during start-up: {status}");
         }
         if t0.elapsed() > Duration::from_secs(180) {
@@ -275,10 +341,9 @@ fn measure_under_logins(
     median(runs).context("no runs")
 }
 
-fn data_dir(options: &ApiOptions) -> anyhow::Result<PathBuf> {
-    let dir = options
-        .data
-        .clone()
+fn data_dir(data: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let dir = data
+        .map(Path::to_path_buf)
         .or_else(|| std::env::var_os("FP_FOOTBALL_DATA").map(PathBuf::from))
         .unwrap_or_else(|| paths::workspace_root().join("../shared/football-data"));
     anyhow::ensure!(
@@ -289,25 +354,41 @@ fn data_dir(options: &ApiOptions) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn binaries(smoke: bool) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let bins = if smoke {
-        // The workspace's dev build, shared with the tests: nothing is compiled twice in CI.
+/// The football-data folder to import; `None` (smoke runs only) for the zero-setup demo league.
+pub fn data_or_demo(data: Option<&Path>, smoke: bool) -> anyhow::Result<Option<PathBuf>> {
+    match data_dir(data) {
+        Ok(dir) => Ok(Some(dir)),
+        // CI clones may not sit next to the shared data; the smoke run then uses the server's
+        // zero-setup demo league, which still exercises every scenario.
+        Err(e) if smoke => {
+            eprintln!("[bench] {e:#}; the smoke run uses the zero-setup demo league");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The binaries by name: the workspace's dev build for smoke runs (shared with the tests, so
+/// nothing is compiled twice in CI), else a release build of fp-api-server.
+pub fn binaries(smoke: bool) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    Ok(if smoke {
         cargo::build_workspace_bins()?
     } else {
         cargo::build_bins(&["--release", "-p", "fp-api-server"])?
-    };
-    let get = |name: &str| {
-        bins.get(name)
-            .cloned()
-            .with_context(|| format!("cargo built no {name}"))
-    };
-    Ok((get("fp-api-server")?, get("fp-bench-hello")?))
+    })
 }
 
-struct Setup {
-    token: String,
-    password: String,
-    ids: Vec<i64>,
+pub fn binary(bins: &BTreeMap<String, PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
+    bins.get(name)
+        .cloned()
+        .with_context(|| format!("cargo built no {name}"))
+}
+
+/// A logged-in client: the admin token and every match id.
+pub struct Setup {
+    pub token: String,
+    pub password: String,
+    pub ids: Vec<i64>,
 }
 
 /// Logs in and collects match ids (all of them, page by page).
@@ -365,9 +446,12 @@ fn measure(
     median(runs).context("no runs")
 }
 
+/// A fresh database for `backend`: a SQLite file in `scratch`, or PostgreSQL (kept in
+/// `pg_state` below the state root) with a database `bench`.
 fn database(
     backend: Backend,
     scratch: &Path,
+    pg_state: &str,
 ) -> anyhow::Result<(String, Option<postgres::Postgres>)> {
     match backend {
         Backend::Sqlite => Ok((
@@ -375,10 +459,93 @@ fn database(
             None,
         )),
         Backend::Postgres => {
-            let pg = postgres::start(&paths::state_root().join("bench-postgres"))?;
-            let url = pg.create_database("bench")?;
+            let pg = postgres::start(&paths::state_root().join(pg_state))?;
+            let url = pg.create_database(BENCH_DATABASE)?;
             Ok((url, Some(pg)))
         }
+    }
+}
+
+/// The PostgreSQL database the benchmarks import into and serve from.
+pub const BENCH_DATABASE: &str = "bench";
+
+/// fp-api-server serving `backend` with the data imported and a logged-in client; what it
+/// started stops when dropped, the server first (fields drop in order), or with
+/// [`Stack::stop`], which reports a failed stop.
+pub struct Stack {
+    pub server: Server,
+    pub setup: Setup,
+    pg: PgGuard,
+}
+
+pub struct StackOptions<'a> {
+    pub api_bin: &'a Path,
+    pub backend: Backend,
+    /// `None`: the zero-setup SQLite demo league (no import).
+    pub data: Option<&'a Path>,
+    /// One season instead of all of them.
+    pub smoke: bool,
+    /// Logs and the SQLite file.
+    pub scratch: &'a Path,
+    /// PostgreSQL's state directory name below the state root (one per command).
+    pub pg_state: &'a str,
+}
+
+pub fn start_stack(o: &StackOptions) -> anyhow::Result<Stack> {
+    let name = backend_name(o.backend);
+    std::fs::create_dir_all(o.scratch)?;
+    let (database_url, pg) = match o.data {
+        Some(dir) => {
+            let (url, pg) = database(o.backend, o.scratch, o.pg_state)?;
+            let t = Instant::now();
+            // Stops PostgreSQL if the import or the start below fails.
+            let pg = PgGuard(pg);
+            import(o.api_bin, &url, dir, o.smoke)?;
+            eprintln!(
+                "[bench] {name}: imported in {:.1}s",
+                t.elapsed().as_secs_f64()
+            );
+            (Some(url), pg)
+        }
+        None => (None, PgGuard(None)),
+    };
+    let password = format!("bench-{}", std::process::id());
+    let mut server = start_api(o.api_bin, database_url.as_deref(), o.scratch, &password)?;
+    wait_ready(&mut server, "fp-api-server")?;
+    let setup = prepare_client(&server.url, &password)?;
+    Ok(Stack { server, setup, pg })
+}
+
+/// PostgreSQL stopped when dropped, until taken.
+struct PgGuard(Option<postgres::Postgres>);
+
+impl Drop for PgGuard {
+    fn drop(&mut self) {
+        if let Some(pg) = self.0.take()
+            && let Err(e) = pg.stop()
+        {
+            eprintln!("[postgres] cleanup failed: {e:#}");
+        }
+    }
+}
+
+impl Stack {
+    pub fn postgres(&self) -> Option<&postgres::Postgres> {
+        self.pg.0.as_ref()
+    }
+
+    /// Stops the server, then PostgreSQL.
+    pub fn stop(self) -> anyhow::Result<()> {
+        let Stack { server, mut pg, .. } = self;
+        drop(server);
+        pg.0.take().map_or(Ok(()), postgres::Postgres::stop)
+    }
+}
+
+pub fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
     }
 }
 
@@ -432,9 +599,33 @@ fn start_api(
         .spawn()
         .context("starting fp-api-server")?;
     Ok(Server {
-        child,
+        child: Owned(child),
         url: format!("http://127.0.0.1:{port}"),
     })
+}
+
+/// Where the benchmarks write their JSON: `<workspace>/target/bench`.
+fn out_dir() -> PathBuf {
+    paths::workspace_root().join("target").join("bench")
+}
+
+/// A fresh (emptied) scratch directory `name` below [`out_dir`] for logs and files of one run.
+pub fn scratch_dir(name: &str) -> anyhow::Result<PathBuf> {
+    let dir = out_dir().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Writes `value` to `<out_dir>/<prefix>-<unix time>.json` and says where.
+pub fn write_json(prefix: &str, value: &impl Serialize) -> anyhow::Result<PathBuf> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let file = out_dir().join(format!("{prefix}-{stamp}.json"));
+    std::fs::write(&file, serde_json::to_string_pretty(value)?)?;
+    eprintln!("[bench] wrote {}", file.display());
+    Ok(file)
 }
 
 fn print_table(rows: &[Row]) {
@@ -485,31 +676,25 @@ pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
         );
     }
     apt::ensure(&["wrk", "curl"])?;
-    let data = match data_dir(options) {
-        Ok(dir) => Some(dir),
-        // CI clones may not sit next to the shared data; the smoke run then uses the server's
-        // zero-setup demo league, which still exercises every scenario.
-        Err(e) if options.smoke => {
-            eprintln!("[bench] {e:#}; the smoke run uses the zero-setup demo league");
-            None
-        }
-        Err(e) => return Err(e),
-    };
-    let (api_bin, hello_bin) = binaries(options.smoke)?;
-    let out_dir = paths::workspace_root().join("target").join("bench");
-    let scratch_root = out_dir.join("run");
-    let _ = std::fs::remove_dir_all(&scratch_root);
-    std::fs::create_dir_all(&scratch_root)?;
+    let data = data_or_demo(options.data.as_deref(), options.smoke)?;
+    let bins = binaries(options.smoke)?;
+    let (api_bin, hello_bin) = (
+        binary(&bins, "fp-api-server")?,
+        binary(&bins, "fp-bench-hello")?,
+    );
+    let scratch_root = scratch_dir("run")?;
     let mut rows = Vec::new();
 
     // The ceiling: a bare axum server on the same machine, same load generator.
     let port = free_port()?;
     let hello = Server {
-        child: Command::new(&hello_bin)
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting fp-bench-hello")?,
+        child: Owned(
+            Command::new(&hello_bin)
+                .arg(format!("127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting fp-bench-hello")?,
+        ),
         url: format!("http://127.0.0.1:{port}"),
     };
     let hello_script = scratch_root.join("hello.lua");
@@ -542,32 +727,20 @@ pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
     drop(hello);
 
     for &backend in &options.backends {
-        let name = serde_json::to_value(backend)?
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let scratch = scratch_root.join(&name);
-        std::fs::create_dir_all(&scratch)?;
-        let (database_url, pg) = match &data {
-            Some(dir) => {
-                let (url, pg) = database(backend, &scratch)?;
-                let t = Instant::now();
-                import(&api_bin, &url, dir, options.smoke)?;
-                eprintln!(
-                    "[bench] {name}: imported in {:.1}s",
-                    t.elapsed().as_secs_f64()
-                );
-                (Some(url), pg)
-            }
-            None => (None, None),
-        };
-        let password = format!("bench-{}", std::process::id());
-        let mut server = start_api(&api_bin, database_url.as_deref(), &scratch, &password)?;
-        wait_ready(&mut server, "fp-api-server")?;
-        let setup = prepare_client(&server.url, &password)?;
+        let name = backend_name(backend);
+        let scratch = scratch_root.join(name);
+        let stack = start_stack(&StackOptions {
+            api_bin: &api_bin,
+            backend,
+            data: data.as_deref(),
+            smoke: options.smoke,
+            scratch: &scratch,
+            pg_state: "bench-postgres",
+        })?;
+        let (server, setup) = (&stack.server, &stack.setup);
         let row = |scenario: &str, connections: u32, median: Measurement| Row {
             scenario: scenario.into(),
-            backend: name.clone(),
+            backend: name.into(),
             connections,
             runs: options.runs,
             share_of_ceiling: ceiling
@@ -610,19 +783,11 @@ pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
             );
             rows.push(row(UNDER_LOGINS, connections, m));
         }
-        drop(server);
-        if let Some(pg) = pg {
-            pg.stop()?;
-        }
+        stack.stop()?;
     }
 
     print_table(&rows);
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let file = out_dir.join(format!("api-{stamp}.json"));
-    std::fs::write(&file, serde_json::to_string_pretty(&rows)?)?;
-    eprintln!("[bench] wrote {}", file.display());
+    write_json("api", &rows)?;
     if options.smoke {
         let failed: Vec<String> = rows
             .iter()
@@ -675,5 +840,41 @@ mod tests {
         assert!(lua.contains(r#"'{"match_ids":[5,6,7]}'"#));
         // The password is JSON-escaped inside the login body.
         assert!(lua.contains(r#"pw\"x"#));
+    }
+
+    #[test]
+    fn durations_take_seconds_or_minutes() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("1h").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("-5s").is_err());
+    }
+
+    #[test]
+    fn mixed_scripts_pick_by_cumulative_share() {
+        let lua = lua_script("mixed", "tok", "pw", &[1]);
+        assert!(lua.contains(r#"local mix = {{80,"cached"},{95,"list"},{100,"batch"}}"#));
+        assert_eq!(MIXED.iter().map(|(_, p)| p).sum::<u32>(), 100);
+    }
+
+    #[test]
+    fn batch_bodies_hold_the_first_hundred_ids() {
+        let ids: Vec<i64> = (1..=150).collect();
+        let body: serde_json::Value = serde_json::from_str(&batch_body(&ids)).unwrap();
+        let sent = body["match_ids"].as_array().unwrap();
+        assert_eq!(sent.len(), 100);
+        assert_eq!((sent[0].as_i64(), sent[99].as_i64()), (Some(1), Some(100)));
+    }
+
+    #[test]
+    fn reads_kib_fields_of_proc_status() {
+        let status = "Name:\tfp-api-server\nVmHWM:\t  90112 kB\nVmRSS:\t   81920 kB\nThreads:\t4\n";
+        assert_eq!(status_field_kib(status, "VmRSS"), Some(81_920));
+        assert_eq!(status_field_kib(status, "VmHWM"), Some(90_112));
+        assert_eq!(status_field_kib(status, "VmRS"), None);
+        assert_eq!(status_field_kib(status, "Threads"), None);
+        assert_eq!(status_field_kib(status, "VmSwap"), None);
     }
 }

@@ -320,23 +320,8 @@ pub fn ensure_binaries(go: &GoEnv, cluster_dir: &Path) -> Result<Binaries, Build
     let mut dirs = Vec::new();
     let mut built_any = false;
     for group in &groups {
-        let read = |f: &str| {
-            std::fs::read(group.module_dir.join(f))
-                .map_err(io(format!("reading {}/{f}", group.module_dir.display())))
-        };
-        let key = cache_key(group, &go_version, &read("go.mod")?, &read("go.sum")?);
-        let dir = go
-            .cache_dir
-            .join("bin")
-            .join(format!("{}-{key}", group.name));
-        let complete = group
-            .binaries
-            .iter()
-            .all(|(bin, _)| dir.join(bin).is_file());
-        if !complete {
-            built_any = true;
-            build_group(go, group, &dir, started)?;
-        }
+        let (dir, built) = ensure_group(go, group, &go_version, started)?;
+        built_any |= built;
         dirs.push(dir);
     }
     if built_any {
@@ -359,6 +344,40 @@ pub fn ensure_binaries(go: &GoEnv, cluster_dir: &Path) -> Result<Binaries, Build
         etcd: etcd.join("etcd"),
         helm: helm.join("helm"),
     })
+}
+
+/// One group's binaries in the cache (built when missing): their directory, and whether they
+/// were built now.
+fn ensure_group(
+    go: &GoEnv,
+    group: &Group,
+    go_version: &str,
+    started: Instant,
+) -> Result<(PathBuf, bool), BuildError> {
+    let read = |f: &str| {
+        std::fs::read(group.module_dir.join(f))
+            .map_err(io(format!("reading {}/{f}", group.module_dir.display())))
+    };
+    let key = cache_key(group, go_version, &read("go.mod")?, &read("go.sum")?);
+    let dir = go
+        .cache_dir
+        .join("bin")
+        .join(format!("{}-{key}", group.name));
+    let complete = group
+        .binaries
+        .iter()
+        .all(|(bin, _)| dir.join(bin).is_file());
+    if !complete {
+        build_group(go, group, &dir, started)?;
+    }
+    Ok((dir, !complete))
+}
+
+/// A tool built from its own wrapper module (e.g. the load generator of `bench soak`), cached
+/// like the control plane's binaries; returns the directory holding its binaries.
+pub fn ensure_tool(go: &GoEnv, group: &Group) -> Result<PathBuf, BuildError> {
+    let go_version = go.output(&group.module_dir, &["env", "GOVERSION", "GOOS", "GOARCH"])?;
+    ensure_group(go, group, &go_version, Instant::now()).map(|(dir, _)| dir)
 }
 
 fn build_group(go: &GoEnv, group: &Group, dir: &Path, started: Instant) -> Result<(), BuildError> {

@@ -3,6 +3,7 @@
 mod apt;
 mod bench;
 mod bench_rollout;
+mod bench_soak;
 mod cargo;
 mod cluster;
 mod gobuild;
@@ -81,8 +82,8 @@ enum BenchCommand {
         /// Runs per row (the median is reported)
         #[arg(long, default_value_t = 3)]
         runs: usize,
-        /// Length of each run
-        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        /// Length of each run (e.g. 10s, 2m)
+        #[arg(long, default_value = "10s", value_parser = bench::parse_duration)]
         duration: std::time::Duration,
         /// Concurrent connections, comma-separated
         #[arg(long, value_delimiter = ',', default_values_t = [64, 256, 1000])]
@@ -98,13 +99,11 @@ enum BenchCommand {
         #[arg(long, value_delimiter = ',')]
         scenarios: Vec<String>,
     },
-}
-
-fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
-    let secs = value.strip_suffix('s').unwrap_or(value);
-    secs.parse::<u64>()
-        .map(std::time::Duration::from_secs)
-        .map_err(|e| format!("{value:?}: expected seconds such as 10s ({e})"))
+    /// fp-api-server under the mixed profile at a constant rate for minutes (vegeta), sampling
+    /// RSS, open fds and PostgreSQL connections; judges zero errors, RSS growth under 5% and no
+    /// fd or connection growth after the warm-up (non-zero exit when missed); table on stdout,
+    /// JSON under target/bench/.
+    Soak(bench_soak::SoakOptions),
 }
 
 #[derive(Subcommand)]
@@ -166,6 +165,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             bench::api(&options)
         }
+        Command::Bench {
+            what: BenchCommand::Soak(options),
+        } => bench_soak::soak(&if options.smoke {
+            bench_soak::SoakOptions {
+                data: options.data,
+                ..bench_soak::SoakOptions::smoke()
+            }
+        } else {
+            options
+        }),
         Command::Bench {
             what: BenchCommand::Rollout { runs },
         } => bench_rollout::rollout(&bench_rollout::RolloutOptions { runs }),

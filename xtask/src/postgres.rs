@@ -224,13 +224,20 @@ impl Postgres {
         database_url(&self.password, self.port, name)
     }
 
-    /// Creates database `name` and returns its URL (the password travels in the environment,
-    /// never on a command line).
+    /// Creates database `name` and returns its URL.
     pub fn create_database(&self, name: &str) -> anyhow::Result<String> {
         anyhow::ensure!(
             !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
             "database name {name:?} must be lowercase letters and underscores"
         );
+        self.query(&format!("CREATE DATABASE {name}"))
+            .with_context(|| format!("creating database {name}"))?;
+        Ok(self.url_for(name))
+    }
+
+    /// Runs `sql` as the superuser in database `postgres` and returns psql's unaligned output
+    /// (the password travels in the environment, never on a command line).
+    pub fn query(&self, sql: &str) -> anyhow::Result<String> {
         let out = Command::new(self.bin_dir.join("psql"))
             .env("PGPASSWORD", &self.password)
             .args([
@@ -242,20 +249,19 @@ impl Postgres {
                 "postgres",
                 "-v",
                 "ON_ERROR_STOP=1",
+                "-A",
+                "-t",
             ])
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-c")
-            .arg(format!("CREATE DATABASE {name}"))
+            .arg(sql)
             .output()
             .context("running psql")?;
         if !out.status.success() {
-            bail!(
-                "creating database {name} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            bail!("psql: {}", String::from_utf8_lossy(&out.stderr).trim());
         }
-        Ok(self.url_for(name))
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
     pub fn stop(self) -> anyhow::Result<()> {

@@ -96,11 +96,12 @@ pub fn run() -> anyhow::Result<()> {
         steps::run(&mut with_pg(cargo(&["test", "--workspace"])))?,
     ));
 
-    // The benchmark pipeline end to end in seconds (numbers are not judged here: speed targets
-    // live in `cargo xtask bench`, not in timed tests).
-    timings.push(("bench api --smoke", {
+    // The benchmark pipelines end to end in seconds (speed is not judged here: speed targets
+    // live in `cargo xtask bench`, not in timed tests; errors fail the step).
+    timings.push(("bench api + soak --smoke", {
         let t = Instant::now();
         crate::bench::api(&crate::bench::ApiOptions::smoke())?;
+        crate::bench_soak::soak(&crate::bench_soak::SoakOptions::smoke())?;
         t.elapsed()
     }));
 
