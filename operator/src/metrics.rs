@@ -3,7 +3,7 @@
 //! names objects: one series per FootballPrediction (`fp_namespace`, `fp_name`), removed when it
 //! is deleted, because the alert rules judge each instance's backups.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -308,6 +308,7 @@ impl Metrics {
 
     /// Removes the backup series of instances that no longer exist.
     pub fn retain_backups(&self, alive: &[(String, String)]) {
+        let alive: HashSet<&(String, String)> = alive.iter().collect();
         let gone: Vec<(String, String)> = match self.backup_instances.lock() {
             Ok(known) => known
                 .keys()
@@ -391,7 +392,9 @@ impl Metrics {
             return;
         };
         map.insert(uid.to_owned(), counts);
-        map.retain(|k, _| alive.iter().any(|a| a == k));
+        // A set: every reconcile passes all instances, so a list scan here would be quadratic.
+        let alive: HashSet<&str> = alive.iter().map(String::as_str).collect();
+        map.retain(|k, _| alive.contains(k.as_str()));
         let mut totals: BTreeMap<Kind, i64> = Kind::ALL.iter().map(|k| (*k, 0)).collect();
         for counts in map.values() {
             for (kind, n) in counts {

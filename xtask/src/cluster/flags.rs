@@ -125,6 +125,11 @@ pub fn scheduler(layout: &Layout, ports: &Ports) -> Vec<String> {
     ]
 }
 
+/// Pods each local Node admits. Above kubelet's 110: `cargo xtask bench operator` runs two API
+/// pods for each of its 200 FootballPredictions during their rollouts (host processes with tiny
+/// requests; memory, not the pod count, is what limits this machine).
+pub const NODE_MAX_PODS: usize = 250;
+
 /// The node agent acts with kubelet's permissions (its own identity, bound to system:node)
 /// and keeps per-pod state inside the cluster's state directory.
 pub fn node_agent(layout: &Layout, nodes: usize) -> Vec<String> {
@@ -132,6 +137,7 @@ pub fn node_agent(layout: &Layout, nodes: usize) -> Vec<String> {
         flag_path("kubeconfig", &layout.component_kubeconfig("node-agent")),
         flag_path("state-dir", &layout.root.join("node-agent")),
         format!("--nodes={nodes}"),
+        format!("--max-pods={NODE_MAX_PODS}"),
     ]
 }
 
