@@ -468,7 +468,12 @@ impl Bench<'_> {
     fn list(&self) -> anyhow::Result<Value> {
         let out = self
             .kubectl
-            .run(&["-n", NAMESPACE, "get", "fp", "-o", "json"])?;
+            .run(&["-n", NAMESPACE, "get", "fp", "-o", "json"])
+            // Ctrl-C reaches kubectl too: report the interruption, not kubectl's death.
+            .map_err(|e| match interrupt::check() {
+                Err(interrupted) => anyhow::Error::from(interrupted),
+                Ok(()) => e.into(),
+            })?;
         Ok(serde_json::from_str(&out)?)
     }
 
@@ -646,10 +651,12 @@ impl Bench<'_> {
         let cpu_before = cpu_seconds(self.operator.pid);
         let t0 = Instant::now();
         let window = self.options.steady;
+        let mut last_print = Instant::now();
         while t0.elapsed() < window {
             interrupt::check()?;
             std::thread::sleep(Duration::from_secs(1).min(window.saturating_sub(t0.elapsed())));
-            if t0.elapsed().as_secs() % 15 == 0 {
+            if last_print.elapsed() >= Duration::from_secs(15) {
+                last_print = Instant::now();
                 eprintln!(
                     "[bench] steady state: {:.0}/{}s",
                     t0.elapsed().as_secs_f64(),

@@ -129,6 +129,8 @@ pub fn scheduler(layout: &Layout, ports: &Ports) -> Vec<String> {
 /// pods for each of its 200 FootballPredictions during their rollouts (host processes with tiny
 /// requests; memory, not the pod count, is what limits this machine).
 pub const NODE_MAX_PODS: usize = 250;
+// 200 instances with both colors running need 400 pods on the 2 default nodes.
+const _: () = assert!(2 * NODE_MAX_PODS >= 400);
 
 /// The node agent acts with kubelet's permissions (its own identity, bound to system:node)
 /// and keeps per-pod state inside the cluster's state directory.
@@ -228,6 +230,14 @@ mod tests {
         assert!(
             args.contains(&"--kubeconfig=/s/kubeconfigs/kube-controller-manager.kubeconfig".into())
         );
+    }
+
+    #[test]
+    fn node_agent_nodes_admit_the_operator_bench_pods() {
+        let (l, _) = fixture();
+        let args = node_agent(&l, 2);
+        assert!(args.contains(&"--nodes=2".into()));
+        assert!(args.contains(&"--max-pods=250".into()));
     }
 
     #[test]
