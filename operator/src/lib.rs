@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod controller;
 pub mod crd;
+pub mod kube_requests;
 pub mod leader;
 pub mod metrics;
 pub mod notify;

@@ -125,8 +125,11 @@ async fn watch_crd(
 }
 
 async fn run(args: Args) -> anyhow::Result<Exit> {
-    let client = kube::Client::try_default().await?;
     let metrics = Arc::new(Metrics::new()?);
+    // kube's default stack plus a counter of every request (fp_operator_kube_requests_total).
+    let client = kube::client::ClientBuilder::try_from(kube::Config::infer().await?)?
+        .with_layer(&metrics.kube_request_layer())
+        .build();
     let readiness = Arc::new(Readiness::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(wait_for_signal(stop_tx));

@@ -3,7 +3,7 @@
 //! names objects: one series per FootballPrediction (`fp_namespace`, `fp_name`), removed when it
 //! is deleted, because the alert rules judge each instance's backups.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use prometheus::{
 };
 
 use crate::crd::BackupStatus;
+use crate::kube_requests::CountRequestsLayer;
 use crate::resources::Kind;
 
 /// Labels of the per-instance backup series.
@@ -77,6 +78,7 @@ pub struct Metrics {
     rollouts: IntCounterVec,
     managed: IntGaugeVec,
     leader: IntGauge,
+    kube_requests: IntCounterVec,
     /// Children per FootballPrediction (by uid), summed into `managed`.
     managed_by_instance: Mutex<HashMap<String, BTreeMap<Kind, i64>>>,
     backup_last_success: GaugeVec,
@@ -175,7 +177,15 @@ impl Metrics {
             "fp_operator_leader",
             "1 while this replica holds the leader lease",
         )?;
+        let kube_requests = IntCounterVec::new(
+            Opts::new(
+                "fp_operator_kube_requests_total",
+                "Requests this process sent to the Kubernetes API server, by verb and resource type",
+            ),
+            &["verb", "resource"],
+        )?;
         for c in [
+            &kube_requests,
             &reconciles,
             &failures,
             &applies,
@@ -235,6 +245,7 @@ impl Metrics {
             rollouts,
             managed,
             leader,
+            kube_requests,
             managed_by_instance: Mutex::new(HashMap::new()),
             backup_last_success,
             backup_last_verify_success,
@@ -242,6 +253,11 @@ impl Metrics {
             backup_failures,
             backup_instances: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// The layer that counts the kube client's requests into `fp_operator_kube_requests_total`.
+    pub fn kube_request_layer(&self) -> CountRequestsLayer {
+        CountRequestsLayer::new(self.kube_requests.clone())
     }
 
     /// Publishes one instance's backup status (`None`: backups off, its series go).
@@ -292,6 +308,7 @@ impl Metrics {
 
     /// Removes the backup series of instances that no longer exist.
     pub fn retain_backups(&self, alive: &[(String, String)]) {
+        let alive: HashSet<&(String, String)> = alive.iter().collect();
         let gone: Vec<(String, String)> = match self.backup_instances.lock() {
             Ok(known) => known
                 .keys()
@@ -375,7 +392,9 @@ impl Metrics {
             return;
         };
         map.insert(uid.to_owned(), counts);
-        map.retain(|k, _| alive.iter().any(|a| a == k));
+        // A set: every reconcile passes all instances, so a list scan here would be quadratic.
+        let alive: HashSet<&str> = alive.iter().map(String::as_str).collect();
+        map.retain(|k, _| alive.contains(k.as_str()));
         let mut totals: BTreeMap<Kind, i64> = Kind::ALL.iter().map(|k| (*k, 0)).collect();
         for counts in map.values() {
             for (kind, n) in counts {
@@ -424,6 +443,25 @@ mod tests {
             "fp_operator_reconcile_duration_seconds_bucket{result=\"success\",le=\"0.025\"} 1"
         ));
         assert!(text.contains("fp_operator_leader 1"));
+    }
+
+    #[tokio::test]
+    async fn kube_requests_are_registered_and_rendered() {
+        use tower::{Layer, ServiceExt};
+        let m = Metrics::new().unwrap();
+        let server = tower::service_fn(|_: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        });
+        let service = m.kube_request_layer().layer(server);
+        let request = http::Request::get("/api/v1/namespaces/football/pods?labelSelector=x")
+            .body(())
+            .unwrap();
+        service.oneshot(request).await.unwrap();
+        let text = m.render();
+        assert!(
+            text.contains("fp_operator_kube_requests_total{resource=\"pods\",verb=\"list\"} 1"),
+            "{text}"
+        );
     }
 
     #[test]

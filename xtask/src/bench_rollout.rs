@@ -6,17 +6,15 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
-use base64::Engine;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::bench_platform::{self, Spread, ready, serving, spread};
+use crate::interrupt;
 use crate::kubectl::Kubectl;
-use crate::{cluster, interrupt, paths};
+use crate::platform::NAMESPACE;
 
-const NAMESPACE: &str = "football";
 const NAME: &str = "bench";
-/// The Secret `cargo xtask up` creates; the bench instance uses the same database.
-const SOURCE_SECRET: &str = "demo-database";
 /// The node agent's `*-broken-later` image turns readiness to 503 this long after a pod started
 /// (e2e/src/node_agent/default-images.yaml).
 const BROKEN_AFTER: Duration = Duration::from_secs(40);
@@ -26,36 +24,6 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone)]
 pub struct RolloutOptions {
     pub runs: usize,
-}
-
-/// Median, 90th percentile and range of one measured quantity, in seconds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Spread {
-    pub runs: usize,
-    pub median: f64,
-    pub p90: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-/// The spread of `samples` (nearest-rank percentiles); `None` without samples.
-pub fn spread(samples: &[f64]) -> Option<Spread> {
-    let mut sorted: Vec<f64> = samples.iter().copied().filter(|s| s.is_finite()).collect();
-    if sorted.is_empty() {
-        return None;
-    }
-    sorted.sort_by(f64::total_cmp);
-    let rank = |q: f64| {
-        let index = (q * sorted.len() as f64).ceil() as usize;
-        sorted[index.clamp(1, sorted.len()) - 1]
-    };
-    Some(Spread {
-        runs: sorted.len(),
-        median: rank(0.5),
-        p90: rank(0.9),
-        min: sorted[0],
-        max: sorted[sorted.len() - 1],
-    })
 }
 
 /// Seconds between two RFC 3339 timestamps.
@@ -154,17 +122,6 @@ impl Platform {
     }
 }
 
-fn ready(status: &Value) -> bool {
-    status["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-        .is_some_and(|c| c["status"] == "True")
-}
-
-fn serving(status: &Value, version: &str) -> bool {
-    status["active"]["version"] == version
-}
-
 #[derive(Debug, Default, Serialize)]
 struct Samples {
     healthy_switch: Vec<f64>,
@@ -230,30 +187,9 @@ fn failing_after_promotion(platform: &Platform, version: &str) -> anyhow::Result
 }
 
 pub fn rollout(options: &RolloutOptions) -> anyhow::Result<()> {
-    let layout = cluster::layout();
-    if !layout.ready_marker().is_file() {
-        bail!("no local cluster is running; start the platform with `cargo xtask up`");
-    }
-    let kubectl = Kubectl::new(&layout.bin().join("kubectl"), &layout.admin_kubeconfig());
-    let url = kubectl
-        .run(&[
-            "-n",
-            NAMESPACE,
-            "get",
-            "secret",
-            SOURCE_SECRET,
-            "-o",
-            "jsonpath={.data.url}",
-        ])
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "Secret {NAMESPACE}/{SOURCE_SECRET} not found: start the platform with `cargo xtask up`"
-            )
-        })?;
-    let url = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(url.trim())?)?;
-    let secret = json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": format!("{NAME}-database"), "namespace": NAMESPACE},
-        "stringData": {"url": url}});
+    let kubectl = bench_platform::connect()?;
+    let url = bench_platform::database_url(&kubectl)?;
+    let secret = bench_platform::database_secret(NAMESPACE, &format!("{NAME}-database"), &url);
     kubectl.run_with_input(&["apply", "-f", "-"], Some(&secret.to_string()))?;
     let _ = kubectl.run(&[
         "-n",
@@ -325,44 +261,17 @@ pub fn rollout(options: &RolloutOptions) -> anyhow::Result<()> {
             );
         }
     }
-    let out_dir = paths::workspace_root().join("target").join("bench");
-    std::fs::create_dir_all(&out_dir)?;
-    let stamp = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)?
-        .as_secs();
-    let file = out_dir.join(format!("rollout-{stamp}.json"));
     let report: Vec<Value> = rows
         .iter()
         .map(|(what, s)| json!({"measure": what, "seconds": s}))
         .collect();
-    std::fs::write(
-        &file,
-        serde_json::to_string_pretty(&json!({"rows": report, "samples": samples}))?,
-    )?;
-    eprintln!("[bench] wrote {}", file.display());
+    bench_platform::write_report("rollout", &json!({"rows": report, "samples": samples}))?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn spread_uses_nearest_ranks() {
-        let s = spread(&[4.0, 1.0, 3.0, 2.0, 10.0, 5.0, 6.0, 7.0, 8.0, 9.0]).unwrap();
-        assert_eq!(
-            s,
-            Spread {
-                runs: 10,
-                median: 5.0,
-                p90: 9.0,
-                min: 1.0,
-                max: 10.0
-            }
-        );
-        assert_eq!(spread(&[]), None);
-        assert_eq!(spread(&[f64::NAN, 2.0]).unwrap().median, 2.0);
-    }
 
     #[test]
     fn seconds_between_timestamps() {

@@ -2,6 +2,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 mod apt;
 mod bench;
+mod bench_operator;
+mod bench_platform;
 mod bench_rollout;
 mod bench_soak;
 mod cargo;
@@ -15,6 +17,7 @@ mod pki;
 mod platform;
 mod postgres;
 mod proc;
+mod prom;
 mod steps;
 mod testcmd;
 mod tools;
@@ -72,6 +75,21 @@ enum BenchCommand {
         /// Runs (each a healthy rollout and a rolled-back one)
         #[arg(long, default_value_t = 10)]
         runs: usize,
+    },
+    /// The operator under many FootballPredictions on the platform `cargo xtask up` started:
+    /// time until all are Ready, then concurrent rollouts of all, then a steady state that must
+    /// not write; reconcile latency, API requests per reconcile and the operator's peak RSS from
+    /// its own metrics and process; table on stdout, JSON under target/bench/.
+    Operator {
+        /// FootballPredictions created at once
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+        /// Length of the steady-state window in which nothing changes
+        #[arg(long, default_value = "60s", value_parser = bench::parse_duration)]
+        steady: std::time::Duration,
+        /// Longest wait of one phase [default: 300s + 6s per FootballPrediction]
+        #[arg(long, value_parser = bench::parse_duration)]
+        timeout: Option<std::time::Duration>,
     },
     /// fp-api-server under wrk on SQLite and PostgreSQL with the shared data, next to a bare
     /// axum ceiling; table on stdout, JSON under target/bench/.
@@ -178,6 +196,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             what: BenchCommand::Rollout { runs },
         } => bench_rollout::rollout(&bench_rollout::RolloutOptions { runs }),
+        Command::Bench {
+            what:
+                BenchCommand::Operator {
+                    count,
+                    steady,
+                    timeout,
+                },
+        } => bench_operator::operator(&bench_operator::OperatorOptions {
+            count,
+            steady,
+            timeout,
+        }),
         Command::Test => testcmd::run(),
         Command::Cluster {
             action: ClusterAction::Up { nodes },

@@ -168,8 +168,9 @@ pub fn start(state: &Path) -> anyhow::Result<Postgres> {
         "synchronous_commit=off".into(),
         "-c".into(),
         "full_page_writes=off".into(),
+        // Every API pod keeps a connection or two; `bench operator` runs 400 of them at once.
         "-c".into(),
-        "max_connections=200".into(),
+        "max_connections=1000".into(),
     ]);
     // SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for clients to leave.
     spec.stop_signal = Signal::SIGINT;

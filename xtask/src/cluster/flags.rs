@@ -131,6 +131,13 @@ pub fn scheduler(layout: &Layout, ports: &Ports) -> Vec<String> {
     ]
 }
 
+/// Pods each local Node admits. Above kubelet's 110: `cargo xtask bench operator` runs two API
+/// pods for each of its 200 FootballPredictions during their rollouts (host processes with tiny
+/// requests; memory, not the pod count, is what limits this machine).
+pub const NODE_MAX_PODS: usize = 250;
+// 200 instances with both colors running need 400 pods on the 2 default nodes.
+const _: () = assert!(2 * NODE_MAX_PODS >= 400);
+
 /// The node agent acts with kubelet's permissions (its own identity, bound to system:node)
 /// and keeps per-pod state inside the cluster's state directory.
 pub fn node_agent(layout: &Layout, nodes: usize) -> Vec<String> {
@@ -154,6 +161,7 @@ pub fn node_agent_for(
         flag_path("kubeconfig", kubeconfig),
         flag_path("state-dir", state_dir),
         format!("--nodes={nodes}"),
+        format!("--max-pods={NODE_MAX_PODS}"),
     ];
     if let Some(prefix) = name_prefix {
         args.push(format!("--node-name-prefix={prefix}"));
@@ -259,6 +267,8 @@ mod tests {
                 "--kubeconfig=/s/kubeconfigs/node-agent.kubeconfig",
                 "--state-dir=/s/node-agent",
                 "--nodes=2",
+                // Enough for the operator bench's pods.
+                "--max-pods=250",
             ]
         );
         let other = node_agent_for(Path::new("/p/k"), Path::new("/p/agent"), 1, Some("fp-up"));

@@ -17,11 +17,14 @@ use crate::{cargo, cluster, interrupt, paths, postgres};
 use existing::Tools;
 use plan::{ClusterTarget, Created, NodeAgentMode, Previous, Record, Target};
 
-const NAMESPACE: &str = "football";
+pub const NAMESPACE: &str = "football";
 const INSTANCE: &str = "demo";
+/// The Secret the sample's default `database.urlSecretRef` (`<name>-database`, key `url`) names;
+/// the benchmarks share its database.
+pub const DATABASE_SECRET: &str = "demo-database";
 const DATABASE: &str = "football";
-const OPERATOR_NAMESPACE: &str = "fp-system";
-const OPERATOR_RELEASE: &str = "fp-operator";
+pub const OPERATOR_NAMESPACE: &str = "fp-system";
+pub const OPERATOR_RELEASE: &str = "fp-operator";
 const SAMPLE: &str = "docs/samples/local.yaml";
 const BACKUP_VOLUME: &str = "fp-local-backups";
 /// Covers the migration Job and two API pods fitting their models on a loaded machine.
@@ -92,15 +95,9 @@ fn remove_state() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The Secret the sample's default `database.urlSecretRef` (`<name>-database`, key `url`) names.
+/// The Secret the sample's default `database.urlSecretRef` names.
 pub fn database_secret(url: &str) -> serde_json::Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": format!("{INSTANCE}-database"), "namespace": NAMESPACE},
-        "type": "Opaque",
-        "stringData": {"url": url},
-    })
+    crate::bench_platform::database_secret(NAMESPACE, DATABASE_SECRET, url)
 }
 
 /// A hostPath volume for the operator's backup claim (no dynamic provisioner runs here).
