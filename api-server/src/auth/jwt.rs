@@ -1,6 +1,14 @@
 //! Access tokens: HS256 JWTs carrying the user id, the role and a `kid` header naming the key.
+//! A token that verified is remembered by its key set (see [`VerifiedTokens`]): a client sends
+//! the same token with every request, and decoding it again each time was about a fifth of the
+//! server's CPU on the cached prediction read (docs/performance.md).
 
-use jsonwebtoken::{Algorithm, Header, Validation, decode, decode_header, encode};
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use jsonwebtoken::{
+    Algorithm, Header, Validation, decode, decode_header, encode, get_current_timestamp,
+};
 use serde::{Deserialize, Serialize};
 
 use super::Role;
@@ -82,9 +90,12 @@ pub fn issue(
     encode(&header, &claims, keys.signing_key()).map_err(|_| TokenError::Signing)
 }
 
+/// Seconds an access token is still accepted after its `exp` (clock skew between replicas).
+const LEEWAY_SECS: u64 = 5;
+
 fn validation() -> Validation {
     let mut v = Validation::new(Algorithm::HS256);
-    v.leeway = 5;
+    v.leeway = LEEWAY_SECS;
     v.validate_aud = false;
     v.set_issuer(&[ISSUER]);
     v.set_required_spec_claims(&["exp", "sub", "iss"]);
@@ -93,8 +104,74 @@ fn validation() -> Validation {
 
 static VALIDATION: std::sync::LazyLock<Validation> = std::sync::LazyLock::new(validation);
 
-/// Verifies signature (with the key its `kid` names), expiry, issuer and type.
+/// The expiry rule jsonwebtoken applies, for remembered tokens (`exp` and `now` in Unix seconds).
+fn is_expired(exp: u64, now: u64) -> bool {
+    exp < now.saturating_sub(LEEWAY_SECS)
+}
+
+/// A token that passed [`verify`], and when it expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Verified {
+    principal: Principal,
+    exp: u64,
+}
+
+/// At most this many remembered tokens per key set (about 250 bytes each); when full, the
+/// memory starts over, which only costs the next requests a full verification.
+const MAX_REMEMBERED: usize = 4096;
+
+/// Tokens one key set verified. Only tokens that passed every check are remembered, keyed by
+/// their full text (a changed byte is another key, verified from scratch); a hit still applies
+/// the expiry check. It lives in the [`KeySet`], so a reloaded key set (a key removed) starts
+/// empty. Session revocation is checked by the caller on every request, hit or not.
+#[derive(Debug, Default)]
+pub struct VerifiedTokens {
+    by_token: RwLock<HashMap<Box<str>, Verified>>,
+}
+
+impl VerifiedTokens {
+    /// The outcome for a remembered token at `now`, or `None` when it is not remembered.
+    fn recall(&self, token: &str, now: u64) -> Option<Result<Principal, TokenError>> {
+        let seen = *self.by_token.read().ok()?.get(token)?;
+        Some(if is_expired(seen.exp, now) {
+            Err(TokenError::Expired)
+        } else {
+            Ok(seen.principal)
+        })
+    }
+
+    fn remember(&self, token: &str, verified: Verified) {
+        // A poisoned lock only means a panic elsewhere; not remembering is always safe.
+        if let Ok(mut map) = self.by_token.write() {
+            if map.len() >= MAX_REMEMBERED {
+                map.clear();
+            }
+            map.insert(token.into(), verified);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_token.read().map_or(0, |m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Verifies signature (with the key its `kid` names), expiry, issuer and type; a token this key
+/// set verified before is only checked for expiry.
 pub fn verify(keys: &KeySet, token: &str) -> Result<Principal, TokenError> {
+    if let Some(outcome) = keys.verified().recall(token, get_current_timestamp()) {
+        return outcome;
+    }
+    let verified = verify_signed(keys, token)?;
+    keys.verified().remember(token, verified);
+    Ok(verified.principal)
+}
+
+/// The full check: header, key, signature, claims.
+fn verify_signed(keys: &KeySet, token: &str) -> Result<Verified, TokenError> {
     let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
     if header.alg != Algorithm::HS256 {
         return Err(TokenError::Invalid);
@@ -117,10 +194,15 @@ pub fn verify(keys: &KeySet, token: &str) -> Result<Principal, TokenError> {
         return Err(TokenError::WrongType);
     }
     let user_id = claims.sub.parse().map_err(|_| TokenError::Invalid)?;
-    Ok(Principal {
-        user_id,
-        role: claims.role,
-        issued_at: claims.iat,
+    // jsonwebtoken refuses an `exp` that is not a u64, so this never fails on a verified token.
+    let exp = u64::try_from(claims.exp).map_err(|_| TokenError::Invalid)?;
+    Ok(Verified {
+        principal: Principal {
+            user_id,
+            role: claims.role,
+            issued_at: claims.iat,
+        },
+        exp,
     })
 }
 
@@ -173,6 +255,69 @@ mod tests {
         let impostor = keys("k20240101T000000Z", 3);
         assert_eq!(verify(&impostor, &token), Err(TokenError::Invalid));
         assert_eq!(verify(&k, "not-a-jwt"), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn remembered_tokens_expire_by_the_same_rule() {
+        // jsonwebtoken's rule, which a remembered token repeats: expired once exp < now - leeway.
+        assert!(!is_expired(100, 105));
+        assert!(is_expired(100, 106));
+        assert!(!is_expired(100, 0));
+        let k = keys("k20240101T000000Z", 1);
+        // Expired 2 s ago, inside the leeway: accepted fresh and from memory.
+        let nearly = issue(&k, 3, Role::Viewer, now() - 62, 60).unwrap();
+        assert_eq!(verify(&k, &nearly).unwrap().user_id, 3);
+        assert_eq!(k.verified().len(), 1);
+        assert_eq!(verify(&k, &nearly).unwrap().user_id, 3);
+        // The same token a minute later: refused from memory, as a full check would.
+        let later = get_current_timestamp() + 60;
+        assert_eq!(
+            k.verified().recall(&nearly, later),
+            Some(Err(TokenError::Expired))
+        );
+    }
+
+    #[test]
+    fn only_tokens_that_passed_are_remembered() {
+        let k = keys("k20240101T000000Z", 1);
+        let token = issue(&k, 5, Role::Analyst, now(), 60).unwrap();
+        assert!(k.verified().is_empty());
+        assert_eq!(verify(&k, &token).unwrap().role, Role::Analyst);
+        assert_eq!(k.verified().len(), 1);
+        // One signature character changed: another text, so a full check, which fails.
+        let mut chars: Vec<char> = token.chars().collect();
+        let i = chars.len() - 10;
+        chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+        let tampered: String = chars.into_iter().collect();
+        assert!(verify(&k, &tampered).is_err());
+        let expired = issue(&k, 5, Role::Viewer, now() - 3600, 60).unwrap();
+        assert_eq!(verify(&k, &expired), Err(TokenError::Expired));
+        assert_eq!(k.verified().len(), 1);
+        // A reloaded set without the key starts empty: the remembered token does not carry over.
+        let reloaded = keys("k20250101T000000Z", 2);
+        assert_eq!(verify(&reloaded, &token), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let memory = VerifiedTokens::default();
+        let seen = Verified {
+            principal: Principal {
+                user_id: 1,
+                role: Role::Viewer,
+                issued_at: 0,
+            },
+            exp: u64::MAX,
+        };
+        for i in 0..=MAX_REMEMBERED {
+            memory.remember(&format!("t{i}"), seen);
+        }
+        assert!(memory.len() <= MAX_REMEMBERED);
+        assert_eq!(
+            memory.recall(&format!("t{MAX_REMEMBERED}"), 0),
+            Some(Ok(seen.principal))
+        );
+        assert_eq!(memory.recall("unknown", 0), None);
     }
 
     #[test]

@@ -13,6 +13,8 @@ use arc_swap::ArcSwap;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use sha2::{Digest, Sha256};
 
+use super::jwt::VerifiedTokens;
+
 /// HS256 keys shorter than this are refused (RFC 7518 §3.2 asks for at least the hash size).
 pub const MIN_KEY_BYTES: usize = 32;
 
@@ -56,6 +58,8 @@ pub struct KeySet {
     signing: EncodingKey,
     verifying: HashMap<String, DecodingKey>,
     fingerprint: [u8; 32],
+    /// Tokens these keys verified; a reload builds a new set, so it starts empty.
+    verified: VerifiedTokens,
 }
 
 impl std::fmt::Debug for KeySet {
@@ -113,6 +117,7 @@ impl KeySet {
             signing: EncodingKey::from_secret(newest_bytes).ok()?,
             verifying,
             fingerprint: hasher.finalize().into(),
+            verified: VerifiedTokens::default(),
         })
     }
 
@@ -122,6 +127,10 @@ impl KeySet {
 
     pub fn verifying_key(&self, kid: &str) -> Option<&DecodingKey> {
         self.verifying.get(kid)
+    }
+
+    pub fn verified(&self) -> &VerifiedTokens {
+        &self.verified
     }
 
     pub fn key_ids(&self) -> Vec<String> {
