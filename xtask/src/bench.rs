@@ -228,10 +228,13 @@ impl Server {
         self.status_kib("VmRSS")
     }
 
-    /// Open file descriptors now (sockets, files, epoll…); `None` once the process is gone.
-    pub fn open_fds(&self) -> Option<u64> {
-        let dir = std::fs::read_dir(format!("/proc/{}/fd", self.child.0.id())).ok()?;
-        Some(dir.count() as u64)
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> Option<u16> {
+        self.url.rsplit(':').next()?.parse().ok()
     }
 
     /// The exit status, if the server has exited.
@@ -509,7 +512,8 @@ pub fn start_stack(o: &StackOptions) -> anyhow::Result<Stack> {
         }
         None => (None, PgGuard(None)),
     };
-    let password = format!("bench-{}", std::process::id());
+    // The server wants 10 bytes at least, whatever the pid.
+    let password = format!("bench-password-{}", std::process::id());
     let mut server = start_api(o.api_bin, database_url.as_deref(), o.scratch, &password)?;
     wait_ready(&mut server, "fp-api-server")?;
     let setup = prepare_client(&server.url, &password)?;

@@ -8,9 +8,9 @@
 //!
 //! The load generator is vegeta (built from its Go module, cached like the control plane's
 //! binaries): it sends at the rate whatever the latency (an open model), where wrk would slow
-//! down with the server. Its worker and connection count is fixed, so the server's descriptor
-//! count does not move with the client.
-use std::collections::BTreeMap;
+//! down with the server. Its connections are capped, and the server's descriptors are judged
+//! apart from the connections on its port, which come and go with the client's concurrency.
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -78,9 +78,12 @@ pub struct Limits {
     pub min_rate_share: f64,
     /// RSS growth allowed: median of the last window over median of the first post-warm-up one.
     pub max_rss_growth: f64,
-    /// Descriptors allowed above the value at the end of the warm-up (a pooled database
-    /// connection replaced, a log file reopened).
+    /// Descriptors besides client connections allowed above the value at the end of the
+    /// warm-up (a pooled database connection replaced, a file opened for a moment).
     pub fd_slack: u64,
+    /// The load generator's connection cap: more client connections held by the server means
+    /// it keeps connections the client closed.
+    pub connections: u64,
     /// PostgreSQL connections allowed above the value at the end of the warm-up.
     pub db_slack: u64,
     pub warmup_s: f64,
@@ -96,6 +99,7 @@ impl Limits {
             min_rate_share: 0.95,
             max_rss_growth: 0.05,
             fd_slack: 8,
+            connections: u64::from(options.connections),
             db_slack: 2,
             warmup_s: options.warmup.as_secs_f64(),
             // One minute, or a third of a short run so the two windows never overlap.
@@ -118,7 +122,11 @@ pub struct Sample {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub rss_kib: u64,
+    /// All open descriptors.
     pub fds: u64,
+    /// Of `fds`, the connections on the listening port: the load generator's, and any the
+    /// server failed to close.
+    pub client_connections: u64,
     /// Connections to the bench database; `None` on SQLite.
     pub db_connections: Option<u64>,
     /// The machine's 1-minute load average (it is shared).
@@ -271,13 +279,23 @@ pub fn verdict(samples: &[Sample], errors: u64, requests: u64, limits: &Limits) 
         },
     });
 
+    // Client connections come and go with the load generator's concurrency (a stall opens
+    // more), so they are judged against its cap and the rest of the descriptors for growth.
     checks.push(no_growth(
-        "open fds after warm-up",
+        "other fds after warm-up",
         samples,
         limits.warmup_s,
         limits.fd_slack,
-        |s| Some(s.fds),
+        |s| Some(s.fds.saturating_sub(s.client_connections)),
     ));
+    let held = samples.iter().map(|s| s.client_connections).max();
+    checks.push(Check {
+        target: "client connections held",
+        measured: held.map_or("no samples".into(), |n| format!("max {n}")),
+        limit: format!("≤ {}", limits.connections),
+        met: held.is_some_and(|n| n <= limits.connections),
+        in_smoke: true,
+    });
     if samples.iter().any(|s| s.db_connections.is_some()) {
         checks.push(no_growth(
             "DB connections after warm-up",
@@ -457,7 +475,7 @@ fn start_load(
         .args(["-format=json", "-timeout=10s", "-max-body=0"])
         .arg(format!("-rate={}/1s", options.rate))
         .arg(format!("-duration={}ms", total.as_millis()))
-        // A fixed pool of workers, each on one keep-alive connection.
+        // A fixed pool of workers sharing at most as many keep-alive connections.
         .args(["-workers", &connections, "-max-workers", &connections])
         .args([
             "-connections",
@@ -486,6 +504,55 @@ fn start_load(
         .take()
         .context("vegeta encode has no stdout")?;
     Ok((attack, Owned(encode), lines))
+}
+
+/// The socket inodes of `/proc/PID/fd` link targets (`socket:[12345]`).
+pub fn socket_inode(link: &str) -> Option<u64> {
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// How many of `inodes` are connections on local `port` in `/proc/net/tcp` text (the
+/// listening socket, state 0A, excluded).
+pub fn port_connections(net_tcp: &str, port: u16, inodes: &HashSet<u64>) -> u64 {
+    net_tcp
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            let listening = fields.get(3) == Some(&"0A");
+            let inode = fields.get(9).and_then(|i| i.parse::<u64>().ok());
+            local_port == Some(port) && !listening && inode.is_some_and(|i| inodes.contains(&i))
+        })
+        .count() as u64
+}
+
+/// All open descriptors of `pid`, and how many are connections on `port`.
+fn descriptors(pid: u32, port: u16) -> Option<(u64, u64)> {
+    let mut count = 0;
+    let mut sockets = HashSet::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()? {
+        count += 1;
+        let Ok(entry) = entry else { continue };
+        if let Some(inode) = std::fs::read_link(entry.path())
+            .ok()
+            .and_then(|l| socket_inode(&l.to_string_lossy()))
+        {
+            sockets.insert(inode);
+        }
+    }
+    let mut connections = 0;
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        connections += port_connections(&text, port, &sockets);
+    }
+    Some((count, connections))
 }
 
 fn db_connections(pg: &postgres::Postgres) -> anyhow::Result<u64> {
@@ -529,7 +596,10 @@ fn take_sample(
     };
     latencies.sort_unstable();
     let server = &mut stack.server;
-    let (Some(rss_kib), Some(fds)) = (server.rss_kib(), server.open_fds()) else {
+    let port = server.port().context("server URL without a port")?;
+    let (Some(rss_kib), Some((fds, client_connections))) =
+        (server.rss_kib(), descriptors(server.pid(), port))
+    else {
         let status = server.exited().map(|s| s.to_string()).unwrap_or_default();
         bail!("fp-api-server is gone during the soak ({status}); see its api.log");
     };
@@ -545,6 +615,7 @@ fn take_sample(
         max_ms: ms(latencies.last().copied().unwrap_or(0)),
         rss_kib,
         fds,
+        client_connections,
         db_connections,
         load1: load1(),
     };
@@ -688,13 +759,14 @@ pub fn soak(options: &SoakOptions) -> anyhow::Result<()> {
             "soak"
         };
         eprintln!(
-            "[soak] {} {phase:<7} {:>6.0} req/s  p99 {:>7.2} ms  errors {:>3}  RSS {:>6.1} MiB  fds {:>4}  db {:>3}  load {:.1}",
+            "[soak] {} {phase:<7} {:>6.0} req/s  p99 {:>7.2} ms  errors {:>3}  RSS {:>6.1} MiB  fds {:>4} ({:>3} client)  db {:>3}  load {:.1}",
             fmt_elapsed(elapsed_s),
             sample.rate(),
             sample.p99_ms,
             sample.errors,
             sample.rss_kib as f64 / 1024.0,
             sample.fds,
+            sample.client_connections,
             sample
                 .db_connections
                 .map_or("-".to_owned(), |n| n.to_string()),
@@ -797,8 +869,8 @@ mod tests {
         })
     }
 
-    /// 11 minutes of 5 s samples at 5000 req/s; `rss`, `fds` and `db` give each sample's gauges
-    /// from its index.
+    /// 11 minutes of 5 s samples at 5000 req/s with 64 client connections; `rss`, `fds` (all
+    /// descriptors) and `db` give each sample's gauges from its index.
     fn run(
         rss: impl Fn(usize) -> u64,
         fds: impl Fn(usize) -> u64,
@@ -815,6 +887,7 @@ mod tests {
                 max_ms: 9.0,
                 rss_kib: rss(i),
                 fds: fds(i),
+                client_connections: 64,
                 db_connections: db(i),
                 load1: 2.0,
             })
@@ -839,7 +912,7 @@ mod tests {
         // fds and connections wobble by a few but do not climb.
         let samples = run(noisy, |i| 90 + (i % 4) as u64, |i| Some(3 + (i % 2) as u64));
         let checks = verdict(&samples, 0, 3_300_000, &limits());
-        assert_eq!(checks.len(), 6);
+        assert_eq!(checks.len(), 7);
         assert!(checks.iter().all(|c| c.met), "{checks:#?}");
         assert!(
             check(&checks, "RSS growth after warm-up")
@@ -856,7 +929,7 @@ mod tests {
         let rss = check(&checks, "RSS growth after warm-up");
         assert!(!rss.met, "{rss:?}");
         assert!(rss.measured.starts_with("+8."), "{rss:?}");
-        assert!(check(&checks, "open fds after warm-up").met);
+        assert!(check(&checks, "other fds after warm-up").met);
     }
 
     #[test]
@@ -882,15 +955,59 @@ mod tests {
         // One descriptor every 30 s: 20 more by the end.
         let samples = run(noisy, |i| 90 + i as u64 / 6, |_| Some(3));
         let fds = verdict(&samples, 0, 3_300_000, &limits());
-        let fd_check = check(&fds, "open fds after warm-up");
+        let fd_check = check(&fds, "other fds after warm-up");
         assert!(!fd_check.met);
-        assert_eq!(fd_check.measured, "max 111 (91 at end of warm-up)");
-        assert_eq!(fd_check.limit, "≤ 99");
+        assert_eq!(fd_check.measured, "max 47 (27 at end of warm-up)");
+        assert_eq!(fd_check.limit, "≤ 35");
 
         let samples = run(noisy, |_| 90, |i| Some(if i > 100 { 8 } else { 3 }));
         let db = verdict(&samples, 0, 3_300_000, &limits());
         assert!(!check(&db, "DB connections after warm-up").met);
-        assert!(check(&db, "open fds after warm-up").met);
+        assert!(check(&db, "other fds after warm-up").met);
+    }
+
+    #[test]
+    fn client_connections_may_come_and_go_up_to_the_cap() {
+        // A stall halfway makes the load generator open all its connections: 20 more
+        // descriptors, none of them the server's own.
+        let mut samples = run(noisy, |i| if i < 60 { 70 } else { 90 }, |_| Some(3));
+        for (i, s) in samples.iter_mut().enumerate() {
+            s.client_connections = if i < 60 { 44 } else { 64 };
+        }
+        let checks = verdict(&samples, 0, 3_300_000, &limits());
+        assert!(checks.iter().all(|c| c.met), "{checks:#?}");
+
+        // More connections than the client can have: the server keeps closed ones.
+        samples[100].client_connections = 70;
+        samples[100].fds = 96;
+        let checks = verdict(&samples, 0, 3_300_000, &limits());
+        let held = check(&checks, "client connections held");
+        assert!(!held.met);
+        assert_eq!(
+            (held.measured.as_str(), held.limit.as_str()),
+            ("max 70", "≤ 64")
+        );
+    }
+
+    #[test]
+    fn counts_the_sockets_on_the_server_port() {
+        // Port 0x1F90 = 8080: the listener, two connections of ours, one in TIME_WAIT (no
+        // descriptor), one of another process; a client socket whose remote port is 8080.
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 100 1 0 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:B0FB 01 00000000:00000000 00:00000000 00000000     0        0 101 1 0 20 4 30 10 -1
+   2: 0100007F:1F90 0100007F:B0FC 08 00000000:00000000 00:00000000 00000000     0        0 102 1 0 20 4 30 10 -1
+   3: 0100007F:1F90 0100007F:B0FD 06 00000000:00000000 03:00000DFE 00000000     0        0 0 3 0
+   4: 0100007F:1F90 0100007F:B0FE 01 00000000:00000000 00:00000000 00000000     0        0 200 1 0 20 4 30 10 -1
+   5: 0100007F:B0FB 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 103 1 0 20 4 30 10 -1
+";
+        let ours: HashSet<u64> = [100, 101, 102, 103].into();
+        assert_eq!(port_connections(table, 8080, &ours), 2);
+        assert_eq!(port_connections(table, 8081, &ours), 0);
+        assert_eq!(port_connections("", 8080, &ours), 0);
+        assert_eq!(socket_inode("socket:[4242]"), Some(4242));
+        assert_eq!(socket_inode("/dev/null"), None);
+        assert_eq!(socket_inode("anon_inode:[eventpoll]"), None);
     }
 
     #[test]
@@ -913,7 +1030,7 @@ mod tests {
     fn sqlite_runs_have_no_connection_check_and_empty_runs_fail() {
         let samples = run(noisy, |_| 90, |_| None);
         let checks = verdict(&samples, 0, 3_300_000, &limits());
-        assert_eq!(checks.len(), 5);
+        assert_eq!(checks.len(), 6);
         assert!(
             checks
                 .iter()
