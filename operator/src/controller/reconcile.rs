@@ -280,10 +280,12 @@ async fn reconcile_valid(
     let commands = RolloutCommand::pending(&annotations);
     // The previous version, with today's configuration (a configuration alone is not kept in
     // history: the previous configuration is the one to restore by reverting the spec).
-    let previous = before.history.get(1).map(|h| rollout::Release {
-        image: v.image_for(&h.version),
-        version: h.version.clone(),
-        config: desired.config.clone(),
+    let previous = crate::crd::rollback_target(before.active.as_ref(), &before.history).map(|h| {
+        rollout::Release {
+            image: v.image_for(&h.version),
+            version: h.version.clone(),
+            config: desired.config.clone(),
+        }
     });
     let config_maps: BTreeMap<String, BTreeMap<String, String>> = live
         .get(&Kind::ConfigMap)

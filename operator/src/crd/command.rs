@@ -124,15 +124,16 @@ impl RolloutCommand {
                 RolloutStage::PostPromotion | RolloutStage::ScalingDown => Ok(()),
                 RolloutStage::Idle => {
                     let history = status.map_or(&[][..], |s| s.history.as_slice());
-                    match history {
-                        [_, _, ..] => Ok(()),
-                        [current] => Err(format!(
-                            "no previous good release in status.history: {} is the only promoted \
-                             release; rollback needs two",
+                    match (status.and_then(|s| s.rollback_target()), history.first()) {
+                        (Some(_), _) => Ok(()),
+                        (None, Some(current)) => Err(format!(
+                            "no previous good release in status.history: every promoted release \
+                             is {} (configuration changes promote the same version again); \
+                             rollback needs another version",
                             current.version
                         )),
-                        [] => Err("no previous good release in status.history: nothing was \
-                                   promoted yet; rollback needs two promoted releases"
+                        (None, None) => Err("no previous good release in status.history: nothing \
+                                             was promoted yet; rollback needs two promoted releases"
                             .to_owned()),
                     }
                 }
@@ -398,7 +399,30 @@ mod tests {
             one.starts_with("no previous good release in status.history"),
             "{one}"
         );
-        assert!(one.contains("1.4.2 is the only promoted release"), "{one}");
+        assert!(one.contains("every promoted release is 1.4.2"), "{one}");
+        // Configuration-only rollouts promote the same version again: still nothing to go back to.
+        let same = RolloutCommand::Rollback
+            .applies(
+                "1.4.2",
+                Some(&status(
+                    RolloutStage::Idle,
+                    "",
+                    &["1.4.2", "1.4.2", "1.4.2"],
+                )),
+            )
+            .unwrap_err();
+        assert!(same.contains("every promoted release is 1.4.2"), "{same}");
+        assert_eq!(
+            RolloutCommand::Rollback.applies(
+                "1.4.2",
+                Some(&status(
+                    RolloutStage::Idle,
+                    "",
+                    &["1.4.2", "1.4.2", "1.4.1"]
+                ))
+            ),
+            Ok(())
+        );
         let none = RolloutCommand::Rollback
             .applies("1.4.2", Some(&status(RolloutStage::Idle, "", &[])))
             .unwrap_err();

@@ -47,6 +47,28 @@ pub struct FootballPredictionStatus {
     pub endpoints: Option<Endpoints>,
 }
 
+impl FootballPredictionStatus {
+    /// The release `kubectl fp rollback` returns to from Idle: the newest promoted release of
+    /// another version than the one serving. Configuration-only rollouts promote the same version
+    /// again, so the entry right below the newest is not necessarily another release.
+    pub fn rollback_target(&self) -> Option<&HistoryEntry> {
+        rollback_target(self.active.as_ref(), &self.history)
+    }
+}
+
+/// [`FootballPredictionStatus::rollback_target`] from its two parts, for callers holding them
+/// separately (the rollout state machine).
+pub fn rollback_target<'h>(
+    active: Option<&ColorStatus>,
+    history: &'h [HistoryEntry],
+) -> Option<&'h HistoryEntry> {
+    let serving = active
+        .map(|a| a.version.as_str())
+        .filter(|v| !v.is_empty())
+        .or_else(|| history.first().map(|h| h.version.as_str()))?;
+    history.iter().find(|h| h.version != serving)
+}
+
 /// One-word summary of the platform.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum Phase {
@@ -280,4 +302,64 @@ pub struct Endpoints {
     pub active: String,
     /// URL of Service `<name>-preview`.
     pub preview: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(versions: &[&str]) -> Vec<HistoryEntry> {
+        versions
+            .iter()
+            .map(|v| HistoryEntry {
+                version: (*v).into(),
+                promoted_at: Time("2026-11-29T08:00:00Z".parse().unwrap()),
+                backup_id: None,
+            })
+            .collect()
+    }
+
+    fn serving(version: &str, versions: &[&str]) -> FootballPredictionStatus {
+        FootballPredictionStatus {
+            active: Some(ColorStatus {
+                color: Color::Blue,
+                version: version.into(),
+                image: String::new(),
+                config: String::new(),
+                ready_replicas: 2,
+            }),
+            history: history(versions),
+            ..FootballPredictionStatus::default()
+        }
+    }
+
+    fn target(status: &FootballPredictionStatus) -> Option<&str> {
+        status.rollback_target().map(|h| h.version.as_str())
+    }
+
+    #[test]
+    fn rollback_target_is_the_newest_other_version() {
+        assert_eq!(
+            target(&serving("1.5.0", &["1.5.0", "1.4.2", "1.4.1"])),
+            Some("1.4.2")
+        );
+        // Configuration-only rollouts left entries of the serving version in between.
+        assert_eq!(
+            target(&serving("1.5.0", &["1.5.0", "1.5.0", "1.4.1"])),
+            Some("1.4.1")
+        );
+        assert_eq!(target(&serving("1.5.0", &["1.5.0", "1.5.0"])), None);
+        assert_eq!(target(&serving("1.5.0", &[])), None);
+    }
+
+    #[test]
+    fn rollback_target_without_an_active_color_reads_the_newest_entry() {
+        let no_active = FootballPredictionStatus {
+            history: history(&["1.5.0", "1.5.0", "1.4.1"]),
+            ..FootballPredictionStatus::default()
+        };
+        assert_eq!(target(&no_active), Some("1.4.1"));
+        assert_eq!(target(&serving("", &["1.5.0", "1.4.1"])), Some("1.4.1"));
+        assert_eq!(target(&FootballPredictionStatus::default()), None);
+    }
 }

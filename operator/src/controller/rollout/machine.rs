@@ -317,7 +317,12 @@ impl Machine<'_> {
                     self.start(previous, true);
                 } else {
                     // The old color still runs at full size: switch back now.
-                    if self.s.history.first().is_some_and(|h| h.version == target) {
+                    // The rolled-back release entered history when it reached ScalingDown; in
+                    // PostPromotion the newest entry is still the release going back to serve
+                    // (the same version, when only the configuration changed).
+                    if self.s.rollout.stage == RolloutStage::ScalingDown
+                        && self.s.history.first().is_some_and(|h| h.version == target)
+                    {
                         self.s.history.remove(0);
                     }
                     self.abort(

@@ -659,6 +659,38 @@ fn rollback_during_scale_down_is_an_instant_switch() {
 }
 
 #[test]
+fn rolling_back_a_configuration_change_before_scale_down_keeps_the_serving_entry() {
+    let mut state = steady(Color::Blue, "1.0.0");
+    state.active.as_mut().unwrap().config = "c1".into();
+    state.history = vec![entry("1.0.0")];
+    let mut d = Drive::new(state, "1.0.0");
+    d.desired.config = "c2".into();
+    d.settings.migrations = false;
+    assert_eq!(d.step(), RolloutStage::Previewing);
+    let mut v = view("demo-green", &d.target_image(), 1);
+    v.config = "c2".into();
+    d.step_with(Some(&v), JobState::Missing, None);
+    for _ in 0..5 {
+        d.round(true);
+    }
+    v.desired = 3;
+    v.ready = 3;
+    v.updated = 3;
+    v.available = 3;
+    assert_eq!(
+        d.step_with(Some(&v), JobState::Missing, None),
+        RolloutStage::PostPromotion
+    );
+    // Not yet promoted into history: the 1.0.0 entry is the release being returned to.
+    assert_eq!(d.command(RolloutCommand::Rollback), RolloutStage::Aborted);
+    assert_eq!(d.state.history, vec![entry("1.0.0")]);
+    assert_eq!(
+        d.state.active.as_ref().map(|a| a.config.as_str()),
+        Some("c1")
+    );
+}
+
+#[test]
 fn a_preview_whose_readiness_fails_is_rejected_before_the_deadline() {
     let mut d = Drive::new(steady(Color::Blue, "1.0.0"), "2.0.0-broken-ready");
     d.settings.migrations = false;
