@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use crate::{apt, cargo, interrupt, paths, postgres};
+use crate::{apt, cargo, interrupt, paths, postgres, procfs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -78,6 +78,11 @@ pub struct Measurement {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub errors: u64,
+    /// CPU the server used during the run, in cores (CPU seconds per second).
+    pub server_cpu_cores: f64,
+    /// CPU the load generator (wrk) used during the run, in cores: on a 2-core machine whatever
+    /// it takes is not there for the server.
+    pub load_cpu_cores: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -109,6 +114,8 @@ pub fn parse_wrk_output(stdout: &str) -> Option<Measurement> {
         p99_ms: us("p99_us")? / 1e3,
         max_ms: us("max_us")? / 1e3,
         errors: v["errors"].as_u64()?,
+        server_cpu_cores: 0.0,
+        load_cpu_cores: 0.0,
     })
 }
 
@@ -203,29 +210,15 @@ pub struct Server {
     pub url: String,
 }
 
-/// A `VmRSS:`-style field of /proc/PID/status, in KiB.
-pub fn status_field_kib(status: &str, field: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().strip_suffix("kB")?.trim().parse().ok())
-}
-
 impl Server {
-    fn status_kib(&self, field: &str) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.0.id())).ok()?;
-        status_field_kib(&status, field)
-    }
-
     /// Peak resident memory so far (VmHWM), in MiB.
     fn peak_rss_mib(&self) -> f64 {
-        self.status_kib("VmHWM")
-            .map_or(0.0, |kib| kib as f64 / 1024.0)
+        procfs::status_kib(self.pid(), "VmHWM").map_or(0.0, procfs::mib)
     }
 
     /// Resident memory now (VmRSS), in KiB; `None` once the process is gone.
     pub fn rss_kib(&self) -> Option<u64> {
-        self.status_kib("VmRSS")
+        procfs::status_kib(self.pid(), "VmRSS")
     }
 
     pub fn pid(&self) -> u32 {
@@ -290,13 +283,29 @@ fn wait_ready(server: &mut Server, what: &str) -> anyhow::Result<()> {
     }
 }
 
+/// CPU seconds of the children this process has waited for (wrk runs, once they exit).
+fn waited_children_cpu_seconds() -> f64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    use nix::sys::time::TimeValLike;
+    getrusage(UsageWho::RUSAGE_CHILDREN).map_or(0.0, |u| {
+        (u.user_time().num_microseconds() + u.system_time().num_microseconds()) as f64 / 1e6
+    })
+}
+
+/// One wrk run against `server`, with the CPU the server and wrk used during it.
 fn run_wrk(
-    url: &str,
+    server: &Server,
     script: &Path,
     connections: u32,
     duration: Duration,
 ) -> anyhow::Result<Measurement> {
     let threads = connections.clamp(1, 2).to_string();
+    let (server_cpu, wrk_cpu, t0) = (
+        procfs::cpu_seconds(server.pid()),
+        waited_children_cpu_seconds(),
+        Instant::now(),
+    );
+    let url = server.url.as_str();
     let out = Command::new("wrk")
         .args(["-t", &threads, "-c", &connections.to_string()])
         .args(["-d", &format!("{}s", duration.as_secs().max(1))])
@@ -305,19 +314,23 @@ fn run_wrk(
         .arg(url)
         .output()
         .context("running wrk")?;
+    let wall = t0.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    parse_wrk_output(&stdout).with_context(|| {
+    let mut m = parse_wrk_output(&stdout).with_context(|| {
         format!(
             "wrk printed no result: {stdout}{}",
             String::from_utf8_lossy(&out.stderr)
         )
-    })
+    })?;
+    m.server_cpu_cores = (procfs::cpu_seconds(server.pid()) - server_cpu) / wall;
+    m.load_cpu_cores = (waited_children_cpu_seconds() - wrk_cpu) / wall;
+    Ok(m)
 }
 
 /// Cached reads measured while a second wrk keeps 64 connections of logins (argon2id) going
 /// with no rate limit: the worst case of "logins at their rate limit".
 fn measure_under_logins(
-    url: &str,
+    server: &Server,
     cached: &Path,
     login: &Path,
     connections: u32,
@@ -331,13 +344,14 @@ fn measure_under_logins(
             .args(["-d", &format!("{}s", options.duration.as_secs().max(1) + 1)])
             .arg("-s")
             .arg(login)
-            .arg(url)
+            .arg(&server.url)
             .stdout(Stdio::null())
             .spawn()
             .context("running wrk for logins")?;
         // Let the hashing queue fill before measuring.
         std::thread::sleep(Duration::from_millis(500));
-        let measured = run_wrk(url, cached, connections, options.duration);
+        // Only the measuring wrk counts as load CPU: the logins' wrk is waited for afterwards.
+        let measured = run_wrk(server, cached, connections, options.duration);
         let _ = logins.wait();
         runs.push(measured?);
     }
@@ -436,7 +450,7 @@ fn prepare_client(url: &str, password: &str) -> anyhow::Result<Setup> {
 }
 
 fn measure(
-    url: &str,
+    server: &Server,
     script: &Path,
     connections: u32,
     options: &ApiOptions,
@@ -444,7 +458,7 @@ fn measure(
     let mut runs = Vec::new();
     for _ in 0..options.runs {
         interrupt::check()?;
-        runs.push(run_wrk(url, script, connections, options.duration)?);
+        runs.push(run_wrk(server, script, connections, options.duration)?);
     }
     median(runs).context("no runs")
 }
@@ -634,7 +648,7 @@ pub fn write_json(prefix: &str, value: &impl Serialize) -> anyhow::Result<PathBu
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<13} {:<9} {:>5} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7}",
+        "{:<13} {:<9} {:>5} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7} {:>8} {:>8}",
         "scenario",
         "backend",
         "conns",
@@ -645,14 +659,16 @@ fn print_table(rows: &[Row]) {
         "max ms",
         "errors",
         "RSS MiB",
-        "ceiling"
+        "ceiling",
+        "srv cpu",
+        "wrk cpu"
     );
     for r in rows {
         let share = r
             .share_of_ceiling
             .map_or("-".to_owned(), |s| format!("{:.0}%", s * 100.0));
         println!(
-            "{:<13} {:<9} {:>5} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>7} {:>8.1} {:>7}",
+            "{:<13} {:<9} {:>5} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>7} {:>8.1} {:>7} {:>8.2} {:>8.2}",
             r.scenario,
             r.backend,
             r.connections,
@@ -663,7 +679,9 @@ fn print_table(rows: &[Row]) {
             r.median.max_ms,
             r.median.errors,
             r.peak_rss_mib,
-            share
+            share,
+            r.median.server_cpu_cores,
+            r.median.load_cpu_cores
         );
     }
 }
@@ -712,7 +730,7 @@ pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
     }
     let mut ceiling = BTreeMap::new();
     for &connections in &options.connections {
-        let m = measure(&hello.url, &hello_script, connections, options)?;
+        let m = measure(&hello, &hello_script, connections, options)?;
         eprintln!(
             "[bench] hello x{connections}: {:.0} req/s",
             m.requests_per_second
@@ -764,7 +782,7 @@ pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
                 continue;
             }
             for &connections in &options.connections {
-                let m = measure(&server.url, &script, connections, options)?;
+                let m = measure(server, &script, connections, options)?;
                 eprintln!(
                     "[bench] {name} {scenario} x{connections}: {:.0} req/s, p99 {:.1} ms, {} errors",
                     m.requests_per_second, m.p99_ms, m.errors
@@ -780,7 +798,7 @@ pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
             &[]
         };
         for &connections in connections_under_logins {
-            let m = measure_under_logins(&server.url, &cached, &login, connections, options)?;
+            let m = measure_under_logins(server, &cached, &login, connections, options)?;
             eprintln!(
                 "[bench] {name} cached+logins x{connections}: {:.0} req/s, p99 {:.1} ms",
                 m.requests_per_second, m.p99_ms
@@ -829,6 +847,8 @@ mod tests {
             p99_ms: p99,
             max_ms: 0.0,
             errors: 0,
+            server_cpu_cores: 0.0,
+            load_cpu_cores: 0.0,
         };
         let m = median(vec![run(300.0, 3.0), run(100.0, 1.0), run(200.0, 2.0)]).unwrap();
         assert_eq!((m.requests_per_second, m.p99_ms), (200.0, 2.0));
@@ -870,15 +890,5 @@ mod tests {
         let sent = body["match_ids"].as_array().unwrap();
         assert_eq!(sent.len(), 100);
         assert_eq!((sent[0].as_i64(), sent[99].as_i64()), (Some(1), Some(100)));
-    }
-
-    #[test]
-    fn reads_kib_fields_of_proc_status() {
-        let status = "Name:\tfp-api-server\nVmHWM:\t  90112 kB\nVmRSS:\t   81920 kB\nThreads:\t4\n";
-        assert_eq!(status_field_kib(status, "VmRSS"), Some(81_920));
-        assert_eq!(status_field_kib(status, "VmHWM"), Some(90_112));
-        assert_eq!(status_field_kib(status, "VmRS"), None);
-        assert_eq!(status_field_kib(status, "Threads"), None);
-        assert_eq!(status_field_kib(status, "VmSwap"), None);
     }
 }

@@ -21,6 +21,7 @@ use crate::bench_platform::{self, Spread, ready, serving, spread};
 use crate::interrupt;
 use crate::kubectl::Kubectl;
 use crate::platform::{OPERATOR_NAMESPACE, OPERATOR_RELEASE};
+use crate::procfs::{cpu_seconds, kib_field, load_average, mem_available_kib, mib, status_kib};
 use crate::prom::{self, Scrape};
 
 /// Everything the bench creates lives here; deleting it cleans up.
@@ -104,58 +105,6 @@ pub fn container_pid(container_id: &str) -> Option<u32> {
     container_id.strip_prefix("fp-node-agent://")?.parse().ok()
 }
 
-/// A `<field>:   <n> kB` line of /proc/PID/status or /proc/meminfo, in KiB.
-pub fn kib_field(text: &str, field: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
-}
-
-/// User plus system CPU time of a process in clock ticks, from /proc/PID/stat (fields 14 and 15;
-/// the command name in parentheses may contain spaces, so count from its closing parenthesis).
-pub fn cpu_ticks(stat: &str) -> Option<u64> {
-    let fields: Vec<&str> = stat
-        .get(stat.rfind(')')? + 1..)?
-        .split_whitespace()
-        .collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
-/// Linux reports /proc times in USER_HZ, 100 per second on every architecture it runs on.
-const TICKS_PER_SECOND: f64 = 100.0;
-
-fn cpu_seconds(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| cpu_ticks(&stat))
-        .map_or(0.0, |t| t as f64 / TICKS_PER_SECOND)
-}
-
-/// The 1-minute load average: how busy the shared machine was.
-fn load_average() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-fn proc_kib(pid: u32, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    kib_field(&text, field)
-}
-
-fn mem_available_kib() -> Option<u64> {
-    kib_field(
-        &std::fs::read_to_string("/proc/meminfo").ok()?,
-        "MemAvailable",
-    )
-}
-
 /// Samples a process's VmRSS in the background and keeps the highest value since the last reset.
 struct RssSampler {
     peak_kib: Arc<AtomicU64>,
@@ -172,7 +121,7 @@ impl RssSampler {
         let (peak, low, halt) = (peak_kib.clone(), low_available_kib.clone(), stop.clone());
         let handle = std::thread::spawn(move || {
             while !halt.load(Ordering::Relaxed) {
-                if let Some(rss) = proc_kib(pid, "VmRSS") {
+                if let Some(rss) = status_kib(pid, "VmRSS") {
                     peak.fetch_max(rss, Ordering::Relaxed);
                 }
                 if let Some(available) = mem_available_kib() {
@@ -547,7 +496,7 @@ impl Bench<'_> {
             let finished = s.done.len() == count;
             if finished || last_print.elapsed() >= PROGRESS_EVERY {
                 last_print = Instant::now();
-                let rss = proc_kib(self.operator.pid, "VmRSS").map_or(0.0, mib);
+                let rss = status_kib(self.operator.pid, "VmRSS").map_or(0.0, mib);
                 eprintln!(
                     "[bench] {what}: {}/{count} after {now:.0}s [{}]; operator RSS {rss:.0} MiB, MemAvailable {:.1} GiB",
                     s.done.len(),
@@ -995,14 +944,14 @@ pub fn operator(options: &OperatorOptions) -> anyhow::Result<()> {
         operator,
         options,
     };
-    let hwm_before = proc_kib(bench.operator.pid, "VmHWM").map_or(0.0, mib);
+    let hwm_before = status_kib(bench.operator.pid, "VmHWM").map_or(0.0, mib);
 
     let create = bench.phase("create", FIRST_VERSION)?;
     bench.settle(FIRST_VERSION)?;
     let rollout = bench.phase("rollout", SECOND_VERSION)?;
     bench.settle(SECOND_VERSION)?;
     let steady = bench.steady()?;
-    let hwm_after = proc_kib(bench.operator.pid, "VmHWM").map_or(0.0, mib);
+    let hwm_after = status_kib(bench.operator.pid, "VmHWM").map_or(0.0, mib);
     let phases = vec![create, rollout, steady];
 
     print_table(options.count, &phases);
@@ -1074,22 +1023,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_proc_fields_in_kib() {
-        let status = "Name:\tfp-operator\nVmHWM:\t   51200 kB\nVmRSS:\t   40960 kB\n";
-        assert_eq!(kib_field(status, "VmRSS"), Some(40960));
-        assert_eq!(kib_field(status, "VmHWM"), Some(51200));
-        assert_eq!(kib_field(status, "VmSwap"), None);
-        assert_eq!(
-            kib_field(
-                "MemTotal: 100 kB\nMemAvailable:   2048 kB\n",
-                "MemAvailable"
-            ),
-            Some(2048)
-        );
-        let stat =
-            "4242 (fp operator) S 1 4242 4242 0 -1 4194560 2937 0 0 0 150 25 0 0 20 0 9 0 100 0";
-        assert_eq!(cpu_ticks(stat), Some(175));
-        assert_eq!(cpu_ticks("4242 (x) S 1"), None);
+    fn node_agent_container_ids_carry_the_pid() {
         assert_eq!(container_pid("fp-node-agent://4242"), Some(4242));
         assert_eq!(container_pid("containerd://abc"), None);
     }

@@ -565,13 +565,6 @@ fn db_connections(pg: &postgres::Postgres) -> anyhow::Result<u64> {
         .with_context(|| format!("pg_stat_activity count: {out:?}"))
 }
 
-fn load1() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn fmt_elapsed(s: f64) -> String {
     let s = s.round() as u64;
     format!("{}m{:02}s", s / 60, s % 60)
@@ -617,7 +610,7 @@ fn take_sample(
         fds,
         client_connections,
         db_connections,
-        load1: load1(),
+        load1: crate::procfs::load_average(),
     };
     Ok((sample, latencies))
 }

@@ -17,6 +17,7 @@ mod pki;
 mod platform;
 mod postgres;
 mod proc;
+mod procfs;
 mod prom;
 mod steps;
 mod testcmd;
