@@ -128,8 +128,16 @@ pub fn median(mut runs: Vec<Measurement>) -> Option<Measurement> {
 
 /// The mixed profile (`mixed` here, the load of `bench soak`): percent of requests per scenario.
 pub const MIXED: [(&str, u32); 3] = [("cached", 80), ("list", 15), ("batch", 5)];
-/// The `list` request: the first page of matches.
-pub const LIST_PATH: &str = "/api/v1/matches?limit=50";
+/// The `list` request: the first page of a filtered match list, the league and season with the
+/// most imported matches (so the page is full), finished matches, 50 a page.
+pub fn list_path(matches_by_league_season: &BTreeMap<(String, String), usize>) -> Option<String> {
+    let ((league, season), _) = matches_by_league_season
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))?;
+    Some(format!(
+        "/api/v1/matches?league={league}&season={season}&status=finished&limit=50"
+    ))
+}
 /// The `batch` request's path; its body is [`batch_body`].
 pub const BATCH_PATH: &str = "/api/v1/predictions/batch";
 
@@ -154,7 +162,13 @@ fn lua_mix() -> String {
 }
 
 /// One wrk Lua script: what `mode` requests, and a `done()` that prints the numbers as JSON.
-pub fn lua_script(mode: &str, token: &str, password: &str, ids: &[i64]) -> String {
+pub fn lua_script(mode: &str, setup: &Setup) -> String {
+    let Setup {
+        token,
+        password,
+        ids,
+        list_path,
+    } = setup;
     let id_list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
     let batch_body = batch_body(ids);
     let mix = lua_mix();
@@ -166,7 +180,7 @@ local auth = {{["Authorization"] = "Bearer {token}"}}
 local json = {{["Content-Type"] = "application/json", ["Authorization"] = "Bearer {token}"}}
 local batch_body = '{batch_body}'
 local login_body = '{login}'
-local list_path = "{LIST_PATH}"
+local list_path = "{list_path}"
 local mix = {{{mix}}}
 math.randomseed(os.time() + math.floor(os.clock() * 1000000))
 request = function()
@@ -402,10 +416,13 @@ pub fn binary(bins: &BTreeMap<String, PathBuf>, name: &str) -> anyhow::Result<Pa
 }
 
 /// A logged-in client: the admin token and every match id.
+#[derive(Debug, Clone, Default)]
 pub struct Setup {
     pub token: String,
     pub password: String,
     pub ids: Vec<i64>,
+    /// The `list` request ([`list_path`]).
+    pub list_path: String,
 }
 
 /// Logs in and collects match ids (all of them, page by page).
@@ -424,6 +441,7 @@ fn prepare_client(url: &str, password: &str) -> anyhow::Result<Setup> {
         .to_owned();
     let auth = format!("authorization: Bearer {token}");
     let mut ids = Vec::new();
+    let mut matches_by_league_season = BTreeMap::new();
     let mut cursor: Option<String> = None;
     loop {
         let mut page_url = format!("{url}/api/v1/matches?limit=100");
@@ -435,6 +453,12 @@ fn prepare_client(url: &str, password: &str) -> anyhow::Result<Setup> {
             if let Some(id) = item["id"].as_i64() {
                 ids.push(id);
             }
+            if let (Some(league), Some(season)) = (item["league"].as_str(), item["season"].as_str())
+            {
+                *matches_by_league_season
+                    .entry((league.to_owned(), season.to_owned()))
+                    .or_insert(0) += 1;
+            }
         }
         cursor = page["next_cursor"].as_str().map(str::to_owned);
         if cursor.is_none() || ids.len() >= 30_000 {
@@ -442,10 +466,16 @@ fn prepare_client(url: &str, password: &str) -> anyhow::Result<Setup> {
         }
     }
     anyhow::ensure!(!ids.is_empty(), "no matches imported");
+    let list_path = list_path(&matches_by_league_season).context("matches without a league")?;
+    eprintln!(
+        "[bench] {} match ids; the list request is {list_path}",
+        ids.len()
+    );
     Ok(Setup {
         token,
         password: password.to_owned(),
         ids,
+        list_path,
     })
 }
 
@@ -720,7 +750,16 @@ pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
         url: format!("http://127.0.0.1:{port}"),
     };
     let hello_script = scratch_root.join("hello.lua");
-    std::fs::write(&hello_script, lua_script("hello", "", "", &[0]))?;
+    std::fs::write(
+        &hello_script,
+        lua_script(
+            "hello",
+            &Setup {
+                ids: vec![0],
+                ..Setup::default()
+            },
+        ),
+    )?;
     let t0 = Instant::now();
     while curl(&[&format!("{}/", hello.url)]).is_err() {
         if t0.elapsed() > Duration::from_secs(30) {
@@ -774,10 +813,7 @@ pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
         };
         for scenario in SCENARIOS {
             let script = scratch.join(format!("{scenario}.lua"));
-            std::fs::write(
-                &script,
-                lua_script(scenario, &setup.token, &setup.password, &setup.ids),
-            )?;
+            std::fs::write(&script, lua_script(scenario, setup))?;
             if !options.wants(scenario) {
                 continue;
             }
@@ -857,13 +893,20 @@ mod tests {
 
     #[test]
     fn scripts_carry_token_ids_and_modes() {
-        let lua = lua_script("batch", "tok", "pw\"x", &[5, 6, 7]);
+        let setup = Setup {
+            token: "tok".into(),
+            password: "pw\"x".into(),
+            ids: vec![5, 6, 7],
+            list_path: "/api/v1/matches?league=E0&limit=50".into(),
+        };
+        let lua = lua_script("batch", &setup);
         assert!(lua.contains("local mode = \"batch\""));
         assert!(lua.contains("local ids = {5,6,7}"));
         assert!(lua.contains("Bearer tok"));
         assert!(lua.contains(r#"'{"match_ids":[5,6,7]}'"#));
         // The password is JSON-escaped inside the login body.
         assert!(lua.contains(r#"pw\"x"#));
+        assert!(lua.contains(r#"local list_path = "/api/v1/matches?league=E0&limit=50""#));
     }
 
     #[test]
@@ -878,9 +921,34 @@ mod tests {
 
     #[test]
     fn mixed_scripts_pick_by_cumulative_share() {
-        let lua = lua_script("mixed", "tok", "pw", &[1]);
+        let lua = lua_script(
+            "mixed",
+            &Setup {
+                ids: vec![1],
+                ..Setup::default()
+            },
+        );
         assert!(lua.contains(r#"local mix = {{80,"cached"},{95,"list"},{100,"batch"}}"#));
         assert_eq!(MIXED.iter().map(|(_, p)| p).sum::<u32>(), 100);
+    }
+
+    #[test]
+    fn the_list_filters_on_the_fullest_league_season() {
+        let counts: BTreeMap<(String, String), usize> = [
+            (("D1", "2023-2024"), 306),
+            (("E0", "2022-2023"), 380),
+            (("E0", "2023-2024"), 380),
+            (("SC0", "2023-2024"), 228),
+        ]
+        .into_iter()
+        .map(|((l, s), n)| ((l.to_owned(), s.to_owned()), n))
+        .collect();
+        // A tie goes to the first by name.
+        assert_eq!(
+            list_path(&counts).as_deref(),
+            Some("/api/v1/matches?league=E0&season=2022-2023&status=finished&limit=50")
+        );
+        assert_eq!(list_path(&BTreeMap::new()), None);
     }
 
     #[test]

@@ -347,10 +347,10 @@ pub fn mix_sequence(mix: &[(&'static str, u32)]) -> Vec<&'static str> {
 
 /// vegeta's JSON targets, one a line; vegeta sends them round-robin, so one cycle of
 /// [`mix_sequence`] gives the mixed profile exactly.
-pub fn vegeta_targets(base_url: &str, token: &str, ids: &[i64]) -> anyhow::Result<String> {
-    let first = ids.first().context("no match ids")?;
-    let auth = format!("Bearer {token}");
-    let batch = base64::engine::general_purpose::STANDARD.encode(bench::batch_body(ids));
+pub fn vegeta_targets(base_url: &str, setup: &bench::Setup) -> anyhow::Result<String> {
+    let first = setup.ids.first().context("no match ids")?;
+    let auth = format!("Bearer {}", setup.token);
+    let batch = base64::engine::general_purpose::STANDARD.encode(bench::batch_body(&setup.ids));
     let mut out = String::new();
     for scenario in mix_sequence(&bench::MIXED) {
         let target = match scenario {
@@ -361,7 +361,7 @@ pub fn vegeta_targets(base_url: &str, token: &str, ids: &[i64]) -> anyhow::Resul
             }),
             "list" => serde_json::json!({
                 "method": "GET",
-                "url": format!("{base_url}{}", bench::LIST_PATH),
+                "url": format!("{base_url}{}", setup.list_path),
                 "header": {"Authorization": [auth]},
             }),
             "batch" => serde_json::json!({
@@ -688,10 +688,7 @@ pub fn soak(options: &SoakOptions) -> anyhow::Result<()> {
         pg_state: "soak-postgres",
     })?;
     let targets = scratch.join("targets.jsonl");
-    std::fs::write(
-        &targets,
-        vegeta_targets(&stack.server.url, &stack.setup.token, &stack.setup.ids)?,
-    )?;
+    std::fs::write(&targets, vegeta_targets(&stack.server.url, &stack.setup)?)?;
 
     let limits = Limits::new(options);
     let total = options.warmup + options.duration;
@@ -1071,7 +1068,13 @@ mod tests {
 
     #[test]
     fn targets_carry_the_token_paths_and_batch_body() {
-        let text = vegeta_targets("http://127.0.0.1:9", "tok", &[7, 8, 9]).unwrap();
+        let setup = bench::Setup {
+            token: "tok".into(),
+            ids: vec![7, 8, 9],
+            list_path: "/api/v1/matches?league=E0&limit=50".into(),
+            ..bench::Setup::default()
+        };
+        let text = vegeta_targets("http://127.0.0.1:9", &setup).unwrap();
         let targets: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -1093,7 +1096,16 @@ mod tests {
                 .iter()
                 .any(|t| t["url"] == "http://127.0.0.1:9/api/v1/predictions/7")
         );
-        assert!(vegeta_targets("http://x", "tok", &[]).is_err());
+        assert!(
+            targets
+                .iter()
+                .any(|t| t["url"] == "http://127.0.0.1:9/api/v1/matches?league=E0&limit=50")
+        );
+        let no_ids = bench::Setup {
+            ids: Vec::new(),
+            ..setup
+        };
+        assert!(vegeta_targets("http://x", &no_ids).is_err());
     }
 
     #[test]
