@@ -22,6 +22,7 @@ on_both_backends!(
     multipart_import_and_odds,
     evaluation_scores_out_of_sample,
     replicas_pick_up_a_refit_within_seconds,
+    cached_lists_with_a_league_filter_need_no_database,
 );
 
 async fn demo_app(which: Which) -> (TestApp, String) {
@@ -36,6 +37,41 @@ async fn demo_app_with(which: Which, extra: &[&str]) -> (TestApp, String) {
     let app = TestApp::with_args(which, &args).await;
     let token = app.admin().await.access;
     (app, token)
+}
+
+/// A cache hit must not touch the database, also not to resolve a league code: with the pool
+/// closed, repeated filtered lists still answer; anything new is a 503.
+async fn cached_lists_with_a_league_filter_need_no_database(which: Which) {
+    let (app, token) = demo_app(which).await;
+    let paths = [
+        "/api/v1/matches?league=DEMO&limit=5",
+        "/api/v1/teams?league=DEMO",
+        "/api/v1/predictions?league=DEMO&limit=3",
+    ];
+    let mut first = Vec::new();
+    for path in paths {
+        let r = app.get(path, Some(&token)).await;
+        r.expect(StatusCode::OK);
+        first.push(r.text());
+    }
+    // An unknown league is an error, and errors are not cached: the same answer twice.
+    for _ in 0..2 {
+        let r = app.get("/api/v1/matches?league=XX9", Some(&token)).await;
+        r.expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.json()["field"], "league");
+    }
+    match &app.state.db {
+        fp_api_server::db::Db::Postgres(pool) => pool.close().await,
+        fp_api_server::db::Db::Sqlite(pool) => pool.close().await,
+    }
+    for (path, body) in paths.iter().zip(&first) {
+        let r = app.get(path, Some(&token)).await;
+        r.expect(StatusCode::OK);
+        assert_eq!(&r.text(), body, "{path}");
+    }
+    app.get("/api/v1/matches?league=DEMO&limit=6", Some(&token))
+        .await
+        .expect(StatusCode::SERVICE_UNAVAILABLE);
 }
 
 fn items(v: &Value) -> &Vec<Value> {

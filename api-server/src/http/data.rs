@@ -96,12 +96,23 @@ pub async fn leagues(
     .await
 }
 
-/// A league code from the query, resolved to its id (unknown codes are a 422 on `league`).
-async fn league_param(state: &AppState, value: Option<&str>) -> ApiResult<Option<i64>> {
+/// A league code from the query, checked but not yet resolved: resolving needs the database,
+/// which a cached answer must not touch (see [`league_id`]).
+pub fn league_param(value: Option<&str>) -> ApiResult<Option<&str>> {
     let Some(code) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     validate_league_code(code).map_err(|m| ApiError::invalid("league", m))?;
+    Ok(Some(code))
+}
+
+/// The id of a checked league code (unknown codes are a 422 on `league`). Called inside the
+/// cached computation: the cache key holds the code and the data version, so a hit needs no
+/// lookup, and an unknown code (an error, never cached) is looked up each time.
+pub async fn league_id(state: &AppState, code: Option<&str>) -> ApiResult<Option<i64>> {
+    let Some(code) = code else {
+        return Ok(None);
+    };
     data::league_id_by_code(&state.db, code)
         .await?
         .map(Some)
@@ -146,8 +157,9 @@ pub async fn teams(
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<TeamsQuery>,
 ) -> ApiResult<Response> {
-    let league_id = league_param(&state, q.league.as_deref()).await?;
+    let league = league_param(q.league.as_deref())?;
     cached(&state, &uri, async {
+        let league_id = league_id(&state, league).await?;
         let items = data::teams(&state.db, league_id)
             .await?
             .into_iter()
@@ -314,10 +326,11 @@ pub fn decode_cursor(value: Option<&str>) -> ApiResult<Option<(i64, i64)>> {
     )))
 }
 
-/// Validates the list query into a filter (league codes are resolved by the caller).
-pub fn match_filter(q: &MatchesQuery, league_id: Option<i64>) -> ApiResult<MatchFilter> {
+/// Validates the list query into a filter (league codes are resolved by the caller, once the
+/// cache missed).
+pub fn match_filter(q: &MatchesQuery) -> ApiResult<MatchFilter> {
     let filter = MatchFilter {
-        league_id,
+        league_id: None,
         season: season_param(q.season.as_deref())?,
         team_id: params::id("team", q.team.as_deref())?,
         status: parse_status(q.status.as_deref())?,
@@ -343,9 +356,10 @@ pub async fn matches(
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<MatchesQuery>,
 ) -> ApiResult<Response> {
-    let league_id = league_param(&state, q.league.as_deref()).await?;
-    let filter = match_filter(&q, league_id)?;
+    let league = league_param(q.league.as_deref())?;
+    let mut filter = match_filter(&q)?;
     cached(&state, &uri, async {
+        filter.league_id = league_id(&state, league).await?;
         let mut rows = data::list_matches(&state.db, &filter).await?;
         let more = rows.len() as i64 > filter.limit;
         rows.truncate(usize::try_from(filter.limit).unwrap_or(0));

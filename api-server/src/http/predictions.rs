@@ -10,13 +10,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::data::{cached, decode_cursor, encode_cursor, json_bytes, json_response};
+use super::data::{
+    cached, decode_cursor, encode_cursor, json_bytes, json_response, league_id, league_param,
+};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Viewer};
 use super::params;
 use crate::db::data::{self, MatchFilter, MatchRow};
 use crate::db::models;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::import::validate_league_code;
 use crate::predict::PredictionView;
 use crate::state::AppState;
 
@@ -180,20 +181,9 @@ pub async fn list(
     OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<PredictionsQuery>,
 ) -> ApiResult<Response> {
-    let league_id = match q.league.as_deref().filter(|l| !l.is_empty()) {
-        None => None,
-        Some(code) => {
-            validate_league_code(code).map_err(|m| ApiError::invalid("league", m))?;
-            Some(
-                data::league_id_by_code(&state.db, code)
-                    .await?
-                    .ok_or_else(|| ApiError::invalid("league", format!("unknown league {code}")))?,
-            )
-        }
-    };
+    let league = league_param(q.league.as_deref())?;
     let upcoming = params::boolean("upcoming", q.upcoming.as_deref())?.unwrap_or(true);
-    let filter = MatchFilter {
-        league_id,
+    let mut filter = MatchFilter {
         status: upcoming.then_some("scheduled"),
         from: upcoming.then(crate::db::now_unix),
         after: decode_cursor(q.cursor.as_deref())?,
@@ -201,6 +191,7 @@ pub async fn list(
         ..MatchFilter::default()
     };
     cached(&state, &uri, async {
+        filter.league_id = league_id(&state, league).await?;
         let mut rows = data::list_matches(&state.db, &filter).await?;
         let more = rows.len() as i64 > filter.limit;
         rows.truncate(usize::try_from(filter.limit).unwrap_or(0));
