@@ -853,6 +853,22 @@ pub fn api(options: &ApiOptions) -> anyhow::Result<()> {
             .map(|r| format!("{} {} x{}", r.scenario, r.backend, r.connections))
             .collect();
         anyhow::ensure!(failed.is_empty(), "bench smoke: errors in {failed:?}");
+        // The CPU columns are what explains the latency rows; a reader that silently gives 0
+        // would leave the table without it. Every server row works for a whole run; wrk may
+        // use less than one 10 ms tick in a short login row, so it is judged over all rows.
+        let unmeasured: Vec<String> = rows
+            .iter()
+            .filter(|r| r.median.server_cpu_cores <= 0.0)
+            .map(|r| format!("{} {} x{}", r.scenario, r.backend, r.connections))
+            .collect();
+        anyhow::ensure!(
+            unmeasured.is_empty(),
+            "bench smoke: no server CPU time read for {unmeasured:?}"
+        );
+        anyhow::ensure!(
+            rows.iter().map(|r| r.median.load_cpu_cores).sum::<f64>() > 0.0,
+            "bench smoke: no CPU time read for wrk in any row"
+        );
     }
     Ok(())
 }
