@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bench::{self, Backend, Owned, Stack, StackOptions};
 use crate::gobuild::{self, GoEnv};
-use crate::{apt, interrupt, paths, postgres};
+use crate::{answers, apt, interrupt, paths, postgres};
 
 /// The options of `cargo xtask bench soak`.
 #[derive(Debug, Clone, clap::Args)]
@@ -202,19 +202,40 @@ fn no_growth(
     }
 }
 
-/// The verdict on a run's samples; `errors` counts the whole run, warm-up included.
-pub fn verdict(samples: &[Sample], errors: u64, requests: u64, limits: &Limits) -> Vec<Check> {
+/// The verdict on a run's samples; `errors` (answers other than 2xx) and `answers` count the
+/// whole run, warm-up included. The smoke judges correctness only (every answer documented,
+/// the samples read): errors from overload, rates and connection counts depend on how busy the
+/// machine is.
+pub fn verdict(
+    samples: &[Sample],
+    errors: u64,
+    requests: u64,
+    answers: &answers::Tally,
+    limits: &Limits,
+) -> Vec<Check> {
     let after: Vec<&Sample> = samples
         .iter()
         .filter(|s| s.elapsed_s > limits.warmup_s)
         .collect();
-    let mut checks = vec![Check {
-        target: "errors (whole run)",
-        measured: format!("{errors} of {requests}"),
-        limit: "0".into(),
-        met: errors == 0 && requests > 0,
-        in_smoke: true,
-    }];
+    let mut checks = vec![
+        Check {
+            target: "answers documented",
+            measured: format!(
+                "{} served, {} shed (503 + Retry-After), {} other",
+                answers.served, answers.shed, answers.undocumented
+            ),
+            limit: "0 other, ≥ 1 served".into(),
+            met: answers.verdict().is_ok(),
+            in_smoke: true,
+        },
+        Check {
+            target: "errors (whole run)",
+            measured: format!("{errors} of {requests}"),
+            limit: "0".into(),
+            met: errors == 0 && requests > 0,
+            in_smoke: false,
+        },
+    ];
 
     let seconds: f64 = after.iter().map(|s| s.window_s).sum();
     let achieved = if seconds > 0.0 {
@@ -228,7 +249,7 @@ pub fn verdict(samples: &[Sample], errors: u64, requests: u64, limits: &Limits) 
         measured: format!("{achieved:.0} req/s"),
         limit: format!("≥ {min_rate:.0}"),
         met: achieved >= min_rate,
-        in_smoke: true,
+        in_smoke: false,
     });
 
     // Every sample must have read the server's gauges: proves the sampling works.
@@ -294,7 +315,7 @@ pub fn verdict(samples: &[Sample], errors: u64, requests: u64, limits: &Limits) 
         measured: held.map_or("no samples".into(), |n| format!("max {n}")),
         limit: format!("≤ {}", limits.connections),
         met: held.is_some_and(|n| n <= limits.connections),
-        in_smoke: true,
+        in_smoke: false,
     });
     if samples.iter().any(|s| s.db_connections.is_some()) {
         checks.push(no_growth(
@@ -316,6 +337,9 @@ pub fn percentile(sorted: &[u32], p: f64) -> u32 {
     let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
+
+/// The scenarios of the mixed profile (`bench::MIXED`), whose answers' shapes smoke runs check.
+const SOAK_SCENARIOS: [&str; 3] = ["cached", "list", "batch"];
 
 /// Scenarios in an order that spreads each one evenly over a cycle (smooth weighted
 /// round-robin), one cycle of the reduced weights long: 80/15/5 gives 20 requests.
@@ -385,6 +409,8 @@ pub struct Hit {
     pub latency_us: u32,
     /// What went wrong, for non-2xx answers and socket errors.
     pub error: Option<String>,
+    /// The answer judged (smoke runs keep the first bytes of bodies so a 503's code is read).
+    pub answer: answers::Answer,
 }
 
 #[derive(Deserialize)]
@@ -394,10 +420,23 @@ struct VegetaResult {
     latency: u64,
     #[serde(default)]
     error: String,
+    /// Base64, cut at `-max-body`.
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    headers: Option<BTreeMap<String, Vec<String>>>,
 }
 
 pub fn parse_hit(line: &str) -> Option<Hit> {
     let r: VegetaResult = serde_json::from_str(line).ok()?;
+    let body = r
+        .body
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .unwrap_or_default();
+    let retry_after = r
+        .headers
+        .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("retry-after")));
+    let answer = answers::judge(r.code, retry_after, &body, &r.error);
     let error = if !r.error.is_empty() {
         Some(r.error)
     } else if !(200..300).contains(&r.code) {
@@ -409,6 +448,7 @@ pub fn parse_hit(line: &str) -> Option<Hit> {
         status: r.code,
         latency_us: u32::try_from(r.latency / 1000).unwrap_or(u32::MAX),
         error,
+        answer,
     })
 }
 
@@ -422,6 +462,7 @@ struct Tally {
     errors: u64,
     statuses: BTreeMap<String, u64>,
     first_errors: Vec<String>,
+    answers: answers::Tally,
 }
 
 impl Tally {
@@ -432,9 +473,14 @@ impl Tally {
             Some(hit) => {
                 self.window_latencies_us.push(hit.latency_us);
                 *self.statuses.entry(hit.status.to_string()).or_default() += 1;
+                self.answers.add(hit.answer);
                 hit.error
             }
-            None => Some("unreadable result line from vegeta".into()),
+            None => {
+                let what = "unreadable result line from vegeta";
+                self.answers.add(answers::Answer::Undocumented(what.into()));
+                Some(what.into())
+            }
         };
         if let Some(error) = error {
             self.errors += 1;
@@ -469,10 +515,19 @@ fn start_load(
     let total = options.warmup + options.duration;
     let connections = options.connections.to_string();
     let log = std::fs::File::create(scratch.join("vegeta.log"))?;
+    // Smoke runs keep the first KiB of each body, enough for an error's code, and wait longer
+    // than the server's own 30-s request timeout, so a starved server answers (503 `timeout`)
+    // before the client gives up; benchmarks keep no bodies.
+    let (timeout, max_body) = if options.smoke {
+        ("60s", 1024)
+    } else {
+        ("10s", 0)
+    };
     let mut attack = Command::new(vegeta)
         .arg("attack")
         .arg(format!("-targets={}", targets.display()))
-        .args(["-format=json", "-timeout=10s", "-max-body=0"])
+        .args(["-format=json", &format!("-timeout={timeout}")])
+        .arg(format!("-max-body={max_body}"))
         .arg(format!("-rate={}/1s", options.rate))
         .arg(format!("-duration={}ms", total.as_millis()))
         // A fixed pool of workers sharing at most as many keep-alive connections.
@@ -661,6 +716,15 @@ fn print_table(checks: &[Check], smoke: bool) {
     }
 }
 
+/// The targets a run missed, as the error lists them; a smoke run judges only its own.
+fn missed(checks: &[Check], smoke: bool) -> Vec<String> {
+    checks
+        .iter()
+        .filter(|c| !c.met && (c.in_smoke || !smoke))
+        .map(|c| format!("{}: {} (limit {})", c.target, c.measured, c.limit))
+        .collect()
+}
+
 pub fn soak(options: &SoakOptions) -> anyhow::Result<()> {
     anyhow::ensure!(options.rate > 0, "--rate must be above 0");
     anyhow::ensure!(options.connections > 0, "--connections must be above 0");
@@ -689,6 +753,9 @@ pub fn soak(options: &SoakOptions) -> anyhow::Result<()> {
     })?;
     let targets = scratch.join("targets.jsonl");
     std::fs::write(&targets, vegeta_targets(&stack.server.url, &stack.setup)?)?;
+    if options.smoke {
+        bench::check_shapes(&stack.server.url, &stack.setup, &SOAK_SCENARIOS, &scratch)?;
+    }
 
     let limits = Limits::new(options);
     let total = options.warmup + options.duration;
@@ -777,12 +844,22 @@ pub fn soak(options: &SoakOptions) -> anyhow::Result<()> {
         "vegeta attack failed ({status}); see {}",
         scratch.join("vegeta.log").display()
     );
+    if options.smoke {
+        // The server still answers right after the load.
+        bench::check_shapes(&stack.server.url, &stack.setup, &SOAK_SCENARIOS, &scratch)?;
+    }
     stack.stop()?;
 
     let tally = tally
         .lock()
         .map_err(|_| anyhow::anyhow!("result reader panicked"))?;
-    let checks = verdict(&samples, tally.errors, tally.requests, &limits);
+    let checks = verdict(
+        &samples,
+        tally.errors,
+        tally.requests,
+        &tally.answers,
+        &limits,
+    );
     after_warmup.sort_unstable();
     let ms = |p: f64| f64::from(percentile(&after_warmup, p)) / 1000.0;
     let latency = LatencySummary {
@@ -829,11 +906,7 @@ pub fn soak(options: &SoakOptions) -> anyhow::Result<()> {
     if !tally.first_errors.is_empty() {
         eprintln!("[soak] first errors: {:?}", tally.first_errors);
     }
-    let missed: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.met && (c.in_smoke || !options.smoke))
-        .map(|c| format!("{}: {} (limit {})", c.target, c.measured, c.limit))
-        .collect();
+    let missed = missed(&checks, options.smoke);
     anyhow::ensure!(
         missed.is_empty(),
         "soak targets missed: {}",
@@ -890,6 +963,13 @@ mod tests {
         (102_400 + wobble * 1024) as u64
     }
 
+    /// A run whose `n` answers were all 2xx.
+    fn served(n: u64) -> answers::Tally {
+        let mut tally = answers::Tally::default();
+        tally.add_many(answers::Answer::Served, n);
+        tally
+    }
+
     fn check<'a>(checks: &'a [Check], target: &str) -> &'a Check {
         checks
             .iter()
@@ -901,8 +981,8 @@ mod tests {
     fn a_flat_noisy_run_meets_every_target() {
         // fds and connections wobble by a few but do not climb.
         let samples = run(noisy, |i| 90 + (i % 4) as u64, |i| Some(3 + (i % 2) as u64));
-        let checks = verdict(&samples, 0, 3_300_000, &limits());
-        assert_eq!(checks.len(), 7);
+        let checks = verdict(&samples, 0, 3_300_000, &served(3_300_000), &limits());
+        assert_eq!(checks.len(), 8);
         assert!(checks.iter().all(|c| c.met), "{checks:#?}");
         assert!(
             check(&checks, "RSS growth after warm-up")
@@ -915,7 +995,7 @@ mod tests {
     fn steadily_growing_memory_fails() {
         // +10% over the run in small steps: each step is within the noise of its neighbours.
         let samples = run(|i| 100_000 + i as u64 * 80, |_| 90, |_| Some(3));
-        let checks = verdict(&samples, 0, 3_300_000, &limits());
+        let checks = verdict(&samples, 0, 3_300_000, &served(3_300_000), &limits());
         let rss = check(&checks, "RSS growth after warm-up");
         assert!(!rss.met, "{rss:?}");
         assert!(rss.measured.starts_with("+8."), "{rss:?}");
@@ -936,7 +1016,7 @@ mod tests {
             |_| 90,
             |_| Some(3),
         );
-        let checks = verdict(&samples, 0, 3_300_000, &limits());
+        let checks = verdict(&samples, 0, 3_300_000, &served(3_300_000), &limits());
         assert!(check(&checks, "RSS growth after warm-up").met);
     }
 
@@ -944,14 +1024,14 @@ mod tests {
     fn leaking_descriptors_or_connections_fail() {
         // One descriptor every 30 s: 20 more by the end.
         let samples = run(noisy, |i| 90 + i as u64 / 6, |_| Some(3));
-        let fds = verdict(&samples, 0, 3_300_000, &limits());
+        let fds = verdict(&samples, 0, 3_300_000, &served(3_300_000), &limits());
         let fd_check = check(&fds, "other fds after warm-up");
         assert!(!fd_check.met);
         assert_eq!(fd_check.measured, "max 47 (27 at end of warm-up)");
         assert_eq!(fd_check.limit, "≤ 35");
 
         let samples = run(noisy, |_| 90, |i| Some(if i > 100 { 8 } else { 3 }));
-        let db = verdict(&samples, 0, 3_300_000, &limits());
+        let db = verdict(&samples, 0, 3_300_000, &served(3_300_000), &limits());
         assert!(!check(&db, "DB connections after warm-up").met);
         assert!(check(&db, "other fds after warm-up").met);
     }
@@ -964,13 +1044,13 @@ mod tests {
         for (i, s) in samples.iter_mut().enumerate() {
             s.client_connections = if i < 60 { 44 } else { 64 };
         }
-        let checks = verdict(&samples, 0, 3_300_000, &limits());
+        let checks = verdict(&samples, 0, 3_300_000, &served(3_300_000), &limits());
         assert!(checks.iter().all(|c| c.met), "{checks:#?}");
 
         // More connections than the client can have: the server keeps closed ones.
         samples[100].client_connections = 70;
         samples[100].fds = 96;
-        let checks = verdict(&samples, 0, 3_300_000, &limits());
+        let checks = verdict(&samples, 0, 3_300_000, &served(3_300_000), &limits());
         let held = check(&checks, "client connections held");
         assert!(!held.met);
         assert_eq!(
@@ -1003,14 +1083,14 @@ mod tests {
     #[test]
     fn any_error_or_a_missed_rate_fails() {
         let samples = run(noisy, |_| 90, |_| Some(3));
-        let checks = verdict(&samples, 1, 3_300_000, &limits());
+        let checks = verdict(&samples, 1, 3_300_000, &served(3_300_000), &limits());
         assert!(!check(&checks, "errors (whole run)").met);
 
         let mut slow = samples.clone();
         for s in &mut slow {
             s.requests = 23_000; // 4,600 req/s
         }
-        let checks = verdict(&slow, 0, 3_036_000, &limits());
+        let checks = verdict(&slow, 0, 3_036_000, &served(3_036_000), &limits());
         let rate = check(&checks, "rate after warm-up");
         assert!(!rate.met);
         assert_eq!(rate.measured, "4600 req/s");
@@ -1019,16 +1099,67 @@ mod tests {
     #[test]
     fn sqlite_runs_have_no_connection_check_and_empty_runs_fail() {
         let samples = run(noisy, |_| 90, |_| None);
-        let checks = verdict(&samples, 0, 3_300_000, &limits());
-        assert_eq!(checks.len(), 6);
+        let checks = verdict(&samples, 0, 3_300_000, &served(3_300_000), &limits());
+        assert_eq!(checks.len(), 7);
         assert!(
             checks
                 .iter()
                 .all(|c| c.target != "DB connections after warm-up")
         );
 
-        let checks = verdict(&[], 0, 0, &limits());
+        let checks = verdict(&[], 0, 0, &served(0), &limits());
         assert!(checks.iter().all(|c| !c.met), "{checks:#?}");
+    }
+
+    #[test]
+    fn a_smoke_on_a_busy_machine_judges_answers_not_numbers() {
+        // The run of issue 13: 13 of 10,000 shed with the overload 503 in a 5-s stall, 19
+        // client connections against a cap of 16, the rate missed, memory doubled.
+        let limits = Limits::new(&SoakOptions::smoke());
+        let samples: Vec<Sample> = (0..20)
+            .map(|i| Sample {
+                elapsed_s: (i + 1) as f64,
+                window_s: 1.0,
+                requests: if (8..13).contains(&i) { 0 } else { 450 },
+                errors: 0,
+                p50_ms: 1.0,
+                p99_ms: 900.0,
+                max_ms: 5000.0,
+                rss_kib: 70_000 + i as u64 * 4_000,
+                fds: 40 + i as u64,
+                client_connections: 19,
+                db_connections: Some(5 + i as u64 / 4),
+                load1: 5.7,
+            })
+            .collect();
+        let mut answers = served(9987);
+        answers.add_many(answers::Answer::Shed, 13);
+        let checks = verdict(&samples, 13, 10_000, &answers, &limits);
+        for target in [
+            "errors (whole run)",
+            "rate after warm-up",
+            "client connections held",
+            "RSS growth after warm-up",
+            "other fds after warm-up",
+            "DB connections after warm-up",
+        ] {
+            assert!(!check(&checks, target).met, "{target} should be missed");
+        }
+        assert_eq!(missed(&checks, true), Vec::<String>::new());
+        assert_eq!(missed(&checks, false).len(), 6);
+
+        // One answer the API does not document fails the smoke too.
+        answers.add(answers::Answer::Undocumented("500 internal".into()));
+        let checks = verdict(&samples, 14, 10_001, &answers, &limits);
+        assert_eq!(
+            missed(&checks, true),
+            vec!["answers documented: 9987 served, 13 shed (503 + Retry-After), 1 other (limit 0 other, ≥ 1 served)".to_owned()]
+        );
+        // And so does a run whose sampler read nothing.
+        let mut blind = samples.clone();
+        blind[3].rss_kib = 0;
+        let checks = verdict(&blind, 13, 10_000, &served(10_000), &limits);
+        assert_eq!(missed(&checks, true).len(), 1);
     }
 
     #[test]
@@ -1116,19 +1247,44 @@ mod tests {
             Hit {
                 status: 200,
                 latency_us: 1534,
-                error: None
+                error: None,
+                answer: answers::Answer::Served,
             }
         );
         let status =
             parse_hit(r#"{"code":503,"latency":1000,"error":"503 Service Unavailable"}"#).unwrap();
         assert_eq!(status.error.as_deref(), Some("503 Service Unavailable"));
+        // No body kept: a 503 whose code cannot be read is not the documented overload answer.
+        assert!(matches!(status.answer, answers::Answer::Undocumented(_)));
         let plain = parse_hit(r#"{"code":404,"latency":1000,"error":""}"#).unwrap();
         assert_eq!(plain.error.as_deref(), Some("HTTP 404"));
         let socket =
             parse_hit(r#"{"code":0,"latency":10000000000,"error":"connection refused"}"#).unwrap();
         assert_eq!((socket.status, socket.latency_us), (0, 10_000_000));
         assert!(socket.error.is_some());
+        assert_eq!(
+            socket.answer,
+            answers::Answer::Undocumented("no answer: connection refused".into())
+        );
         assert!(parse_hit("not json").is_none());
+    }
+
+    #[test]
+    fn smoke_results_carry_enough_body_to_judge_a_503() {
+        let body = base64::engine::general_purpose::STANDARD
+            .encode(br#"{"code":"timeout","message":"the request took too long"}"#);
+        let line = format!(
+            r#"{{"code":503,"latency":1000,"error":"503 Service Unavailable","body":"{body}","headers":{{"Retry-After":["1"],"Content-Type":["application/json"]}}}}"#
+        );
+        let hit = parse_hit(&line).unwrap();
+        assert_eq!(hit.answer, answers::Answer::Shed);
+        // Still an error for the benchmark, which judges zero errors.
+        assert!(hit.error.is_some());
+        let no_retry = line.replace(r#""Retry-After":["1"],"#, "");
+        assert_eq!(
+            parse_hit(&no_retry).unwrap().answer,
+            answers::Answer::Undocumented("503 timeout without Retry-After".into())
+        );
     }
 
     #[test]
@@ -1144,5 +1300,6 @@ mod tests {
         assert_eq!(tally.window_latencies_us.len(), 8);
         assert_eq!(tally.first_errors.len(), 5);
         assert_eq!(tally.statuses["500"], 7);
+        assert_eq!((tally.answers.served, tally.answers.undocumented), (1, 8));
     }
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask …`: the project's command contract (see README and docs/local-cluster.md).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+mod answers;
 mod apt;
 mod bench;
 mod bench_operator;

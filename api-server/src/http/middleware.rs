@@ -73,6 +73,12 @@ pub fn apply_security_headers(headers: &mut HeaderMap, hsts: bool) {
     }
 }
 
+/// The answer to a request that outlived `--request-timeout`: the documented overload answer (503
+/// with `Retry-After`), so clients and load generators back off instead of failing.
+fn timed_out() -> ApiError {
+    ApiError::unavailable("timeout", "the request took too long").with_retry_after(1)
+}
+
 pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(req.method());
@@ -91,7 +97,7 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     } else {
         match tokio::time::timeout(state.settings.http.request_timeout, next.run(req)).await {
             Ok(response) => response,
-            Err(_) => ApiError::unavailable("timeout", "the request took too long").into_response(),
+            Err(_) => timed_out().into_response(),
         }
     };
 
@@ -146,6 +152,13 @@ mod tests {
         assert_eq!(generated.as_str().len(), 21);
         let other = RequestId::from_headers(&HeaderMap::new());
         assert_ne!(generated.as_str(), other.as_str());
+    }
+
+    #[test]
+    fn a_timed_out_request_is_told_when_to_retry() {
+        let response = timed_out().into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 
     #[test]
