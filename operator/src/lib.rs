@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod controller;
 pub mod crd;
+pub mod cron;
 pub mod kube_requests;
 pub mod leader;
 pub mod metrics;
@@ -13,3 +14,6 @@ pub mod plugin;
 pub mod quantity;
 pub mod resources;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod test_support;
+pub mod validate;

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use fp_operator::admin::{self, AdminState, Readiness};
-use fp_operator::controller::validate::{Settings, parse_duration};
 use fp_operator::controller::{self, Exit, RunConfig, capabilities};
 use fp_operator::crd::CRD_NAME;
 use fp_operator::leader::LeaseConfig;
 use fp_operator::metrics::Metrics;
 use fp_operator::telemetry::{self, LogFormat};
+use fp_operator::validate::{Settings, parse_duration};
 use kube::runtime::events::Reporter;
 use tokio::sync::watch;
 

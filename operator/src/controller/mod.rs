@@ -10,7 +10,6 @@ pub mod progress;
 pub mod reconcile;
 pub mod rollout;
 pub mod status;
-pub mod validate;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -40,8 +39,8 @@ use crate::resources::ChildError;
 use crate::resources::certificate::Certificate;
 use crate::resources::prometheus_rule::PrometheusRule;
 use crate::resources::service_monitor::ServiceMonitor;
+use crate::validate::Settings;
 use capabilities::Capabilities;
-use validate::Settings;
 
 /// Failures of one reconcile, each with a fixed category for metrics.
 #[derive(Debug, thiserror::Error)]
@@ -179,8 +178,8 @@ fn instances_reading_secret(
         .filter_map(|guard| guard.0.as_ref().ok())
         .filter(|fp| fp.namespace().as_deref() == Some(namespace))
         .filter(|fp| {
-            let names = crate::resources::Names::new(fp.name_any());
-            validate::pod_secret_names(&fp.spec, &names)
+            let names = crate::validate::Names::new(fp.name_any());
+            crate::validate::pod_secret_names(&fp.spec, &names)
                 .iter()
                 .any(|n| n == name)
         })

@@ -15,13 +15,13 @@ use super::analysis;
 use super::backup_health;
 use super::events::{self, EventReason};
 use super::rollout::{self, Effect, JobState, Release, RolloutSettings, Round, State};
-use super::validate::Validated;
 use crate::crd::{
     Color, FootballPrediction, FootballPredictionStatus, NotificationEvent, RolloutCommand,
 };
 use crate::notify::Notification;
 use crate::resources::common::{API_PORT, api_selector_labels, short_hash};
 use crate::resources::{ColorTarget, deployment, migration_job};
+use crate::validate::Validated;
 
 const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 /// Longest Job failure text kept in the status.
@@ -73,7 +73,7 @@ pub fn pod_secret_versions(
     v: &Validated,
     found: &BTreeMap<String, Option<Secret>>,
 ) -> Vec<(String, String)> {
-    super::validate::pod_secret_names(&v.spec, &v.names)
+    crate::validate::pod_secret_names(&v.spec, &v.names)
         .into_iter()
         .map(|name| {
             let version = found
@@ -452,7 +452,7 @@ pub async fn clear_commands(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
+    use crate::test_support::validated;
     use serde_json::json;
 
     #[test]

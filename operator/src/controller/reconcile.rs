@@ -23,7 +23,6 @@ use super::rollout;
 use super::status::{
     self, BackupObservation, CertificateObservation, DeploymentView, Observed, Outcome,
 };
-use super::validate::{SecretRequirement, check_secrets, secret_requirements, validate};
 use super::{Context, Error};
 use crate::crd::{
     BackupSpec, Color, Endpoints, FIELD_MANAGER, FootballPrediction, FootballPredictionStatus,
@@ -33,7 +32,9 @@ use crate::metrics::ReconcileResult;
 use crate::resources::certificate::Certificate;
 use crate::resources::common::Component;
 use crate::resources::service::service_url;
-use crate::resources::{Entropy, Kind, LiveInputs, build, jwt_secret};
+use crate::resources::{Entropy, Kind, LiveInputs, build};
+use crate::validate::key_ids::KEY_BYTES;
+use crate::validate::{SecretRequirement, check_secrets, secret_requirements, validate};
 
 /// An invalid spec only changes when someone edits it, which triggers a reconcile anyway.
 pub const INVALID_SPEC_REQUEUE: Duration = Duration::from_secs(300);
@@ -150,8 +151,8 @@ async fn fetch_secrets(
     Ok(found)
 }
 
-fn random_key() -> [u8; jwt_secret::KEY_BYTES] {
-    let mut key = [0u8; jwt_secret::KEY_BYTES];
+fn random_key() -> [u8; KEY_BYTES] {
+    let mut key = [0u8; KEY_BYTES];
     rand::fill(&mut key);
     key
 }

@@ -16,7 +16,7 @@ use super::rollout::{
 };
 use super::{job_from_cronjob, manual_job_name, render_status};
 use crate::crd::{FootballPrediction, RolloutCommand};
-use crate::resources::Names;
+use crate::validate::Names;
 
 #[derive(Debug, Parser)]
 #[command(

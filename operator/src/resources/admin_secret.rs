@@ -7,7 +7,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 
 use super::common::{Component, child_meta};
-use crate::controller::validate::Validated;
+use crate::validate::Validated;
 
 /// The generated admin Secret, or `None` when the spec references one. `new_password` is called only
 /// when no password exists yet.
@@ -36,7 +36,7 @@ pub fn admin_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
+    use crate::test_support::validated;
 
     #[test]
     fn generates_a_password_once_and_keeps_it() {

@@ -23,8 +23,8 @@ use super::common::{
     env_from_secret, image_pull_secrets, pod_security_context, resource_requirements, short_hash,
     tmp_volume,
 };
-use crate::controller::validate::Validated;
 use crate::crd::{BackupSpec, SecretKeyRef};
+use crate::validate::Validated;
 
 /// Where the backup command writes its JSON summary; Kubernetes keeps it as the termination message.
 pub const SUMMARY_FILE: &str = "/dev/termination-log";
@@ -308,7 +308,7 @@ pub fn pre_migration_backup_job(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
+    use crate::test_support::validated;
     use pretty_assertions::assert_eq;
     use serde_json::{Value, json};
 

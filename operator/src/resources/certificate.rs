@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Component, child_meta};
 use super::ingress::tls_secret_name;
-use crate::controller::validate::Validated;
+use crate::validate::Validated;
 
 /// The CRD that must be served for this kind.
 pub const CRD: &str = "certificates.cert-manager.io";
@@ -100,7 +100,7 @@ pub fn certificate(v: &Validated) -> Option<Certificate> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
+    use crate::test_support::validated;
     use pretty_assertions::assert_eq;
     use serde_json::json;
 

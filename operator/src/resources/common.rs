@@ -11,8 +11,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use sha2::{Digest, Sha256};
 
-use crate::controller::validate::Validated;
 use crate::crd::{Color, ResourceAmounts, SecretKeyRef, labels};
+use crate::validate::Validated;
 
 /// Port the API server listens on in every pod (the architecture contract).
 pub const API_PORT: i32 = 8080;

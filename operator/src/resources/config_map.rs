@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::common::{Component, child_meta, contract, short_hash};
-use crate::controller::validate::Validated;
+use crate::validate::Validated;
 
 /// Seconds the API server keeps answering after SIGTERM while it reports not-ready, so endpoints
 /// drop it before it stops listening.
@@ -66,7 +66,7 @@ pub fn kept_config_map(v: &Validated, name: &str, data: BTreeMap<String, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
+    use crate::test_support::validated;
     use pretty_assertions::assert_eq;
     use serde_json::json;
 

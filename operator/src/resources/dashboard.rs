@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 
 use super::common::{Component, child_meta, short_hash};
-use crate::controller::validate::Validated;
 use crate::crd::labels;
+use crate::validate::Validated;
 
 fn panel(id: u32, title: &str, unit: &str, x: u32, y: u32, targets: &[(&str, String)]) -> Value {
     json!({
@@ -96,7 +96,7 @@ pub fn dashboard(v: &Validated) -> Option<ConfigMap> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
+    use crate::test_support::validated;
     use pretty_assertions::assert_eq;
 
     #[test]

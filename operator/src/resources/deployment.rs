@@ -19,8 +19,8 @@ use super::common::{
     image_pull_secrets, pod_security_context, resource_requirements, short_hash, tmp_volume,
 };
 use super::config_map::{DRAIN_DELAY_SECONDS, SHUTDOWN_TIMEOUT_SECONDS};
-use crate::controller::validate::Validated;
 use crate::crd::{Color, annotations, labels};
+use crate::validate::Validated;
 
 /// Old ReplicaSets kept per Deployment (rollbacks use the other color, not ReplicaSet history).
 const REVISION_HISTORY: i32 = 3;
@@ -214,7 +214,7 @@ pub fn deployment(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
+    use crate::test_support::validated;
     use pretty_assertions::assert_eq;
     use serde_json::json;
 

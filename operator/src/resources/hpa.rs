@@ -7,7 +7,7 @@ use k8s_openapi::api::autoscaling::v2::{
 
 use super::colors::ColorPlan;
 use super::common::{Component, child_meta};
-use crate::controller::validate::Validated;
+use crate::validate::Validated;
 
 pub fn hpa(v: &Validated, plan: &ColorPlan) -> Option<HorizontalPodAutoscaler> {
     let autoscaling = v.spec.autoscaling.as_ref()?;
@@ -42,9 +42,9 @@ pub fn hpa(v: &Validated, plan: &ColorPlan) -> Option<HorizontalPodAutoscaler> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
     use crate::crd::Color;
     use crate::resources::colors::ColorTarget;
+    use crate::test_support::validated;
     use pretty_assertions::assert_eq;
     use serde_json::json;
 

@@ -6,7 +6,7 @@ use k8s_openapi::api::networking::v1::{
 };
 
 use super::common::{API_PORT_NAME, Component, child_meta};
-use crate::controller::validate::Validated;
+use crate::validate::Validated;
 
 /// Secret holding the TLS certificate (cert-manager writes it).
 pub fn tls_secret_name(v: &Validated) -> Option<String> {
@@ -62,7 +62,7 @@ pub fn ingress(v: &Validated) -> Option<Ingress> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
+    use crate::test_support::validated;
     use pretty_assertions::assert_eq;
     use serde_json::json;
 

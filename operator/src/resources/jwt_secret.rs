@@ -9,34 +9,10 @@ use std::time::Duration;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use k8s_openapi::jiff::fmt::strtime;
-use k8s_openapi::jiff::tz::TimeZone;
 
 use super::common::{Component, child_meta};
-use crate::controller::validate::{SigningKeys, Validated};
-
-/// Bytes of each generated key (HS256 needs at least 32).
-pub const KEY_BYTES: usize = 32;
-const KEY_ID_FORMAT: &str = "k%Y%m%dT%H%M%SZ";
-
-/// The key id of a key created at `at`.
-pub fn key_id(at: Timestamp) -> String {
-    strtime::format(KEY_ID_FORMAT, at).unwrap_or_default()
-}
-
-/// When the key with this id was created, if the id has the right form.
-pub fn key_created(id: &str) -> Option<Timestamp> {
-    if id.len() != 17 {
-        return None;
-    }
-    let civil = strtime::parse(KEY_ID_FORMAT, id).ok()?.to_datetime().ok()?;
-    civil.to_zoned(TimeZone::UTC).ok().map(|z| z.timestamp())
-}
-
-/// Whether a Secret data key is a signing key id.
-pub fn is_key_id(id: &str) -> bool {
-    key_created(id).is_some()
-}
+use crate::validate::key_ids::{KEY_BYTES, is_key_id, key_created, key_id};
+use crate::validate::{SigningKeys, Validated};
 
 /// The signing keys after rotation at `now`; `new_key` supplies fresh random bytes when a key is added.
 pub fn rotate(
@@ -106,7 +82,7 @@ pub fn jwt_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
+    use crate::test_support::validated;
     use pretty_assertions::assert_eq;
 
     const HOUR: Duration = Duration::from_secs(3600);
@@ -125,16 +101,6 @@ mod tests {
 
     fn ids(keys: &BTreeMap<String, ByteString>) -> Vec<&str> {
         keys.keys().map(String::as_str).collect()
-    }
-
-    #[test]
-    fn key_ids_round_trip_and_sort_by_age() {
-        let t = at("2026-11-28T10:00:05Z");
-        assert_eq!(key_id(t), "k20261128T100005Z");
-        assert_eq!(key_created("k20261128T100005Z"), Some(t));
-        assert!(!is_key_id("k2026-11-28"));
-        assert!(!is_key_id("signing"));
-        assert!(key_id(at("2026-01-01T00:00:00Z")) < key_id(at("2026-01-01T00:00:01Z")));
     }
 
     #[test]

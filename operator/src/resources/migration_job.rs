@@ -14,8 +14,8 @@ use super::common::{
     env_from_secret, image_pull_secrets, pod_security_context, resource_requirements, short_hash,
     tmp_volume,
 };
-use crate::controller::validate::Validated;
 use crate::crd::labels;
+use crate::validate::Validated;
 
 /// Retries of a failed migration before the Job fails.
 const BACKOFF_LIMIT: i32 = 2;
@@ -90,7 +90,7 @@ pub fn migration_job(v: &Validated, target: &ColorTarget) -> Option<Job> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
+    use crate::test_support::validated;
     use pretty_assertions::assert_eq;
     use serde_json::json;
 

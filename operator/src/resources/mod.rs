@@ -14,7 +14,6 @@ pub mod ingress;
 pub mod jwt_secret;
 pub mod kind;
 pub mod migration_job;
-mod names;
 pub mod network_policy;
 pub mod pdb;
 pub mod prometheus_rule;
@@ -39,10 +38,10 @@ use serde_json::Value;
 
 pub use colors::{ColorPlan, ColorTarget};
 pub use kind::Kind;
-pub use names::Names;
 
-use crate::controller::validate::Validated;
 use crate::crd::Color;
+use crate::validate::Validated;
+use crate::validate::key_ids::KEY_BYTES;
 use certificate::Certificate;
 use prometheus_rule::PrometheusRule;
 use service_monitor::ServiceMonitor;
@@ -74,7 +73,7 @@ impl LiveInputs<'_> {
 
 /// Sources of randomness for generated secrets (injected so builders stay pure and testable).
 pub struct Entropy<'a> {
-    pub signing_key: &'a mut dyn FnMut() -> [u8; jwt_secret::KEY_BYTES],
+    pub signing_key: &'a mut dyn FnMut() -> [u8; KEY_BYTES],
     pub password: &'a mut dyn FnMut() -> String,
 }
 
@@ -285,8 +284,8 @@ fn mounted_config_map(template: &PodTemplateSpec) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
     use crate::crd::annotations;
+    use crate::test_support::validated;
     use pretty_assertions::assert_eq;
     use serde_json::json;
 

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::common::{API_PORT_NAME, Component, api_pods_selector, child_meta};
-use crate::controller::validate::Validated;
+use crate::validate::Validated;
 
 fn namespace_peer(namespace: &str) -> NetworkPolicyPeer {
     NetworkPolicyPeer {
@@ -94,7 +94,7 @@ pub fn network_policy(v: &Validated) -> Option<NetworkPolicy> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
+    use crate::test_support::validated;
     use pretty_assertions::assert_eq;
     use serde_json::json;
 

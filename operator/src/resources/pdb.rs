@@ -4,7 +4,7 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::common::{Component, api_pods_selector, child_meta};
-use crate::controller::validate::Validated;
+use crate::validate::Validated;
 
 pub fn pdb(v: &Validated) -> PodDisruptionBudget {
     PodDisruptionBudget {
@@ -23,7 +23,7 @@ pub fn pdb(v: &Validated) -> PodDisruptionBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
+    use crate::test_support::validated;
 
     #[test]
     fn one_api_pod_at_a_time_across_both_colors() {

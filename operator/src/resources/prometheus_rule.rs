@@ -9,9 +9,9 @@ use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
 use super::common::{Component, child_meta};
-use crate::controller::backup_health::{expected_interval, longest_interval};
-use crate::controller::validate::Validated;
 use crate::crd::BackupSpec;
+use crate::cron::{expected_interval, longest_interval};
+use crate::validate::Validated;
 
 pub const CRD: &str = "prometheusrules.monitoring.coreos.com";
 
@@ -184,7 +184,7 @@ pub fn merge_extra_labels(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
+    use crate::test_support::validated;
     use pretty_assertions::assert_eq;
     use serde_json::json;
 

@@ -6,8 +6,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::colors::ColorPlan;
 use super::common::{API_PORT_NAME, Component, api_selector_labels, child_meta};
-use crate::controller::validate::Validated;
 use crate::crd::{Color, labels};
+use crate::validate::Validated;
 
 /// Color label value no pod carries: the active Service's selector before a first release is verified.
 pub const NO_COLOR: &str = "none";
@@ -60,8 +60,8 @@ pub fn service_url(v: &Validated, service: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
     use crate::resources::colors::ColorTarget;
+    use crate::test_support::validated;
     use pretty_assertions::assert_eq;
 
     fn plan(active: Color) -> ColorPlan {

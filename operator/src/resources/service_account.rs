@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::ServiceAccount;
 
 use super::common::{Component, child_meta};
-use crate::controller::validate::Validated;
+use crate::validate::Validated;
 
 pub fn service_account(v: &Validated) -> ServiceAccount {
     ServiceAccount {
@@ -17,7 +17,7 @@ pub fn service_account(v: &Validated) -> ServiceAccount {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
+    use crate::test_support::validated;
 
     #[test]
     fn service_account_has_no_token_and_is_owned() {

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{API_PORT_NAME, Component, api_pods_selector, child_meta};
 use super::prometheus_rule::merge_extra_labels;
-use crate::controller::validate::Validated;
 use crate::crd::labels;
+use crate::validate::Validated;
 
 pub const CRD: &str = "servicemonitors.monitoring.coreos.com";
 
@@ -89,10 +89,10 @@ pub fn selected_labels(monitor: &ServiceMonitor) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::validate::tests::validated;
     use crate::crd::Color;
     use crate::resources::colors::{ColorPlan, ColorTarget};
     use crate::resources::service::{active_service, preview_service};
+    use crate::test_support::validated;
     use pretty_assertions::assert_eq;
     use serde_json::json;
 

@@ -10,8 +10,12 @@ use kube::{Resource, ResourceExt};
 
 use crate::crd::{FootballPrediction, FootballPredictionSpec, MAX_NAME_LENGTH, SecretKeyRef};
 use crate::quantity;
-use crate::resources::Names;
-use crate::resources::jwt_secret::is_key_id;
+
+pub mod key_ids;
+mod names;
+
+use key_ids::{KEY_BYTES, is_key_id};
+pub use names::Names;
 
 /// Operator-wide inputs that are not part of any FootballPrediction.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -402,7 +406,10 @@ pub fn check_secrets(
                 }
             }
             SecretNeed::SigningKey => {
-                if !data.iter().any(|(k, len)| is_key_id(k) && *len >= 32) {
+                if !data
+                    .iter()
+                    .any(|(k, len)| is_key_id(k) && *len >= KEY_BYTES)
+                {
                     errors.push(SpecError::new(
                         &req.field,
                         format!(
@@ -429,28 +436,12 @@ fn secret_data_lengths(secret: &Secret) -> BTreeMap<&str, usize> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::crd::{BackupSpec, FootballPredictionSpec};
+    use crate::crd::BackupSpec;
+    use crate::test_support::{fp_from, validated};
     use k8s_openapi::ByteString;
     use pretty_assertions::assert_eq;
-
-    /// A FootballPrediction as read from the API server, built from the spec's JSON.
-    pub(crate) fn fp_from(spec: serde_json::Value) -> FootballPrediction {
-        let spec: FootballPredictionSpec = serde_json::from_value(spec).unwrap();
-        let mut fp = FootballPrediction::new("prod", spec);
-        fp.metadata.namespace = Some("football".into());
-        fp.metadata.uid = Some("0e5b6a1c-1111-2222-3333-444455556666".into());
-        fp.metadata.generation = Some(3);
-        fp
-    }
-
-    pub(crate) fn validated(spec: serde_json::Value) -> Validated {
-        let settings = Settings {
-            operator_namespace: Some("fp-system".into()),
-        };
-        validate(&fp_from(spec), &settings).unwrap()
-    }
 
     fn errors(fp: &FootballPrediction) -> Vec<String> {
         validate(fp, &Settings::default())
