@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::layout::{Layout, Ports, flag_path};
+use super::node::{NodeKind, config as node_config};
 
 /// The controllers the platform relies on; everything else (node lifecycle, volumes, CSR
 /// signing, …) has no use without a real kubelet and stays off.
@@ -30,9 +31,18 @@ pub const CONTROLLERS: &[&str] = &[
     "persistentvolume-protection-controller",
 ];
 
-/// Service ClusterIPs are only bookkeeping here (the node agent routes by EndpointSlices);
+/// With the node agent, Service ClusterIPs are only bookkeeping (it routes by EndpointSlices);
 /// nothing ever connects to them.
 pub const SERVICE_CIDR: &str = "10.96.0.0/16";
+
+/// The Service range: on a real node kube-proxy routes ClusterIPs, so they come from the node's
+/// range (198.18.0.0/15, never routed off the machine).
+pub fn service_cidr(node: NodeKind) -> &'static str {
+    match node {
+        NodeKind::Agent => SERVICE_CIDR,
+        NodeKind::Kubelet => node_config::SERVICE_CIDR,
+    }
+}
 pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 pub fn etcd(layout: &Layout, ports: &Ports) -> Vec<String> {
@@ -57,9 +67,9 @@ pub fn etcd(layout: &Layout, ports: &Ports) -> Vec<String> {
     ]
 }
 
-pub fn apiserver(layout: &Layout, ports: &Ports) -> Vec<String> {
+pub fn apiserver(layout: &Layout, ports: &Ports, node: NodeKind) -> Vec<String> {
     let pki = |f: &str| layout.pki_file(f);
-    vec![
+    let mut args = vec![
         format!("--etcd-servers=https://127.0.0.1:{}", ports.etcd_client),
         flag_path("etcd-cafile", &pki("etcd-ca.crt")),
         flag_path("etcd-certfile", &pki("apiserver-etcd-client.crt")),
@@ -86,7 +96,7 @@ pub fn apiserver(layout: &Layout, ports: &Ports) -> Vec<String> {
         flag_path("proxy-client-key-file", &pki("front-proxy-client.key")),
         "--authorization-mode=RBAC".into(),
         "--anonymous-auth=false".into(),
-        format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+        format!("--service-cluster-ip-range={}", service_cidr(node)),
         format!("--service-account-issuer={SERVICE_ACCOUNT_ISSUER}"),
         flag_path("service-account-key-file", &pki("service-account.pub")),
         flag_path(
@@ -95,10 +105,25 @@ pub fn apiserver(layout: &Layout, ports: &Ports) -> Vec<String> {
         ),
         "--profiling=false".into(),
         "--v=1".into(),
-    ]
+    ];
+    if node == NodeKind::Kubelet {
+        // logs, exec and port-forward: the API server authenticates to kubelet with its own
+        // client certificate, verifies kubelet's serving certificate, and connects to the
+        // node's InternalIP (never a host name it would have to resolve).
+        args.extend([
+            flag_path(
+                "kubelet-client-certificate",
+                &pki("apiserver-kubelet-client.crt"),
+            ),
+            flag_path("kubelet-client-key", &pki("apiserver-kubelet-client.key")),
+            flag_path("kubelet-certificate-authority", &pki("ca.crt")),
+            "--kubelet-preferred-address-types=InternalIP".into(),
+        ]);
+    }
+    args
 }
 
-pub fn controller_manager(layout: &Layout, ports: &Ports) -> Vec<String> {
+pub fn controller_manager(layout: &Layout, ports: &Ports, node: NodeKind) -> Vec<String> {
     let kubeconfig = layout.component_kubeconfig("kube-controller-manager");
     vec![
         flag_path("kubeconfig", &kubeconfig),
@@ -110,7 +135,7 @@ pub fn controller_manager(layout: &Layout, ports: &Ports) -> Vec<String> {
         // Each controller acts as its own ServiceAccount with its bootstrap RBAC role.
         "--use-service-account-credentials=true".into(),
         flag_path("root-ca-file", &layout.pki_file("ca.crt")),
-        format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+        format!("--service-cluster-ip-range={}", service_cidr(node)),
         "--leader-elect=false".into(),
         "--profiling=false".into(),
         "--v=1".into(),
@@ -198,8 +223,8 @@ mod tests {
         let (l, p) = fixture();
         for args in [
             etcd(&l, &p),
-            apiserver(&l, &p),
-            controller_manager(&l, &p),
+            apiserver(&l, &p, NodeKind::Agent),
+            controller_manager(&l, &p, NodeKind::Agent),
             scheduler(&l, &p),
         ] {
             for url in urls(&args) {
@@ -218,7 +243,7 @@ mod tests {
     #[test]
     fn apiserver_uses_rbac_client_certs_and_service_account_keys() {
         let (l, p) = fixture();
-        let args = apiserver(&l, &p);
+        let args = apiserver(&l, &p, NodeKind::Agent);
         for expected in [
             "--authorization-mode=RBAC",
             "--anonymous-auth=false",
@@ -235,7 +260,7 @@ mod tests {
     #[test]
     fn controller_manager_runs_exactly_the_listed_controllers() {
         let (l, p) = fixture();
-        let args = controller_manager(&l, &p);
+        let args = controller_manager(&l, &p, NodeKind::Agent);
         let list = args
             .iter()
             .find_map(|a| a.strip_prefix("--controllers="))
@@ -273,6 +298,20 @@ mod tests {
         );
         let other = node_agent_for(Path::new("/p/k"), Path::new("/p/agent"), 1, Some("fp-up"));
         assert_eq!(other.last().unwrap(), "--node-name-prefix=fp-up");
+    }
+
+    #[test]
+    fn a_real_node_moves_services_into_the_node_range_and_lets_the_api_server_reach_kubelet() {
+        let (l, p) = fixture();
+        let agent = apiserver(&l, &p, NodeKind::Agent);
+        assert!(agent.contains(&"--service-cluster-ip-range=10.96.0.0/16".into()));
+        assert!(!agent.iter().any(|a| a.starts_with("--kubelet-")));
+        let real = apiserver(&l, &p, NodeKind::Kubelet);
+        assert!(real.contains(&"--service-cluster-ip-range=198.19.0.0/24".into()));
+        assert!(real.contains(&"--kubelet-preferred-address-types=InternalIP".into()));
+        assert!(real.contains(&"--kubelet-certificate-authority=/s/pki/ca.crt".into()));
+        let kcm = controller_manager(&l, &p, NodeKind::Kubelet);
+        assert!(kcm.contains(&"--service-cluster-ip-range=198.19.0.0/24".into()));
     }
 
     #[test]
