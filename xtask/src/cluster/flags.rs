@@ -31,6 +31,17 @@ pub const CONTROLLERS: &[&str] = &[
     "persistentvolume-protection-controller",
 ];
 
+/// The controllers for a node kind: a real kubelet registers its Node with the
+/// `node.kubernetes.io/not-ready` taint, which only the node lifecycle controller removes (and it
+/// marks the Node NotReady when kubelet stops reporting).
+pub fn controllers(node: NodeKind) -> Vec<&'static str> {
+    let mut list = CONTROLLERS.to_vec();
+    if node == NodeKind::Kubelet {
+        list.push("node-lifecycle-controller");
+    }
+    list
+}
+
 /// With the node agent, Service ClusterIPs are only bookkeeping (it routes by EndpointSlices);
 /// nothing ever connects to them.
 pub const SERVICE_CIDR: &str = "10.96.0.0/16";
@@ -131,7 +142,7 @@ pub fn controller_manager(layout: &Layout, ports: &Ports, node: NodeKind) -> Vec
         flag_path("authorization-kubeconfig", &kubeconfig),
         "--bind-address=127.0.0.1".into(),
         format!("--secure-port={}", ports.controller_manager),
-        format!("--controllers={}", CONTROLLERS.join(",")),
+        format!("--controllers={}", controllers(node).join(",")),
         // Each controller acts as its own ServiceAccount with its bootstrap RBAC role.
         "--use-service-account-credentials=true".into(),
         flag_path("root-ca-file", &layout.pki_file("ca.crt")),
@@ -312,6 +323,13 @@ mod tests {
         assert!(real.contains(&"--kubelet-certificate-authority=/s/pki/ca.crt".into()));
         let kcm = controller_manager(&l, &p, NodeKind::Kubelet);
         assert!(kcm.contains(&"--service-cluster-ip-range=198.19.0.0/24".into()));
+        let list = kcm
+            .iter()
+            .find_map(|a| a.strip_prefix("--controllers="))
+            .unwrap();
+        assert!(list.ends_with(",node-lifecycle-controller"));
+        let agent = controller_manager(&l, &p, NodeKind::Agent);
+        assert!(!agent.iter().any(|a| a.contains("node-lifecycle")));
     }
 
     #[test]

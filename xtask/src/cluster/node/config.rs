@@ -179,6 +179,9 @@ disabled_plugins = [
 
 [plugins."io.containerd.cri.v1.runtime"]
   netns_mounts_under_state_dir = true
+  # These machines withhold CAP_SYS_RESOURCE even from root, so no process may lower its OOM
+  # score below its parent's; kubelet asks -998 for every sandbox. Clamp to containerd's own.
+  restrict_oom_score_adj = true
   enable_selinux = false
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
@@ -392,6 +395,7 @@ mod tests {
         }
         assert!(toml.contains("netns_mounts_under_state_dir = true"));
         assert!(toml.contains("SystemdCgroup = false"));
+        assert!(toml.contains("restrict_oom_score_adj = true"));
         assert!(toml.contains("sandbox = \"fp.local/fp-pause:1\""));
         assert!(toml.contains("stream_server_address = \"127.0.0.1\""));
     }

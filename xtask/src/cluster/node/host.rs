@@ -307,11 +307,11 @@ pub fn guard_rules(names: &Names) -> Vec<(String, Vec<String>)> {
             fwd_chain(names),
             s(&["-d", NODE_RANGE, "!", "-i", br, "-j", "DROP"]),
         ),
+        // The host reaches its own addresses over lo.
+        (in_chain(names), s(&["-i", "lo", "-j", "RETURN"])),
         (
             in_chain(names),
-            s(&[
-                "-d", NODE_RANGE, "!", "-i", br, "!", "-i", "lo", "-j", "DROP",
-            ]),
+            s(&["-d", NODE_RANGE, "!", "-i", br, "-j", "DROP"]),
         ),
     ]
 }
@@ -348,7 +348,9 @@ pub fn iptables_state() -> BTreeSet<String> {
     lines
 }
 
-/// `<family> <table> <chain or rule>` per chain declaration and rule.
+const BUILTIN_CHAINS: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+
+/// `<family> <table> <chain or rule>` per user-defined chain and per rule.
 pub fn normalize_iptables_save(text: &str, family: &str) -> Vec<String> {
     let mut table = String::new();
     let mut out = Vec::new();
@@ -357,7 +359,11 @@ pub fn normalize_iptables_save(text: &str, family: &str) -> Vec<String> {
             table = t.to_string();
         } else if let Some(decl) = line.strip_prefix(':') {
             let chain = decl.split_whitespace().next().unwrap_or_default();
-            out.push(format!("{family} {table} :{chain}"));
+            // Built-in chains appear with their table (iptables-nft creates the table on first
+            // use and cannot delete it); empty, they change nothing. Their rules still count.
+            if !BUILTIN_CHAINS.contains(&chain) {
+                out.push(format!("{family} {table} :{chain}"));
+            }
         } else if line.starts_with("-A ") {
             out.push(format!("{family} {table} {line}"));
         }
@@ -620,7 +626,11 @@ tmpfs /s/nodeother tmpfs rw 0 0\n";
         assert!(lines.contains("4 nat :KUBE-SERVICES"));
         assert!(lines.contains("4 filter :FPN-ABC123-GUARD-FWD"));
         assert!(lines.iter().any(|l| l.starts_with("4 nat -A PREROUTING")));
-        let before: BTreeSet<String> = ["4 nat :PREROUTING".to_string()].into();
+        assert!(
+            !lines.contains("4 nat :PREROUTING"),
+            "built-in chains are not listed"
+        );
+        let before = BTreeSet::new();
         let new = new_node_chains(&before, &lines);
         assert_eq!(
             new,
@@ -645,15 +655,21 @@ tmpfs /s/nodeother tmpfs rw 0 0\n";
     fn guard_rules_keep_traffic_inside_the_node_range() {
         let names = Names::for_state_dir(Path::new("/s"));
         let rules = guard_rules(&names);
+        let drops: Vec<_> = rules
+            .iter()
+            .filter(|(_, r)| r.last().is_some_and(|t| t == "DROP"))
+            .collect();
+        assert_eq!(drops.len(), 4);
         assert!(
-            rules
-                .iter()
-                .all(|(_, r)| r.last().is_some_and(|t| t == "DROP"))
-        );
-        assert!(
-            rules
+            drops
                 .iter()
                 .all(|(_, r)| r.contains(&NODE_RANGE.to_string()))
+        );
+        // iptables allows one -i per rule.
+        assert!(
+            rules
+                .iter()
+                .all(|(_, r)| r.iter().filter(|w| *w == "-i").count() <= 1)
         );
         assert!(
             rules
