@@ -87,17 +87,20 @@ pub fn write_pki_and_kubeconfigs(
     put("ca.crt", &ca.cert_pem, false)?;
     // In-cluster names are listed so a client that validates them succeeds, but every
     // client is given 127.0.0.1 to connect to.
-    let serving = ca.server(
-        "kube-apiserver",
-        &[
-            "127.0.0.1",
-            "localhost",
-            "kubernetes",
-            "kubernetes.default",
-            "kubernetes.default.svc",
-            "kubernetes.default.svc.cluster.local",
-        ],
-    )?;
+    let mut sans = vec![
+        "127.0.0.1",
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    ];
+    if node.is_some() {
+        // Pods reach the API server at the `kubernetes` Service's ClusterIP (the first of the
+        // range), which kube-proxy forwards to the bridge address it listens on.
+        sans.extend([node_config::GATEWAY, node_config::KUBERNETES_SERVICE_IP]);
+    }
+    let serving = ca.server("kube-apiserver", &sans)?;
     put("apiserver.crt", &serving.cert_pem, false)?;
     put("apiserver.key", &serving.key_pem, true)?;
 

@@ -85,12 +85,8 @@ pub fn apiserver(layout: &Layout, ports: &Ports, node: NodeKind) -> Vec<String> 
         flag_path("etcd-cafile", &pki("etcd-ca.crt")),
         flag_path("etcd-certfile", &pki("apiserver-etcd-client.crt")),
         flag_path("etcd-keyfile", &pki("apiserver-etcd-client.key")),
-        "--bind-address=127.0.0.1".into(),
-        // With a loopback advertise address no kubernetes Endpoints may be written (their
-        // validation refuses loopback), so the reconciler is off; in-cluster clients get
-        // 127.0.0.1 from the node agent instead.
-        "--advertise-address=127.0.0.1".into(),
-        "--endpoint-reconciler-type=none".into(),
+        format!("--bind-address={}", ports.apiserver_host),
+        format!("--advertise-address={}", ports.apiserver_host),
         format!("--secure-port={}", ports.apiserver),
         flag_path("tls-cert-file", &pki("apiserver.crt")),
         flag_path("tls-private-key-file", &pki("apiserver.key")),
@@ -117,6 +113,13 @@ pub fn apiserver(layout: &Layout, ports: &Ports, node: NodeKind) -> Vec<String> 
         "--profiling=false".into(),
         "--v=1".into(),
     ];
+    if node == NodeKind::Agent {
+        // With a loopback advertise address no kubernetes Endpoints may be written (their
+        // validation refuses loopback), so the reconciler is off; in-cluster clients get
+        // 127.0.0.1 from the node agent instead. A real node's API server advertises the
+        // bridge address, and the `kubernetes` Service routes to it.
+        args.push("--endpoint-reconciler-type=none".into());
+    }
     if node == NodeKind::Kubelet {
         // logs, exec and port-forward: the API server authenticates to kubelet with its own
         // client certificate, verifies kubelet's serving certificate, and connects to the
@@ -212,6 +215,7 @@ mod tests {
 
     fn fixture() -> (Layout, Ports) {
         let ports = Ports {
+            apiserver_host: std::net::Ipv4Addr::LOCALHOST,
             etcd_client: 2001,
             etcd_peer: 2002,
             apiserver: 2003,
@@ -317,7 +321,19 @@ mod tests {
         let agent = apiserver(&l, &p, NodeKind::Agent);
         assert!(agent.contains(&"--service-cluster-ip-range=10.96.0.0/16".into()));
         assert!(!agent.iter().any(|a| a.starts_with("--kubelet-")));
-        let real = apiserver(&l, &p, NodeKind::Kubelet);
+        assert!(agent.contains(&"--endpoint-reconciler-type=none".into()));
+        let gateway = Ports {
+            apiserver_host: node_config::GATEWAY.parse().unwrap(),
+            ..p
+        };
+        let real = apiserver(&l, &gateway, NodeKind::Kubelet);
+        assert!(real.contains(&"--bind-address=198.18.0.1".into()));
+        assert!(real.contains(&"--advertise-address=198.18.0.1".into()));
+        assert!(
+            !real
+                .iter()
+                .any(|a| a.starts_with("--endpoint-reconciler-type"))
+        );
         assert!(real.contains(&"--service-cluster-ip-range=198.19.0.0/24".into()));
         assert!(real.contains(&"--kubelet-preferred-address-types=InternalIP".into()));
         assert!(real.contains(&"--kubelet-certificate-authority=/s/pki/ca.crt".into()));

@@ -283,12 +283,16 @@ fn start(
     node_agent: Option<(PathBuf, usize)>,
     real_node: Option<&NodeBinaries>,
 ) -> anyhow::Result<Cluster> {
-    let ports = Ports::pick()?;
+    let mut ports = Ports::pick()?;
     let kind = if real_node.is_some() {
         node::NodeKind::Kubelet
     } else {
         node::NodeKind::Agent
     };
+    if real_node.is_some() {
+        node::setup_host(layout)?;
+        ports.apiserver_host = node::config::GATEWAY.parse()?;
+    }
     let (names, _) = node::names_and_dirs(layout);
     bootstrap::write_pki_and_kubeconfigs(layout, &ports, real_node.map(|_| &names))?;
     link_binaries(layout, binaries)?;

@@ -15,6 +15,8 @@ pub const GATEWAY: &str = "198.18.0.1";
 pub const GATEWAY_PREFIX: u8 = 24;
 /// Service ClusterIPs (the control plane's `--service-cluster-ip-range` on a real node).
 pub const SERVICE_CIDR: &str = "198.19.0.0/24";
+/// The `kubernetes` Service's ClusterIP (the first address of the range).
+pub const KUBERNETES_SERVICE_IP: &str = "198.19.0.1";
 /// The ClusterIP reserved for cluster DNS (kubelet's `clusterDNS`).
 pub const DNS_IP: &str = "198.19.0.10";
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
@@ -342,7 +344,7 @@ mod tests {
             let net = cidr.split_once('/').unwrap().0;
             assert!(ip_in(net, NODE_RANGE), "{cidr}");
         }
-        for addr in [GATEWAY, DNS_IP] {
+        for addr in [GATEWAY, DNS_IP, KUBERNETES_SERVICE_IP] {
             assert!(ip_in(addr, NODE_RANGE), "{addr}");
         }
         assert!(ip_in(GATEWAY, POD_CIDR));

@@ -147,16 +147,10 @@ fn pick_ports() -> anyhow::Result<NodePorts> {
     })
 }
 
-/// Starts the node on a running control plane; `launch` records each process like the control
-/// plane's. Returns when the Node is Ready and kube-proxy serves its health endpoint.
-pub fn start(
-    layout: &Layout,
-    bins: &NodeBinaries,
-    kubectl: &Kubectl,
-    watched: &[&PidRecord],
-    launch: &mut dyn FnMut(DaemonSpec) -> anyhow::Result<PidRecord>,
-) -> anyhow::Result<()> {
-    let t_node = Instant::now();
+/// Prepares the host before the control plane starts (the API server listens on the bridge
+/// address): records what it looked like, then creates the node's cgroup, the bridge with the
+/// gateway address and the guard chains.
+pub fn setup_host(layout: &Layout) -> anyhow::Result<()> {
     let (names, dirs) = names_and_dirs(layout);
     if let Some(dev) = host::gateway_in_use()? {
         bail!(
@@ -173,6 +167,31 @@ pub fn start(
         &dirs.host_record(),
         &host::render_sysctls(&host::snapshot_sysctls()),
     )?;
+    host::create_cgroup_root(&names)?;
+    host::create_bridge(&names)?;
+    host::install_guard(&names)?;
+    log(format!(
+        "bridge {} with {}/{}, guard chains {}-{{FWD,IN}}, cgroup {}",
+        names.bridge,
+        config::GATEWAY,
+        config::GATEWAY_PREFIX,
+        names.guard_chain,
+        names.cgroup_root
+    ));
+    Ok(())
+}
+
+/// Starts the node on a running control plane; `launch` records each process like the control
+/// plane's. Returns when the Node is Ready and kube-proxy serves its health endpoint.
+pub fn start(
+    layout: &Layout,
+    bins: &NodeBinaries,
+    kubectl: &Kubectl,
+    watched: &[&PidRecord],
+    launch: &mut dyn FnMut(DaemonSpec) -> anyhow::Result<PidRecord>,
+) -> anyhow::Result<()> {
+    let t_node = Instant::now();
+    let (names, dirs) = names_and_dirs(layout);
     let ports = pick_ports()?;
     // ctr and crane next to our kubectl: `cluster env` puts them on PATH for inspection.
     for (name, bin) in [("ctr", &bins.ctr), ("crane", &bins.crane)] {
@@ -206,18 +225,6 @@ pub fn start(
     log(format!(
         "registry on 127.0.0.1:{} holds {pause_image}",
         ports.registry
-    ));
-
-    host::create_cgroup_root(&names)?;
-    host::create_bridge(&names)?;
-    host::install_guard(&names)?;
-    log(format!(
-        "bridge {} with {}/{}, guard chains {}-{{FWD,IN}}, cgroup {}",
-        names.bridge,
-        config::GATEWAY,
-        config::GATEWAY_PREFIX,
-        names.guard_chain,
-        names.cgroup_root
     ));
 
     write(
