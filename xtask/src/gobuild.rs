@@ -265,8 +265,8 @@ pub fn containerd_ldflags(version: &str) -> String {
 
 /// The groups of the real node (`cluster up --node kubelet`): kubelet and kube-proxy from the
 /// same `k8s.io/kubernetes` version as the control plane, containerd with its runc shim (and
-/// `ctr` for inspection), crane (the loopback registry and the client that pushes to it) and
-/// the sandbox program.
+/// `ctr` for inspection), crane (the loopback registry and the client that pushes to it),
+/// CoreDNS and the sandbox program.
 pub fn node_groups(go: &GoEnv, cluster_dir: &Path) -> Result<Vec<Group>, BuildError> {
     let k8s_dir = cluster_dir.join("kubernetes-node");
     let k8s = module_info(go, &k8s_dir, "k8s.io/kubernetes")?;
@@ -322,6 +322,13 @@ pub fn node_groups(go: &GoEnv, cluster_dir: &Path) -> Result<Vec<Group>, BuildEr
             ),
         },
         Group {
+            name: "coredns",
+            module_dir: cluster_dir.join("coredns"),
+            binaries: vec![("coredns", "github.com/coredns/coredns")],
+            tags: "",
+            ldflags: "-s -w".into(),
+        },
+        Group {
             name: "pause",
             module_dir: cluster_dir.join("pause"),
             binaries: vec![("pause", "footballprediction/e2e/cluster/pause")],
@@ -340,6 +347,7 @@ pub struct NodeBinaries {
     pub containerd_shim: PathBuf,
     pub ctr: PathBuf,
     pub crane: PathBuf,
+    pub coredns: PathBuf,
     pub pause: PathBuf,
 }
 
@@ -360,10 +368,10 @@ pub fn ensure_node_binaries(go: &GoEnv, cluster_dir: &Path) -> Result<NodeBinari
             fmt_elapsed(started.elapsed())
         );
     }
-    let [k8s, containerd, crane, pause] = dirs.as_slice() else {
+    let [k8s, containerd, crane, coredns, pause] = dirs.as_slice() else {
         return Err(BuildError::Output {
             command: "node groups".into(),
-            reason: "expected 4".into(),
+            reason: "expected 5".into(),
         });
     };
     Ok(NodeBinaries {
@@ -373,6 +381,7 @@ pub fn ensure_node_binaries(go: &GoEnv, cluster_dir: &Path) -> Result<NodeBinari
         containerd_shim: containerd.join("containerd-shim-runc-v2"),
         ctr: containerd.join("ctr"),
         crane: crane.join("crane"),
+        coredns: coredns.join("coredns"),
         pause: pause.join("pause"),
     })
 }

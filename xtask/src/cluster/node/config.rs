@@ -326,6 +326,120 @@ pub fn kube_proxy_config(names: &Names, kubeconfig: &Path, ports: &NodePorts) ->
     })
 }
 
+/// CoreDNS as cluster DNS: the `kubernetes` plugin answers for cluster.local and the reverse
+/// zones; there is no `forward`, so a query for any other name is answered here (SERVFAIL) and
+/// never leaves the machine. Runs as a non-root user with a read-only root (binding port 53 is
+/// allowed by the pod's `ip_unprivileged_port_start=0`, which containerd sets).
+pub fn coredns_manifest(image: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: coredns
+  namespace: kube-system
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: fp:coredns
+rules:
+- apiGroups: [""]
+  resources: [services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: fp:coredns
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: fp:coredns
+subjects:
+- kind: ServiceAccount
+  name: coredns
+  namespace: kube-system
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: coredns
+  namespace: kube-system
+data:
+  Corefile: |
+    .:53 {{
+        errors
+        health :8080
+        ready :8181
+        kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
+            pods insecure
+            fallthrough in-addr.arpa ip6.arpa
+        }}
+        cache 30
+    }}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: coredns
+  namespace: kube-system
+  labels: {{k8s-app: kube-dns}}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{k8s-app: kube-dns}}
+  template:
+    metadata:
+      labels: {{k8s-app: kube-dns}}
+    spec:
+      serviceAccountName: coredns
+      dnsPolicy: Default
+      priorityClassName: system-cluster-critical
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 65532
+        runAsGroup: 65532
+      containers:
+      - name: coredns
+        image: {image}
+        args: [-conf, /etc/coredns/Corefile]
+        ports:
+        - {{name: dns, containerPort: 53, protocol: UDP}}
+        - {{name: dns-tcp, containerPort: 53, protocol: TCP}}
+        readinessProbe:
+          httpGet: {{path: /ready, port: 8181}}
+          periodSeconds: 2
+        livenessProbe:
+          httpGet: {{path: /health, port: 8080}}
+        securityContext:
+          readOnlyRootFilesystem: true
+          allowPrivilegeEscalation: false
+          capabilities: {{drop: [ALL]}}
+        volumeMounts:
+        - {{name: config, mountPath: /etc/coredns, readOnly: true}}
+      volumes:
+      - name: config
+        configMap: {{name: coredns}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: kube-dns
+  namespace: kube-system
+  labels: {{k8s-app: kube-dns}}
+spec:
+  selector: {{k8s-app: kube-dns}}
+  clusterIP: {DNS_IP}
+  ports:
+  - {{name: dns, port: 53, protocol: UDP, targetPort: 53}}
+  - {{name: dns-tcp, port: 53, protocol: TCP, targetPort: 53}}
+"#
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,6 +514,16 @@ mod tests {
         assert!(toml.contains("restrict_oom_score_adj = true"));
         assert!(toml.contains("sandbox = \"fp.local/fp-pause:1\""));
         assert!(toml.contains("stream_server_address = \"127.0.0.1\""));
+    }
+
+    #[test]
+    fn cluster_dns_answers_only_for_the_cluster() {
+        let m = coredns_manifest("fp.local/fp-coredns:1");
+        assert!(m.contains("clusterIP: 198.19.0.10\n"));
+        assert!(m.contains("image: fp.local/fp-coredns:1\n"));
+        assert!(m.contains("kubernetes cluster.local in-addr.arpa ip6.arpa {"));
+        assert!(!m.contains("forward"), "no query may leave the machine");
+        assert!(m.contains("runAsNonRoot: true"));
     }
 
     #[test]

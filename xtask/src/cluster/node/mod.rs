@@ -69,7 +69,24 @@ pub struct HostSnapshot {
     pub links: BTreeSet<String>,
     pub iptables: BTreeSet<String>,
     pub mounts: BTreeSet<String>,
+    /// Which of [`HOST_DIRS`] existed.
+    #[serde(default)]
+    pub dirs: BTreeSet<String>,
 }
+
+/// Fixed host paths the node's programs write to whatever their configuration says:
+/// containerd's shim sockets (`/run/containerd/s`), libcni's result cache, kubelet's device
+/// plugin socket and its container log links. Parents before children.
+pub const HOST_DIRS: [&str; 8] = [
+    "/run/containerd",
+    "/run/containerd/s",
+    "/var/lib/cni",
+    "/var/lib/cni/results",
+    "/var/lib/kubelet",
+    "/var/lib/kubelet/device-plugins",
+    "/var/log/containers",
+    "/var/log/pods",
+];
 
 impl HostSnapshot {
     pub fn take() -> Self {
@@ -101,6 +118,11 @@ impl HostSnapshot {
                     l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
                 })
                 .collect(),
+            dirs: HOST_DIRS
+                .iter()
+                .filter(|d| Path::new(d).exists())
+                .map(|d| d.to_string())
+                .collect(),
         }
     }
 
@@ -112,6 +134,7 @@ impl HostSnapshot {
             ("link", &self.links, &after.links),
             ("iptables", &self.iptables, &after.iptables),
             ("mount", &self.mounts, &after.mounts),
+            ("directory", &self.dirs, &after.dirs),
         ] {
             out.extend(b.difference(a).map(|x| format!("{what}: {x}")));
         }
@@ -322,6 +345,45 @@ pub fn start(
         || tcp_open(ports.proxy_healthz),
     )?;
     log(format!("kube-proxy serving after {}", fmt_secs(t)));
+
+    let t0 = Instant::now();
+    let coredns = FileImage {
+        repository: "fp-coredns".into(),
+        files: vec![(bins.coredns.clone(), "/coredns".into())],
+        entrypoint: vec!["/coredns".into()],
+        user: "65532:65532".into(),
+    };
+    let tag = registry::push(&bins.crane, ports.registry, &coredns, &dirs.images())?;
+    kubectl.run_with_input(
+        &["apply", "-f", "-"],
+        Some(&config::coredns_manifest(&format!(
+            "fp.local/fp-coredns:{tag}"
+        ))),
+    )?;
+    wait_until(
+        "CoreDNS to be ready",
+        Duration::from_secs(120),
+        layout,
+        &procs,
+        || {
+            kubectl
+                .run(&[
+                    "-n",
+                    "kube-system",
+                    "get",
+                    "deployment",
+                    "coredns",
+                    "-o",
+                    "jsonpath={.status.readyReplicas}",
+                ])
+                .is_ok_and(|n| n.trim() == "1")
+        },
+    )?;
+    log(format!(
+        "CoreDNS ready on {} after {}",
+        config::DNS_IP,
+        fmt_secs(t0.elapsed())
+    ));
     log(format!(
         "real node up in {} (pods {}, services {})",
         fmt_secs(t_node.elapsed()),
@@ -350,6 +412,7 @@ pub fn cleanup(layout: &Layout) -> (Vec<String>, Vec<String>) {
         ));
     }
     let socket = dirs.containerd_socket().display().to_string();
+    let sandboxes = sandbox_ids(&dirs);
     for pid in shims(&socket) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
@@ -388,7 +451,9 @@ pub fn cleanup(layout: &Layout) -> (Vec<String>, Vec<String>) {
         report.push(format!("cgroup {} could not be removed", left.display()));
     }
     report.extend(remove_log_links(&dirs.pod_logs()));
-    report.extend(remove_cni_cache(&names.network));
+    report.extend(remove_cni_cache(&names.network, &sandboxes));
+    report.extend(remove_shim_sockets(&socket, &sandboxes));
+    report.extend(remove_created_dirs(&before));
     let mut left: Vec<String> = before.added_in(&HostSnapshot::take());
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
     left.extend(
@@ -442,8 +507,29 @@ fn remove_log_links(pod_logs: &Path) -> Vec<String> {
     report
 }
 
-/// libcni caches each attachment's result in /var/lib/cni/results/<network>-<id>-<if>.
-fn remove_cni_cache(network: &str) -> Vec<String> {
+/// The sandboxes containerd knows (their ids name shim sockets and CNI cache entries).
+fn sandbox_ids(dirs: &NodeDirs) -> BTreeSet<String> {
+    [
+        dirs.containerd_root()
+            .join("io.containerd.grpc.v1.cri")
+            .join("sandboxes"),
+        dirs.containerd_state()
+            .join("io.containerd.runtime.v2.task")
+            .join("k8s.io"),
+    ]
+    .iter()
+    .filter_map(|d| std::fs::read_dir(d).ok())
+    .flat_map(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+    })
+    .collect()
+}
+
+/// libcni caches each attachment's result in /var/lib/cni/results: `<network>-<id>-eth0` for
+/// ours, `cni-loopback-<id>-lo` for the loopback network containerd adds to every sandbox.
+fn remove_cni_cache(network: &str, sandboxes: &BTreeSet<String>) -> Vec<String> {
     let mut report = Vec::new();
     let dir = Path::new("/var/lib/cni/results");
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -451,10 +537,50 @@ fn remove_cni_cache(network: &str) -> Vec<String> {
     };
     let prefix = format!("{network}-");
     for e in entries.filter_map(Result::ok) {
-        if e.file_name().to_string_lossy().starts_with(&prefix)
-            && std::fs::remove_file(e.path()).is_ok()
+        let name = e.file_name().to_string_lossy().into_owned();
+        let loopback_of_ours = name
+            .strip_prefix("cni-loopback-")
+            .and_then(|r| r.strip_suffix("-lo"))
+            .is_some_and(|id| sandboxes.contains(id));
+        if (name.starts_with(&prefix) || loopback_of_ours) && std::fs::remove_file(e.path()).is_ok()
         {
             report.push(format!("removed {}", e.path().display()));
+        }
+    }
+    report
+}
+
+/// containerd (as root) always puts shim sockets in /run/containerd/s, named by the SHA-256 of
+/// `<containerd socket>/<namespace>/<sandbox id>`; a killed shim leaves its socket behind.
+pub fn shim_socket_name(containerd_socket: &str, sandbox: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(format!(
+        "{containerd_socket}/k8s.io/{sandbox}"
+    )))
+}
+
+fn remove_shim_sockets(containerd_socket: &str, sandboxes: &BTreeSet<String>) -> Vec<String> {
+    sandboxes
+        .iter()
+        .map(|id| Path::new("/run/containerd/s").join(shim_socket_name(containerd_socket, id)))
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .map(|p| format!("removed {}", p.display()))
+        .collect()
+}
+
+/// Removes the fixed host directories that did not exist before `up` once they are empty
+/// (kubelet's device plugin socket is its own; deepest first).
+fn remove_created_dirs(before: &HostSnapshot) -> Vec<String> {
+    let mut report = Vec::new();
+    let device_plugins = "/var/lib/kubelet/device-plugins";
+    if !before.dirs.contains(device_plugins)
+        && std::fs::remove_file(Path::new(device_plugins).join("kubelet.sock")).is_ok()
+    {
+        report.push(format!("removed {device_plugins}/kubelet.sock"));
+    }
+    for dir in HOST_DIRS.iter().rev() {
+        if !before.dirs.contains(*dir) && std::fs::remove_dir(dir).is_ok() {
+            report.push(format!("removed {dir}"));
         }
     }
     report
@@ -463,6 +589,18 @@ fn remove_cni_cache(network: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
+
+    #[test]
+    fn shim_sockets_are_named_like_containerd_names_them() {
+        // sha256("/s/containerd.sock/k8s.io/abc"), as containerd's CreateSocketAddress.
+        let name = shim_socket_name("/s/containerd.sock", "abc");
+        assert_eq!(name.len(), 64);
+        assert_eq!(
+            name,
+            hex::encode(sha2::Sha256::digest(b"/s/containerd.sock/k8s.io/abc"))
+        );
+    }
 
     #[test]
     fn snapshot_difference_lists_only_additions() {
