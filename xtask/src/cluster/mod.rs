@@ -94,6 +94,9 @@ fn clean_previous(layout: &Layout) -> anyhow::Result<()> {
         "cleaning up earlier cluster state in {}",
         layout.root.display()
     ));
+    for line in node::stop_pods(layout) {
+        log(format!("  {line}"));
+    }
     for line in proc::stop_all(&layout.pids(), STOP_GRACE) {
         log(format!("  stopped {line}"));
     }
@@ -202,6 +205,9 @@ pub fn up(options: UpOptions) -> anyhow::Result<Cluster> {
         }
         Err(e) => {
             log("start failed; stopping what was started (logs kept in the state directory)");
+            for line in node::stop_pods(&layout) {
+                log(format!("  {line}"));
+            }
             for line in proc::stop_all(&layout.pids(), STOP_GRACE) {
                 log(format!("  stopped {line}"));
             }
@@ -532,6 +538,9 @@ pub fn down() -> anyhow::Result<()> {
     if !layout.root.exists() {
         log("no local cluster state; nothing to stop");
         return Ok(());
+    }
+    for line in node::stop_pods(&layout) {
+        log(line);
     }
     for line in proc::stop_all(&layout.pids(), STOP_GRACE) {
         log(format!("stopped {line}"));

@@ -52,70 +52,101 @@ fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// What preflight looks at, gathered from the host (or made up in tests).
+pub struct HostFacts {
+    pub root: bool,
+    /// /proc/filesystems
+    pub filesystems: String,
+    /// /proc/mounts
+    pub mounts: String,
+    pub exists: Box<dyn Fn(&Path) -> bool>,
+    pub on_path: Box<dyn Fn(&str) -> bool>,
+}
+
+impl HostFacts {
+    pub fn of_this_machine() -> Self {
+        Self {
+            root: is_root(),
+            filesystems: std::fs::read_to_string("/proc/filesystems").unwrap_or_default(),
+            mounts: std::fs::read_to_string("/proc/mounts").unwrap_or_default(),
+            exists: Box::new(|p| p.exists()),
+            on_path: Box::new(|t| which(t).is_some()),
+        }
+    }
+}
+
 /// One line per missing kernel feature or binary, each naming how to get it.
-pub fn preflight_problems() -> Vec<String> {
+pub fn preflight_problems(host: &HostFacts) -> Vec<String> {
     let mut problems = Vec::new();
-    if !is_root() {
+    if !host.root {
         problems.push(
             "the real node needs root (network namespaces, bridge, iptables, cgroups, mounts): run as root".into(),
         );
     }
-    let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if !filesystems
+    if !host
+        .filesystems
         .lines()
         .any(|l| l.split_whitespace().last() == Some("overlay"))
     {
-        problems.push("kernel feature overlayfs missing (/proc/filesystems has no overlay): load it with `modprobe overlay` (CONFIG_OVERLAY_FS)".into());
+        problems.push("kernel feature overlayfs missing (/proc/filesystems has no overlay): `modprobe overlay` (CONFIG_OVERLAY_FS)".into());
     }
-    for (path, feature, module) in [
+    for (path, feature, how) in [
         (
             "/proc/sys/net/bridge/bridge-nf-call-iptables",
             "br_netfilter",
-            "br_netfilter",
+            "`modprobe br_netfilter`",
         ),
-        ("/proc/net/nf_conntrack", "conntrack", "nf_conntrack"),
-        ("/proc/self/ns/net", "network namespaces", "(CONFIG_NET_NS)"),
+        (
+            "/proc/net/nf_conntrack",
+            "conntrack",
+            "`modprobe nf_conntrack`",
+        ),
+        (
+            "/proc/self/ns/net",
+            "network namespaces",
+            "a kernel with CONFIG_NET_NS",
+        ),
     ] {
-        if !Path::new(path).exists() {
+        if !(host.exists)(Path::new(path)) {
             problems.push(format!(
-                "kernel feature {feature} missing ({path} does not exist): `modprobe {module}`"
+                "kernel feature {feature} missing ({path} does not exist): {how}"
             ));
         }
     }
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    let hierarchies = cgroup_v1_controllers(&mounts);
+    let hierarchies = cgroup_v1_controllers(&host.mounts);
     for controller in [
         "cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer",
     ] {
         if !hierarchies.contains(controller) {
             problems.push(format!(
-                "cgroup v1 controller {controller} is not mounted under /sys/fs/cgroup (kubelet with cgroupfs needs it): mount it, e.g. `mount -t cgroup -o {controller} cgroup /sys/fs/cgroup/{controller}`"
+                "cgroup v1 controller {controller} is not mounted (kubelet with cgroupfs needs it): `mount -t cgroup -o {controller} cgroup /sys/fs/cgroup/{controller}`"
             ));
         }
     }
     for (package, file) in PACKAGES {
-        if !Path::new(file).exists() {
+        if !(host.exists)(Path::new(file)) {
             problems.push(format!("{file} missing: `apt-get install {package}`"));
         }
     }
     for plugin in CNI_PLUGINS {
         let file = Path::new(CNI_BIN_DIR).join(plugin);
-        if !file.exists() {
+        if !(host.exists)(&file) {
             problems.push(format!(
                 "CNI plugin {} missing: `apt-get install containernetworking-plugins`",
                 file.display()
             ));
         }
     }
-    for tool in ["ip", "umount", "tar"] {
-        if which(tool).is_none() {
+    for (tool, package) in [
+        ("ip", "iproute2"),
+        ("umount", "mount"),
+        ("tar", "tar"),
+        ("iptables-save", "iptables"),
+        ("ip6tables-save", "iptables"),
+    ] {
+        if !(host.on_path)(tool) {
             problems.push(format!(
-                "`{tool}` not found on PATH: `apt-get install {}`",
-                match tool {
-                    "ip" => "iproute2",
-                    "tar" => "tar",
-                    _ => "mount",
-                }
+                "`{tool}` not found on PATH: `apt-get install {package}`"
             ));
         }
     }
@@ -588,6 +619,66 @@ shm /s/node/containerd/state/x/shm tmpfs rw 0 0\n\
 tmpfs /s/node/kubelet/pods/u/volumes/kubernetes.io~projected/kube\\040api tmpfs rw 0 0\n\
 nsfs /s/node/containerd/state/netns/cni-1 nsfs rw 0 0\n\
 tmpfs /s/nodeother tmpfs rw 0 0\n";
+
+    fn facts(root: bool, missing: &'static [&'static str]) -> HostFacts {
+        HostFacts {
+            root,
+            filesystems: "nodev\tcgroup\nnodev\toverlay\n".into(),
+            mounts: [
+                "cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer",
+            ]
+            .iter()
+            .map(|c| format!("cgroup /sys/fs/cgroup/{c} cgroup rw,{c} 0 0\n"))
+            .collect(),
+            exists: Box::new(move |p| !missing.iter().any(|m| Path::new(m) == p)),
+            on_path: Box::new(move |t| !missing.contains(&t)),
+        }
+    }
+
+    #[test]
+    fn preflight_names_each_missing_piece_and_how_to_get_it() {
+        assert!(preflight_problems(&facts(true, &[])).is_empty());
+        let problems = preflight_problems(&facts(
+            false,
+            &[
+                "/usr/sbin/runc",
+                "/usr/lib/cni/portmap",
+                "/proc/sys/net/bridge/bridge-nf-call-iptables",
+                "ip",
+            ],
+        ));
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert!(problems.iter().all(|p| !p.contains('\n')), "one line each");
+        assert!(problems.iter().any(|p| p.contains("needs root")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("/usr/sbin/runc missing: `apt-get install runc`"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("portmap") && p.contains("containernetworking-plugins"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("br_netfilter") && p.contains("modprobe br_netfilter"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("`ip` not found") && p.contains("iproute2"))
+        );
+        let mut no_pids = facts(true, &[]);
+        no_pids.mounts = no_pids.mounts.replace("rw,pids", "rw,none");
+        let problems = preflight_problems(&no_pids);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("cgroup v1 controller pids"));
+        let mut no_overlay = facts(true, &[]);
+        no_overlay.filesystems = "nodev\tcgroup\n".into();
+        assert!(preflight_problems(&no_overlay)[0].contains("overlayfs"));
+    }
 
     #[test]
     fn finds_cgroup_hierarchies_and_controllers() {

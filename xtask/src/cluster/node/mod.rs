@@ -50,7 +50,7 @@ pub fn prepare() -> anyhow::Result<NodeBinaries> {
     if !missing.is_empty() {
         apt::ensure(&missing)?;
     }
-    let problems = host::preflight_problems();
+    let problems = host::preflight_problems(&host::HostFacts::of_this_machine());
     if !problems.is_empty() {
         bail!(
             "the real node cannot run on this machine:\n  {}",
@@ -391,6 +391,33 @@ pub fn start(
         config::SERVICE_CIDR
     ));
     Ok(())
+}
+
+/// Before the rest is stopped: stops kubelet (so nothing restarts) and kills the pods'
+/// processes, which otherwise keep connections to the API server open and hold up its
+/// shutdown. A no-op without a real node.
+pub fn stop_pods(layout: &Layout) -> Vec<String> {
+    let (names, dirs) = names_and_dirs(layout);
+    let mut report = Vec::new();
+    if !dirs.root.exists() {
+        return report;
+    }
+    for file in crate::proc::pid_files(&layout.pids()) {
+        if let Ok(rec) = crate::proc::read_pid_file(&file)
+            && rec.name == "kubelet"
+        {
+            let outcome = crate::proc::stop(&rec, Duration::from_secs(10));
+            report.push(format!("stopped kubelet (pid {}): {outcome:?}", rec.pid));
+        }
+    }
+    let killed = host::kill_cgroup_processes(&names, Duration::from_secs(10));
+    if killed > 0 {
+        report.push(format!(
+            "killed {killed} pod process(es) in {}",
+            names.cgroup_root
+        ));
+    }
+    report
 }
 
 /// Undoes what `start` did to the host, after its processes were stopped: the pods' processes
