@@ -197,14 +197,14 @@ pub fn unescape_mount(field: &str) -> String {
     while let Some(c) = chars.next() {
         if c == '\\' {
             let digits: String = chars.clone().take(3).collect();
-            if digits.len() == 3 {
-                if let Ok(v) = u8::from_str_radix(&digits, 8) {
-                    out.push(char::from(v));
-                    for _ in 0..3 {
-                        chars.next();
-                    }
-                    continue;
+            if digits.len() == 3
+                && let Ok(v) = u8::from_str_radix(&digits, 8)
+            {
+                out.push(char::from(v));
+                for _ in 0..3 {
+                    chars.next();
                 }
+                continue;
             }
         }
         out.push(c);
