@@ -176,6 +176,12 @@ fn pick_ports() -> anyhow::Result<NodePorts> {
 pub fn setup_host(layout: &Layout) -> anyhow::Result<()> {
     let (names, dirs) = names_and_dirs(layout);
     if let Some(dev) = host::gateway_in_use()? {
+        if dev == names.bridge {
+            bail!(
+                "bridge {dev} of this checkout is still up, but its state directory is gone (removed by hand?), so what else it left cannot be told apart from other users' rules: remove it with `ip link del {dev}` and check `iptables-save` for KUBE-*, CNI-* and {}-* chains",
+                names.guard_chain
+            );
+        }
         bail!(
             "{} is already on {dev}: another real node runs on this machine (kube-proxy's chains are machine-wide, so only one can); stop it with `cargo xtask cluster down` in its checkout",
             config::GATEWAY
