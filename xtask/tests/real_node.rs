@@ -1,5 +1,8 @@
-//! `cluster up --node kubelet`, a pod, `cluster down`: afterwards the host's network namespaces,
-//! links, iptables and ip6tables rules, mounts and cgroups are what they were before.
+//! `cluster up --node kubelet`, a pod, `cluster down`: while it runs, `kubectl exec` reaches the
+//! pod, CoreDNS answers on its Service ClusterIP through kube-proxy with the `kubernetes`
+//! Service's address (so it reached the API server from its pod), and its EndpointSlice holds a
+//! pod address in 198.18.0.0/24; afterwards the host's network namespaces, links, iptables and
+//! ip6tables rules, mounts and cgroups are what they were before.
 //!
 //! Needs root, the Debian packages and about a minute with the binaries cached, so it is ignored
 //! by default: `cargo test -p xtask --test real_node -- --ignored`.
@@ -48,6 +51,50 @@ fn host_state() -> Vec<(&'static str, BTreeSet<String>)> {
         ("/proc/mounts", mounts),
         ("cgroups", cgroups),
     ]
+}
+
+/// An A query over UDP straight to `server` (no system resolver): the addresses answered.
+fn dns_a(server: &str, name: &str) -> Result<Vec<std::net::Ipv4Addr>, String> {
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        q.push(u8::try_from(label.len()).map_err(|e| e.to_string())?);
+        q.extend(label.as_bytes());
+    }
+    q.extend([0, 0, 1, 0, 1]);
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
+    socket
+        .send_to(&q, (server, 53))
+        .map_err(|e| e.to_string())?;
+    let mut r = [0u8; 512];
+    let n = socket.recv(&mut r).map_err(|e| e.to_string())?;
+    let r = &r[..n];
+    let answers = u16::from_be_bytes([r[6], r[7]]);
+    let skip_name = |mut i: usize| loop {
+        let len = r[i];
+        if len == 0 {
+            return i + 1;
+        }
+        if len & 0xC0 == 0xC0 {
+            return i + 2;
+        }
+        i += usize::from(len) + 1;
+    };
+    let mut i = skip_name(12) + 4;
+    let mut found = Vec::new();
+    for _ in 0..answers {
+        i = skip_name(i);
+        let kind = u16::from_be_bytes([r[i], r[i + 1]]);
+        let len = usize::from(u16::from_be_bytes([r[i + 8], r[i + 9]]));
+        i += 10;
+        if kind == 1 && len == 4 {
+            found.push(std::net::Ipv4Addr::new(r[i], r[i + 1], r[i + 2], r[i + 3]));
+        }
+        i += len;
+    }
+    Ok(found)
 }
 
 fn xtask(state: &Path, args: &[&str]) -> std::process::Output {
@@ -99,6 +146,18 @@ fn a_real_node_leaves_nothing_behind() {
     } else {
         up.clone()
     };
+    let exec = run(&["exec", "probe", "--", "/pause", "-v"]);
+    let dns = dns_a("198.19.0.10", "kubernetes.default.svc.cluster.local");
+    let dns_slice = run(&[
+        "-n",
+        "kube-system",
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=kube-dns",
+        "-o",
+        "jsonpath={.items[*].endpoints[*].addresses[*]}",
+    ]);
     let with_pod = host_state();
     let down = xtask(state.path(), &["cluster", "down"]);
     let after = host_state();
@@ -108,6 +167,22 @@ fn a_real_node_leaves_nothing_behind() {
         pod.status.success(),
         "the probe pod did not become Ready: {}",
         String::from_utf8_lossy(&pod.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&exec.stdout).trim(),
+        "fp-pause",
+        "kubectl exec: {}",
+        String::from_utf8_lossy(&exec.stderr)
+    );
+    assert_eq!(
+        dns,
+        Ok(vec![std::net::Ipv4Addr::new(198, 19, 0, 1)]),
+        "CoreDNS through its ClusterIP"
+    );
+    let slice = String::from_utf8_lossy(&dns_slice.stdout).into_owned();
+    assert!(
+        slice.starts_with("198.18.0."),
+        "kube-dns endpoints: {slice:?}"
     );
     assert!(
         down.status.success(),
