@@ -135,6 +135,11 @@ enum ClusterAction {
         /// Nodes the node agent registers (0: no node agent).
         #[arg(long, default_value_t = 2)]
         nodes: usize,
+        /// What runs the pods: `agent` (our node agent, host processes on 127.0.x.y) or
+        /// `kubelet` (one real node: kubelet, containerd, runc, CNI bridge in 198.18.0.0/15,
+        /// kube-proxy, images from a loopback registry; needs root).
+        #[arg(long, value_enum, default_value_t = cluster::node::NodeKind::Agent)]
+        node: cluster::node::NodeKind,
     },
     /// Print `export KUBECONFIG=…` (and PATH with our kubectl/helm) for a running cluster.
     Env,
@@ -212,8 +217,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::Test => testcmd::run(),
         Command::Cluster {
-            action: ClusterAction::Up { nodes },
-        } => cluster::up(cluster::UpOptions { nodes }).map(|_| ()),
+            action: ClusterAction::Up { nodes, node },
+        } => cluster::up(cluster::UpOptions { nodes, node }).map(|_| ()),
         Command::Cluster {
             action: ClusterAction::Env,
         } => cluster::env(),

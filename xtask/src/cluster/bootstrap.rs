@@ -5,6 +5,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::layout::{Layout, Ports};
+use super::node::config::{self as node_config, Names};
 use crate::kubeconfig::Kubeconfig;
 use crate::pki::{self, Authority, ClientIdentity};
 
@@ -66,7 +67,11 @@ fn component_identities() -> [(&'static str, ClientIdentity); 4] {
 
 /// Generates both CAs, the serving and client certificates, the service-account key pair
 /// and a kubeconfig per component.
-pub fn write_pki_and_kubeconfigs(layout: &Layout, ports: &Ports) -> Result<(), BootstrapError> {
+pub fn write_pki_and_kubeconfigs(
+    layout: &Layout,
+    ports: &Ports,
+    node: Option<&Names>,
+) -> Result<(), BootstrapError> {
     let put = |name: &str, pem: &str, secret: bool| write_file(&layout.pki_file(name), pem, secret);
 
     let etcd_ca = Authority::new("fp-local-etcd-ca")?;
@@ -82,17 +87,20 @@ pub fn write_pki_and_kubeconfigs(layout: &Layout, ports: &Ports) -> Result<(), B
     put("ca.crt", &ca.cert_pem, false)?;
     // In-cluster names are listed so a client that validates them succeeds, but every
     // client is given 127.0.0.1 to connect to.
-    let serving = ca.server(
-        "kube-apiserver",
-        &[
-            "127.0.0.1",
-            "localhost",
-            "kubernetes",
-            "kubernetes.default",
-            "kubernetes.default.svc",
-            "kubernetes.default.svc.cluster.local",
-        ],
-    )?;
+    let mut sans = vec![
+        "127.0.0.1",
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    ];
+    if node.is_some() {
+        // Pods reach the API server at the `kubernetes` Service's ClusterIP (the first of the
+        // range), which kube-proxy forwards to the bridge address it listens on.
+        sans.extend([node_config::GATEWAY, node_config::KUBERNETES_SERVICE_IP]);
+    }
+    let serving = ca.server("kube-apiserver", &sans)?;
     put("apiserver.crt", &serving.cert_pem, false)?;
     put("apiserver.key", &serving.key_pem, true)?;
 
@@ -109,7 +117,27 @@ pub fn write_pki_and_kubeconfigs(layout: &Layout, ports: &Ports) -> Result<(), B
     put("service-account.pub", &sa.public_pem, false)?;
 
     let server = ports.apiserver_url();
-    for (component, identity) in component_identities() {
+    let mut identities = component_identities().to_vec();
+    if let Some(names) = node {
+        // The real node: kubelet as its Node (system:node:<name> in system:nodes, bound to the
+        // system:node role by `node_rbac_manifest`), kube-proxy as the user the built-in
+        // system:node-proxier binding names, and the API server's client for kubelet's API.
+        identities.push((
+            "kubelet",
+            ClientIdentity::new(&format!("system:node:{}", names.node), &["system:nodes"]),
+        ));
+        identities.push(("kube-proxy", ClientIdentity::new("system:kube-proxy", &[])));
+        let serving = ca.server(&names.node, &[node_config::GATEWAY, &names.node])?;
+        put("kubelet.crt", &serving.cert_pem, false)?;
+        put("kubelet.key", &serving.key_pem, true)?;
+        let client = ca.client(&ClientIdentity::new(
+            "kube-apiserver-kubelet-client",
+            &["system:masters"],
+        ))?;
+        put("apiserver-kubelet-client.crt", &client.cert_pem, false)?;
+        put("apiserver-kubelet-client.key", &client.key_pem, true)?;
+    }
+    for (component, identity) in identities {
         let client = ca.client(&identity)?;
         let text = Kubeconfig {
             cluster_name: CLUSTER_NAME,
@@ -138,6 +166,15 @@ pub fn rbac_manifest() -> String {
     )
 }
 
+/// The real node's kubelet acts with kubelet's role (the API server runs RBAC only, without
+/// the Node authorizer that would otherwise scope it).
+pub fn node_rbac_manifest(names: &Names) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: fp-kubelet\n  labels:\n    app.kubernetes.io/managed-by: xtask\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: system:node\nsubjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: system:node:{}\n",
+        names.node
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,11 +185,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path().to_path_buf());
         let ports = Ports::pick().unwrap();
-        write_pki_and_kubeconfigs(&layout, &ports).unwrap();
+        let names = Names::for_state_dir(dir.path());
+        write_pki_and_kubeconfigs(&layout, &ports, Some(&names)).unwrap();
+        let kind = super::super::node::NodeKind::Kubelet;
         let args = [
             super::super::flags::etcd(&layout, &ports),
-            super::super::flags::apiserver(&layout, &ports),
-            super::super::flags::controller_manager(&layout, &ports),
+            super::super::flags::apiserver(&layout, &ports, kind),
+            super::super::flags::controller_manager(&layout, &ports, kind),
             super::super::flags::scheduler(&layout, &ports),
         ];
         let root = dir.path().display().to_string();
@@ -169,6 +208,11 @@ mod tests {
             if path.ends_with(".key") || path.ends_with(".kubeconfig") {
                 assert_eq!(mode, 0o600, "{path}");
             }
+        }
+        for component in ["kubelet", "kube-proxy"] {
+            let path = layout.component_kubeconfig(component);
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", path.display());
         }
         let admin = std::fs::read_to_string(layout.admin_kubeconfig()).unwrap();
         assert!(admin.contains(&format!("server: https://127.0.0.1:{}", ports.apiserver)));

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::layout::{Layout, Ports, flag_path};
+use super::node::{NodeKind, config as node_config};
 
 /// The controllers the platform relies on; everything else (node lifecycle, volumes, CSR
 /// signing, …) has no use without a real kubelet and stays off.
@@ -30,9 +31,29 @@ pub const CONTROLLERS: &[&str] = &[
     "persistentvolume-protection-controller",
 ];
 
-/// Service ClusterIPs are only bookkeeping here (the node agent routes by EndpointSlices);
+/// The controllers for a node kind: a real kubelet registers its Node with the
+/// `node.kubernetes.io/not-ready` taint, which only the node lifecycle controller removes (and it
+/// marks the Node NotReady when kubelet stops reporting).
+pub fn controllers(node: NodeKind) -> Vec<&'static str> {
+    let mut list = CONTROLLERS.to_vec();
+    if node == NodeKind::Kubelet {
+        list.push("node-lifecycle-controller");
+    }
+    list
+}
+
+/// With the node agent, Service ClusterIPs are only bookkeeping (it routes by EndpointSlices);
 /// nothing ever connects to them.
 pub const SERVICE_CIDR: &str = "10.96.0.0/16";
+
+/// The Service range: on a real node kube-proxy routes ClusterIPs, so they come from the node's
+/// range (198.18.0.0/15, never routed off the machine).
+pub fn service_cidr(node: NodeKind) -> &'static str {
+    match node {
+        NodeKind::Agent => SERVICE_CIDR,
+        NodeKind::Kubelet => node_config::SERVICE_CIDR,
+    }
+}
 pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 pub fn etcd(layout: &Layout, ports: &Ports) -> Vec<String> {
@@ -57,19 +78,15 @@ pub fn etcd(layout: &Layout, ports: &Ports) -> Vec<String> {
     ]
 }
 
-pub fn apiserver(layout: &Layout, ports: &Ports) -> Vec<String> {
+pub fn apiserver(layout: &Layout, ports: &Ports, node: NodeKind) -> Vec<String> {
     let pki = |f: &str| layout.pki_file(f);
-    vec![
+    let mut args = vec![
         format!("--etcd-servers=https://127.0.0.1:{}", ports.etcd_client),
         flag_path("etcd-cafile", &pki("etcd-ca.crt")),
         flag_path("etcd-certfile", &pki("apiserver-etcd-client.crt")),
         flag_path("etcd-keyfile", &pki("apiserver-etcd-client.key")),
-        "--bind-address=127.0.0.1".into(),
-        // With a loopback advertise address no kubernetes Endpoints may be written (their
-        // validation refuses loopback), so the reconciler is off; in-cluster clients get
-        // 127.0.0.1 from the node agent instead.
-        "--advertise-address=127.0.0.1".into(),
-        "--endpoint-reconciler-type=none".into(),
+        format!("--bind-address={}", ports.apiserver_host),
+        format!("--advertise-address={}", ports.apiserver_host),
         format!("--secure-port={}", ports.apiserver),
         flag_path("tls-cert-file", &pki("apiserver.crt")),
         flag_path("tls-private-key-file", &pki("apiserver.key")),
@@ -86,7 +103,7 @@ pub fn apiserver(layout: &Layout, ports: &Ports) -> Vec<String> {
         flag_path("proxy-client-key-file", &pki("front-proxy-client.key")),
         "--authorization-mode=RBAC".into(),
         "--anonymous-auth=false".into(),
-        format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+        format!("--service-cluster-ip-range={}", service_cidr(node)),
         format!("--service-account-issuer={SERVICE_ACCOUNT_ISSUER}"),
         flag_path("service-account-key-file", &pki("service-account.pub")),
         flag_path(
@@ -95,10 +112,32 @@ pub fn apiserver(layout: &Layout, ports: &Ports) -> Vec<String> {
         ),
         "--profiling=false".into(),
         "--v=1".into(),
-    ]
+    ];
+    if node == NodeKind::Agent {
+        // With a loopback advertise address no kubernetes Endpoints may be written (their
+        // validation refuses loopback), so the reconciler is off; in-cluster clients get
+        // 127.0.0.1 from the node agent instead. A real node's API server advertises the
+        // bridge address, and the `kubernetes` Service routes to it.
+        args.push("--endpoint-reconciler-type=none".into());
+    }
+    if node == NodeKind::Kubelet {
+        // logs, exec and port-forward: the API server authenticates to kubelet with its own
+        // client certificate, verifies kubelet's serving certificate, and connects to the
+        // node's InternalIP (never a host name it would have to resolve).
+        args.extend([
+            flag_path(
+                "kubelet-client-certificate",
+                &pki("apiserver-kubelet-client.crt"),
+            ),
+            flag_path("kubelet-client-key", &pki("apiserver-kubelet-client.key")),
+            flag_path("kubelet-certificate-authority", &pki("ca.crt")),
+            "--kubelet-preferred-address-types=InternalIP".into(),
+        ]);
+    }
+    args
 }
 
-pub fn controller_manager(layout: &Layout, ports: &Ports) -> Vec<String> {
+pub fn controller_manager(layout: &Layout, ports: &Ports, node: NodeKind) -> Vec<String> {
     let kubeconfig = layout.component_kubeconfig("kube-controller-manager");
     vec![
         flag_path("kubeconfig", &kubeconfig),
@@ -106,11 +145,11 @@ pub fn controller_manager(layout: &Layout, ports: &Ports) -> Vec<String> {
         flag_path("authorization-kubeconfig", &kubeconfig),
         "--bind-address=127.0.0.1".into(),
         format!("--secure-port={}", ports.controller_manager),
-        format!("--controllers={}", CONTROLLERS.join(",")),
+        format!("--controllers={}", controllers(node).join(",")),
         // Each controller acts as its own ServiceAccount with its bootstrap RBAC role.
         "--use-service-account-credentials=true".into(),
         flag_path("root-ca-file", &layout.pki_file("ca.crt")),
-        format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+        format!("--service-cluster-ip-range={}", service_cidr(node)),
         "--leader-elect=false".into(),
         "--profiling=false".into(),
         "--v=1".into(),
@@ -176,6 +215,7 @@ mod tests {
 
     fn fixture() -> (Layout, Ports) {
         let ports = Ports {
+            apiserver_host: std::net::Ipv4Addr::LOCALHOST,
             etcd_client: 2001,
             etcd_peer: 2002,
             apiserver: 2003,
@@ -198,8 +238,8 @@ mod tests {
         let (l, p) = fixture();
         for args in [
             etcd(&l, &p),
-            apiserver(&l, &p),
-            controller_manager(&l, &p),
+            apiserver(&l, &p, NodeKind::Agent),
+            controller_manager(&l, &p, NodeKind::Agent),
             scheduler(&l, &p),
         ] {
             for url in urls(&args) {
@@ -218,7 +258,7 @@ mod tests {
     #[test]
     fn apiserver_uses_rbac_client_certs_and_service_account_keys() {
         let (l, p) = fixture();
-        let args = apiserver(&l, &p);
+        let args = apiserver(&l, &p, NodeKind::Agent);
         for expected in [
             "--authorization-mode=RBAC",
             "--anonymous-auth=false",
@@ -235,7 +275,7 @@ mod tests {
     #[test]
     fn controller_manager_runs_exactly_the_listed_controllers() {
         let (l, p) = fixture();
-        let args = controller_manager(&l, &p);
+        let args = controller_manager(&l, &p, NodeKind::Agent);
         let list = args
             .iter()
             .find_map(|a| a.strip_prefix("--controllers="))
@@ -273,6 +313,39 @@ mod tests {
         );
         let other = node_agent_for(Path::new("/p/k"), Path::new("/p/agent"), 1, Some("fp-up"));
         assert_eq!(other.last().unwrap(), "--node-name-prefix=fp-up");
+    }
+
+    #[test]
+    fn a_real_node_moves_services_into_the_node_range_and_lets_the_api_server_reach_kubelet() {
+        let (l, p) = fixture();
+        let agent = apiserver(&l, &p, NodeKind::Agent);
+        assert!(agent.contains(&"--service-cluster-ip-range=10.96.0.0/16".into()));
+        assert!(!agent.iter().any(|a| a.starts_with("--kubelet-")));
+        assert!(agent.contains(&"--endpoint-reconciler-type=none".into()));
+        let gateway = Ports {
+            apiserver_host: node_config::GATEWAY.parse().unwrap(),
+            ..p
+        };
+        let real = apiserver(&l, &gateway, NodeKind::Kubelet);
+        assert!(real.contains(&"--bind-address=198.18.0.1".into()));
+        assert!(real.contains(&"--advertise-address=198.18.0.1".into()));
+        assert!(
+            !real
+                .iter()
+                .any(|a| a.starts_with("--endpoint-reconciler-type"))
+        );
+        assert!(real.contains(&"--service-cluster-ip-range=198.19.0.0/24".into()));
+        assert!(real.contains(&"--kubelet-preferred-address-types=InternalIP".into()));
+        assert!(real.contains(&"--kubelet-certificate-authority=/s/pki/ca.crt".into()));
+        let kcm = controller_manager(&l, &p, NodeKind::Kubelet);
+        assert!(kcm.contains(&"--service-cluster-ip-range=198.19.0.0/24".into()));
+        let list = kcm
+            .iter()
+            .find_map(|a| a.strip_prefix("--controllers="))
+            .unwrap();
+        assert!(list.ends_with(",node-lifecycle-controller"));
+        let agent = controller_manager(&l, &p, NodeKind::Agent);
+        assert!(!agent.iter().any(|a| a.contains("node-lifecycle")));
     }
 
     #[test]

@@ -52,6 +52,9 @@ impl Layout {
 /// The loopback ports a cluster listens on, chosen free at `up`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
+    /// The address the API server binds and every client connects to: 127.0.0.1, or on a real
+    /// node its bridge address (so pods reach it through the `kubernetes` Service).
+    pub apiserver_host: std::net::Ipv4Addr,
     pub etcd_client: u16,
     pub etcd_peer: u16,
     pub apiserver: u16,
@@ -70,6 +73,7 @@ impl Ports {
             .map(|l| l.local_addr().map(|a| a.port()))
             .collect::<std::io::Result<Vec<_>>>()?;
         Ok(Self {
+            apiserver_host: std::net::Ipv4Addr::LOCALHOST,
             etcd_client: ports[0],
             etcd_peer: ports[1],
             apiserver: ports[2],
@@ -79,7 +83,7 @@ impl Ports {
     }
 
     pub fn apiserver_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.apiserver)
+        format!("https://{}:{}", self.apiserver_host, self.apiserver)
     }
 }
 

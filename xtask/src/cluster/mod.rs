@@ -3,13 +3,15 @@
 pub mod bootstrap;
 pub mod flags;
 pub mod layout;
+pub mod node;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::gobuild::{self, Binaries, GoEnv};
+use crate::gobuild::{self, Binaries, GoEnv, NodeBinaries};
 use crate::kubectl::Kubectl;
 use crate::paths;
 use crate::proc::{self, DaemonSpec, PidRecord};
@@ -30,12 +32,17 @@ const NODE_AGENT_PACKAGE: &str = "fp-e2e";
 pub struct UpOptions {
     /// Nodes the node agent registers; 0 runs no agent (no pod will start).
     pub nodes: usize,
+    /// What runs the pods: the node agent (default) or one real node.
+    pub node: node::NodeKind,
 }
 
 impl Default for UpOptions {
     fn default() -> Self {
         // Two nodes so spreading and anti-affinity rules can be satisfied.
-        Self { nodes: 2 }
+        Self {
+            nodes: 2,
+            node: node::NodeKind::Agent,
+        }
     }
 }
 
@@ -87,11 +94,34 @@ fn clean_previous(layout: &Layout) -> anyhow::Result<()> {
         "cleaning up earlier cluster state in {}",
         layout.root.display()
     ));
+    for line in node::stop_pods(layout) {
+        log(format!("  {line}"));
+    }
     for line in proc::stop_all(&layout.pids(), STOP_GRACE) {
         log(format!("  stopped {line}"));
     }
+    clean_node(layout)?;
     std::fs::remove_dir_all(&layout.root)
         .with_context(|| format!("removing {}", layout.root.display()))
+}
+
+/// After the processes are stopped: undoes what a real node did to the host and fails when
+/// anything is left (the state directory is kept while mounts below it remain).
+fn clean_node(layout: &Layout) -> anyhow::Result<()> {
+    let (report, left) = node::cleanup(layout);
+    for line in &report {
+        log(format!("  {line}"));
+    }
+    if left.is_empty() {
+        if !report.is_empty() {
+            log("  real node removed: no netns, link, iptables rule or mount of it is left");
+        }
+        return Ok(());
+    }
+    bail!(
+        "the real node left these behind (compared with the host before `up`):\n  {}",
+        left.join("\n  ")
+    )
 }
 
 /// Builds (or reuses) the binaries and fetches the third-party CRDs.
@@ -149,7 +179,12 @@ pub fn up(options: UpOptions) -> anyhow::Result<Cluster> {
     // Build first: a failing build leaves a running cluster alone.
     let (binaries, mut crds) = prepare()?;
     interrupt::check()?;
-    let node_agent = if options.nodes > 0 {
+    let real_node = match options.node {
+        node::NodeKind::Kubelet => Some(node::prepare()?),
+        node::NodeKind::Agent => None,
+    };
+    interrupt::check()?;
+    let node_agent = if options.nodes > 0 && real_node.is_none() {
         build_node_agent()?
     } else {
         None
@@ -159,7 +194,7 @@ pub fn up(options: UpOptions) -> anyhow::Result<Cluster> {
     let mut all_crds = own_crds()?;
     all_crds.append(&mut crds);
     let agent = node_agent.map(|exe| (exe, options.nodes));
-    match start(&layout, &binaries, &all_crds, agent) {
+    match start(&layout, &binaries, &all_crds, agent, real_node.as_ref()) {
         Ok(cluster) => {
             log(format!(
                 "ready in {}: export KUBECONFIG={}",
@@ -170,8 +205,14 @@ pub fn up(options: UpOptions) -> anyhow::Result<Cluster> {
         }
         Err(e) => {
             log("start failed; stopping what was started (logs kept in the state directory)");
+            for line in node::stop_pods(&layout) {
+                log(format!("  {line}"));
+            }
             for line in proc::stop_all(&layout.pids(), STOP_GRACE) {
                 log(format!("  stopped {line}"));
+            }
+            if let Err(clean) = clean_node(&layout) {
+                log(format!("{clean:#}"));
             }
             Err(e)
         }
@@ -246,25 +287,38 @@ fn start(
     binaries: &Binaries,
     crds: &[PathBuf],
     node_agent: Option<(PathBuf, usize)>,
+    real_node: Option<&NodeBinaries>,
 ) -> anyhow::Result<Cluster> {
-    let ports = Ports::pick()?;
-    bootstrap::write_pki_and_kubeconfigs(layout, &ports)?;
+    let mut ports = Ports::pick()?;
+    let kind = if real_node.is_some() {
+        node::NodeKind::Kubelet
+    } else {
+        node::NodeKind::Agent
+    };
+    if real_node.is_some() {
+        node::setup_host(layout)?;
+        ports.apiserver_host = node::config::GATEWAY.parse()?;
+    }
+    let (names, _) = node::names_and_dirs(layout);
+    bootstrap::write_pki_and_kubeconfigs(layout, &ports, real_node.map(|_| &names))?;
     link_binaries(layout, binaries)?;
     let kubectl = Kubectl::new(&binaries.kubectl, &layout.admin_kubeconfig());
     let mut seq = 0;
-    let mut launch = |name: &str, program: &Path, args: Vec<String>| {
+    let mut launch = |daemon: DaemonSpec| {
         seq += 1;
-        let spec = DaemonSpec::new(name, program).args(args);
+        let name = daemon.name.clone();
         let rec = proc::start(
-            &spec,
-            &layout.log(name),
-            &proc::pid_file_path(&layout.pids(), seq, name),
+            &daemon,
+            &layout.log(&name),
+            &proc::pid_file_path(&layout.pids(), seq, &name),
         )?;
         log(format!("{name} started (pid {})", rec.pid));
         anyhow::Ok(rec)
     };
+    let spec =
+        |name: &str, program: &Path, args: Vec<String>| DaemonSpec::new(name, program).args(args);
 
-    let etcd = launch("etcd", &binaries.etcd, flags::etcd(layout, &ports))?;
+    let etcd = launch(spec("etcd", &binaries.etcd, flags::etcd(layout, &ports)))?;
     let t = wait_until(
         "etcd to listen",
         Duration::from_secs(60),
@@ -278,11 +332,11 @@ fn start(
         fmt_secs(t)
     ));
 
-    let apiserver = launch(
+    let apiserver = launch(spec(
         "kube-apiserver",
         &binaries.kube_apiserver,
-        flags::apiserver(layout, &ports),
-    )?;
+        flags::apiserver(layout, &ports, kind),
+    ))?;
     let t = wait_until(
         "kube-apiserver /readyz",
         Duration::from_secs(180),
@@ -300,17 +354,23 @@ fn start(
         fmt_secs(t)
     ));
     kubectl.run_with_input(&["apply", "-f", "-"], Some(&bootstrap::rbac_manifest()))?;
+    if real_node.is_some() {
+        kubectl.run_with_input(
+            &["apply", "-f", "-"],
+            Some(&bootstrap::node_rbac_manifest(&names)),
+        )?;
+    }
 
-    let kcm = launch(
+    let kcm = launch(spec(
         "kube-controller-manager",
         &binaries.kube_controller_manager,
-        flags::controller_manager(layout, &ports),
-    )?;
-    let scheduler = launch(
+        flags::controller_manager(layout, &ports, kind),
+    ))?;
+    let scheduler = launch(spec(
         "kube-scheduler",
         &binaries.kube_scheduler,
         flags::scheduler(layout, &ports),
-    )?;
+    ))?;
     let procs = [&etcd, &apiserver, &kcm, &scheduler];
     // The serviceaccount controller creating `default` proves the controller manager runs.
     let t = wait_until(
@@ -347,8 +407,13 @@ fn start(
 
     install_crds(&kubectl, crds)?;
 
+    if let Some(bins) = real_node {
+        let procs = [&etcd, &apiserver, &kcm, &scheduler];
+        node::start(layout, bins, &kubectl, &procs, &mut launch)?;
+    }
+
     if let Some((exe, nodes)) = node_agent {
-        let agent = launch(NODE_AGENT_BIN, &exe, flags::node_agent(layout, nodes))?;
+        let agent = launch(spec(NODE_AGENT_BIN, &exe, flags::node_agent(layout, nodes)))?;
         let procs = [&etcd, &apiserver, &kcm, &scheduler, &agent];
         let t = wait_until(
             &format!("{nodes} Ready node(s)"),
@@ -474,9 +539,13 @@ pub fn down() -> anyhow::Result<()> {
         log("no local cluster state; nothing to stop");
         return Ok(());
     }
+    for line in node::stop_pods(&layout) {
+        log(line);
+    }
     for line in proc::stop_all(&layout.pids(), STOP_GRACE) {
         log(format!("stopped {line}"));
     }
+    clean_node(&layout)?;
     std::fs::remove_dir_all(&layout.root)
         .with_context(|| format!("removing {}", layout.root.display()))?;
     log(format!("removed {}", layout.root.display()));
