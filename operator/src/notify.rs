@@ -849,7 +849,10 @@ mod tests {
         assert_eq!(hook.requests.load(Ordering::SeqCst), 0);
         assert_eq!(notifier.delivery_state("football", "demo"), None);
         let state = settled(&notifier, "demo", finished).await;
-        assert_eq!(hook.requests.load(Ordering::SeqCst), 2);
+        // The attempts are counted by the notifier (in the error). The webhook cannot count them
+        // exactly: on a stalled machine an attempt can time out (300 ms) before the webhook has
+        // read its request. It never sees more than were made.
+        assert!(hook.requests.load(Ordering::SeqCst) <= 2);
         let error = state.last_error.expect("error");
         assert_eq!(
             error,
