@@ -18,13 +18,12 @@ use fp_api_server::backup::store::BackupStore;
 use fp_api_server::backup::store::{S3Credentials, S3Settings};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
 
-/// The PostgreSQL server for tests, or `None` (with the agreed message) when not configured.
-
 /// The PostgreSQL connect timeout of the tests' backup, verify and restore runs: a timeout that
 /// must not fire, so generous enough that a busy machine (load 6+ on 2 cores, multi-second
 /// stalls) never reaches it.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The PostgreSQL server for tests, or `None` (with the agreed message) when not configured.
 pub fn pg_server() -> Option<String> {
     match std::env::var("FP_TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => Some(url),
