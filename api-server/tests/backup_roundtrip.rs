@@ -32,7 +32,7 @@ fn restore_request(
         force,
         create,
         tools: tools(),
-        connect_timeout: Duration::from_secs(10),
+        connect_timeout: CONNECT_TIMEOUT,
         work_dir: None,
     }
 }
@@ -260,12 +260,12 @@ async fn counts_match_the_dump_under_concurrent_writes() {
 
     let writer_url = db.url.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer_stop = stop.clone();
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (writer_stop, writer_count) = (stop.clone(), written.clone());
     let writer = tokio::spawn(async move {
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&writer_url)
             .await
             .unwrap();
-        let mut written = 0_u64;
         while !writer_stop.load(std::sync::atomic::Ordering::Relaxed) {
             sqlx::query(
                 "INSERT INTO fixture.results (club_id, played_at, goals) VALUES (1, now(), 1)",
@@ -273,11 +273,23 @@ async fn counts_match_the_dump_under_concurrent_writes() {
             .execute(&mut conn)
             .await
             .unwrap();
-            written += 1;
+            writer_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        written
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The writer is busy before the dump starts (a condition, not a fixed sleep: a busy machine
+    // connects late).
+    let started = std::time::Instant::now();
+    while written.load(std::sync::atomic::Ordering::Relaxed) < 10 {
+        assert!(!writer.is_finished(), "the writer stopped");
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the writer wrote nothing for {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("writer busy after {:?}", started.elapsed());
+    let before_dump = written.load(std::sync::atomic::Ordering::Relaxed);
     let summary = run_backup(
         &request(
             &db.url,
@@ -288,12 +300,14 @@ async fn counts_match_the_dump_under_concurrent_writes() {
         &progress,
     )
     .await;
+    let during_dump = written.load(std::sync::atomic::Ordering::Relaxed) - before_dump;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let written = writer.await.unwrap();
+    writer.await.unwrap();
     assert!(summary.ok, "{}", serde_json::to_string(&summary).unwrap());
+    eprintln!("{during_dump} writes while the backup ran");
     assert!(
-        written > 10,
-        "the writer should have been busy during the dump ({written} writes)"
+        during_dump > 0,
+        "the writer should have been busy during the dump ({during_dump} writes)"
     );
 
     let verified = run_verify(
@@ -303,7 +317,7 @@ async fn counts_match_the_dump_under_concurrent_writes() {
             selector: BackupSelector::Latest,
             server: PgTarget::parse(&server).unwrap(),
             tools: tools(),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: CONNECT_TIMEOUT,
             work_dir: None,
         },
         &progress,

@@ -5,7 +5,6 @@
 mod backup_support;
 
 use std::path::Path;
-use std::time::Duration;
 
 use backup_support::*;
 use fp_api_server::backup::create::run_backup;
@@ -47,7 +46,7 @@ async fn verify(server: &str, dir: &Path) -> VerifySummary {
             selector: BackupSelector::Latest,
             server: PgTarget::parse(server).unwrap(),
             tools: tools(),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: CONNECT_TIMEOUT,
             work_dir: None,
         },
         &Progress::silent("test"),
@@ -259,7 +258,7 @@ async fn verify_passes_a_good_backup_and_names_every_kind_of_damage() {
             force: false,
             create: true,
             tools: tools(),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: CONNECT_TIMEOUT,
             work_dir: None,
         },
         &progress,

@@ -17,6 +17,11 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How long the test waits for the server to start, answer or stop. Generous: on a busy machine
+/// (load 6+ on 2 cores, multi-second stalls) the debug build starts and stops slowly, not
+/// wrongly; a server that never gets there still fails the test.
+const WAIT_LIMIT: Duration = Duration::from_secs(300);
+
 /// One HTTP/1.1 request over a fresh connection; returns (status, body).
 fn http(
     addr: SocketAddr,
@@ -26,9 +31,8 @@ fn http(
     body: &str,
 ) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
+    // Generous: a busy machine answers late, and a lost answer here fails the test.
+    stream.set_read_timeout(Some(WAIT_LIMIT)).ok()?;
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -87,8 +91,9 @@ fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
 
 fn wait_ready(addr: SocketAddr, dir: &Path) {
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
+    while started.elapsed() < WAIT_LIMIT {
         if let Some((200, _)) = http(addr, "GET", "/health/ready", &[], "") {
+            eprintln!("ready on {addr} after {:?}", started.elapsed());
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -162,9 +167,10 @@ fn zero_setup_serves_predictions_and_stops_on_sigterm() {
         if let Some(status) = server.child.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "did not stop");
+        assert!(started.elapsed() < WAIT_LIMIT, "did not stop");
         std::thread::sleep(Duration::from_millis(50));
     };
+    eprintln!("stopped {:?} after SIGTERM", started.elapsed());
     assert!(status.success(), "{status}");
     let logs = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap()
         + &std::fs::read_to_string(dir.path().join("stdout.log")).unwrap();
@@ -175,6 +181,12 @@ fn zero_setup_serves_predictions_and_stops_on_sigterm() {
     assert!(
         logs.contains("admin-password"),
         "the log says where the password is"
+    );
+    // Prompt: nothing held the shutdown until its timeout (judged by what the server logged,
+    // not by the clock).
+    assert!(
+        !logs.contains("did not finish in time"),
+        "the shutdown timeout fired: {logs}"
     );
 }
 

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
@@ -221,10 +220,11 @@ async fn service_account_token_is_limited_by_rbac() {
     assert_eq!(user, Some(format!("system:serviceaccount:{ns}:{sa_name}")));
 
     // Granted: configmaps in its namespace (the root CA bundle is published there).
+    // The publisher is a controller: wait for it (a busy machine runs it late), at most
+    // common::platform::TIMEOUT.
     let configmaps: Api<ConfigMap> = Api::namespaced(limited.clone(), &ns);
-    let mut names = Vec::new();
-    for _ in 0..60 {
-        names = configmaps
+    common::platform::wait_for("kube-root-ca.crt readable with the token", async || {
+        let names: Vec<String> = configmaps
             .list(&ListParams::default())
             .await
             .expect("list configmaps with the token")
@@ -232,15 +232,10 @@ async fn service_account_token_is_limited_by_rbac() {
             .into_iter()
             .filter_map(|c| c.metadata.name)
             .collect();
-        if names.iter().any(|n| n == "kube-root-ca.crt") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(
-        names.iter().any(|n| n == "kube-root-ca.crt"),
-        "got {names:?}"
-    );
+        let found = names.iter().any(|n| n == "kube-root-ca.crt");
+        (found.then_some(()), format!("got {names:?}"))
+    })
+    .await;
 
     // Refused: secrets in the same namespace, and configmaps elsewhere.
     let secrets = Api::<Secret>::namespaced(limited.clone(), &ns)

@@ -18,6 +18,11 @@ use fp_api_server::backup::store::BackupStore;
 use fp_api_server::backup::store::{S3Credentials, S3Settings};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
 
+/// The PostgreSQL connect timeout of the tests' backup, verify and restore runs: a timeout that
+/// must not fire, so generous enough that a busy machine (load 6+ on 2 cores, multi-second
+/// stalls) never reaches it.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The PostgreSQL server for tests, or `None` (with the agreed message) when not configured.
 pub fn pg_server() -> Option<String> {
     match std::env::var("FP_TEST_DATABASE_URL") {
@@ -231,10 +236,13 @@ pub fn request(
         destinations,
         s3,
         tools: tools(),
-        dump: DumpOptions::default(),
+        dump: DumpOptions {
+            connect_timeout: CONNECT_TIMEOUT,
+            ..DumpOptions::default()
+        },
         retention,
         content_digests: true,
-        connect_timeout: Duration::from_secs(10),
+        connect_timeout: CONNECT_TIMEOUT,
     }
 }
 
@@ -297,16 +305,25 @@ impl S3Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let server = Self {
+        let mut server = Self {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
             root,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Generous: a busy machine starts it late; one that exits or never listens still fails.
+        let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not listen on {port}");
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("s3s-fs exited before listening on {port}: {status}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "s3s-fs did not listen on {port} after {:?}",
+                started.elapsed()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
+        eprintln!("s3s-fs listening after {:?}", started.elapsed());
         server
     }
 

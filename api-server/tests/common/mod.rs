@@ -170,6 +170,18 @@ pub fn settings(which: &Which, dir: &std::path::Path, url: &str, extra: &[&str])
     if matches!(which, Which::Sqlite) {
         argv.extend(["--db-max-connections".to_string(), "4".to_string()]);
     }
+    // Product timeouts (defaults 1 s, 5 s, 30 s) that a busy machine (load 6+ on 2 cores,
+    // multi-second stalls) could hit where a test expects an answer. Tests of these timeouts
+    // pass their own value.
+    for (flag, generous) in [
+        ("--ready-timeout", "2m"),
+        ("--db-acquire-timeout", "2m"),
+        ("--request-timeout", "10m"),
+    ] {
+        if !extra.contains(&flag) {
+            argv.extend([flag.to_string(), generous.to_string()]);
+        }
+    }
     argv.extend(extra.iter().map(|s| s.to_string()));
     let cli = Cli::try_parse_from(argv).unwrap();
     let Some(Command::Serve(args)) = cli.command else {

@@ -493,7 +493,10 @@ mod tests {
         let prober = Prober::new().unwrap();
         let env = EnvList::default();
         let dir = std::env::temp_dir();
-        let t = Duration::from_secs(2);
+        // Probes that must succeed get a timeout a busy machine cannot reach (spawning the exec
+        // probes' shell is slow under load); the one that must time out gets 1 ms against a
+        // command that would run for ten minutes (killed when the probe gives up).
+        let t = Duration::from_secs(60);
         let http = |path: &str| ProbeAction::Http {
             url: format!("http://{address}{path}"),
             https: false,
@@ -540,7 +543,12 @@ mod tests {
                 .success
         );
         let slow = prober
-            .run(&exec("sleep 5"), Duration::from_millis(1), &env, &dir)
+            .run(
+                &exec("exec sleep 600"),
+                Duration::from_millis(1),
+                &env,
+                &dir,
+            )
             .await;
         assert!(!slow.success && slow.message.contains("timed out"));
     }

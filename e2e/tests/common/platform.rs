@@ -133,8 +133,9 @@ pub fn install(prefix: &str, instance: &str) -> Installed {
             "--set",
             "replicaCount=2",
             "--wait",
+            // Generous: two operator pods on a busy machine.
             "--timeout",
-            "4m",
+            "10m",
         ],
     );
     Installed {

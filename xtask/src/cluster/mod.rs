@@ -23,6 +23,12 @@ use layout::Ports;
 /// pods with their own grace period).
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
+/// How long `up` waits for each start-up step (etcd listening, `/readyz`, the controller
+/// manager, the scheduler, CRDs Established, Nodes Ready). Generous: on an idle machine they take
+/// seconds (the times are printed), on a busy one (load 6+ on 2 cores) longer; a component that
+/// dies fails the wait at once, one that never gets there after this.
+const START_LIMIT: Duration = Duration::from_secs(300);
+
 /// The node agent binary (package fp-e2e) that stands in for kubelet.
 pub const NODE_AGENT_BIN: &str = "fp-node-agent";
 const NODE_AGENT_PACKAGE: &str = "fp-e2e";
@@ -319,13 +325,9 @@ fn start(
         |name: &str, program: &Path, args: Vec<String>| DaemonSpec::new(name, program).args(args);
 
     let etcd = launch(spec("etcd", &binaries.etcd, flags::etcd(layout, &ports)))?;
-    let t = wait_until(
-        "etcd to listen",
-        Duration::from_secs(60),
-        layout,
-        &[&etcd],
-        || tcp_open(ports.etcd_client),
-    )?;
+    let t = wait_until("etcd to listen", START_LIMIT, layout, &[&etcd], || {
+        tcp_open(ports.etcd_client)
+    })?;
     log(format!(
         "etcd listening on 127.0.0.1:{} after {}",
         ports.etcd_client,
@@ -339,7 +341,7 @@ fn start(
     ))?;
     let t = wait_until(
         "kube-apiserver /readyz",
-        Duration::from_secs(180),
+        START_LIMIT,
         layout,
         &[&etcd, &apiserver],
         || {
@@ -375,7 +377,7 @@ fn start(
     // The serviceaccount controller creating `default` proves the controller manager runs.
     let t = wait_until(
         "the controller manager",
-        Duration::from_secs(120),
+        START_LIMIT,
         layout,
         &procs,
         || {
@@ -398,7 +400,7 @@ fn start(
     ));
     wait_until(
         "kube-scheduler to listen",
-        Duration::from_secs(60),
+        START_LIMIT,
         layout,
         &procs,
         || tcp_open(ports.scheduler),
@@ -417,7 +419,7 @@ fn start(
         let procs = [&etcd, &apiserver, &kcm, &scheduler, &agent];
         let t = wait_until(
             &format!("{nodes} Ready node(s)"),
-            Duration::from_secs(90),
+            START_LIMIT,
             layout,
             &procs,
             || ready_nodes(&kubectl) >= nodes,
@@ -483,10 +485,11 @@ pub fn start_node_agent(
                 log_tail(log_file, 40)
             );
         }
-        if t0.elapsed() > Duration::from_secs(90) {
+        if t0.elapsed() > START_LIMIT {
             bail!(
-                "node(s) {} not Ready after 90s; last {NODE_AGENT_BIN} log lines:\n{}",
+                "node(s) {} not Ready after {}; last {NODE_AGENT_BIN} log lines:\n{}",
                 names.join(", "),
+                fmt_secs(START_LIMIT),
                 log_tail(log_file, 20)
             );
         }
@@ -505,7 +508,8 @@ pub fn install_crds(kubectl: &Kubectl, files: &[PathBuf]) -> anyhow::Result<()> 
         "--force-conflicts",
         "--field-manager=fp-xtask",
     ];
-    let mut waits = vec!["wait", "--for=condition=Established", "--timeout=120s"];
+    let timeout = format!("--timeout={}s", START_LIMIT.as_secs());
+    let mut waits = vec!["wait", "--for=condition=Established", timeout.as_str()];
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     for name in &names {
         args.extend(["-f", name.as_str()]);
