@@ -203,18 +203,24 @@ pub struct Group {
     pub ldflags: String,
 }
 
-/// The groups, with version stamps read from each wrapper's resolved module graph.
-pub fn groups(go: &GoEnv, cluster_dir: &Path) -> Result<Vec<Group>, BuildError> {
-    let k8s_dir = cluster_dir.join("kubernetes");
-    let k8s = module_info(go, &k8s_dir, "k8s.io/kubernetes")?;
+/// The version stamp (ldflags) of the Kubernetes commands a wrapper module builds, from the
+/// `k8s.io/kubernetes` version it resolves.
+fn kubernetes_stamp(go: &GoEnv, wrapper: &Path) -> Result<String, BuildError> {
+    let k8s = module_info(go, wrapper, "k8s.io/kubernetes")?;
     let build_date = k8s
         .time
         .clone()
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
-    let k8s_flags = kubernetes_ldflags(&k8s.version, &build_date).ok_or(BuildError::Output {
+    kubernetes_ldflags(&k8s.version, &build_date).ok_or(BuildError::Output {
         command: "go list -m k8s.io/kubernetes".into(),
         reason: format!("unexpected version {}", k8s.version),
-    })?;
+    })
+}
+
+/// The groups, with version stamps read from each wrapper's resolved module graph.
+pub fn groups(go: &GoEnv, cluster_dir: &Path) -> Result<Vec<Group>, BuildError> {
+    let k8s_dir = cluster_dir.join("kubernetes");
+    let k8s_flags = kubernetes_stamp(go, &k8s_dir)?;
     let helm_dir = cluster_dir.join("helm");
     let helm = module_info(go, &helm_dir, "helm.sh/helm/v3")?;
     let helm_client_go = module_info(go, &helm_dir, "k8s.io/client-go")?;
@@ -269,15 +275,7 @@ pub fn containerd_ldflags(version: &str) -> String {
 /// CoreDNS and the sandbox program.
 pub fn node_groups(go: &GoEnv, cluster_dir: &Path) -> Result<Vec<Group>, BuildError> {
     let k8s_dir = cluster_dir.join("kubernetes-node");
-    let k8s = module_info(go, &k8s_dir, "k8s.io/kubernetes")?;
-    let build_date = k8s
-        .time
-        .clone()
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
-    let k8s_flags = kubernetes_ldflags(&k8s.version, &build_date).ok_or(BuildError::Output {
-        command: "go list -m k8s.io/kubernetes".into(),
-        reason: format!("unexpected version {}", k8s.version),
-    })?;
+    let k8s_flags = kubernetes_stamp(go, &k8s_dir)?;
     let containerd_dir = cluster_dir.join("containerd");
     let containerd = module_info(go, &containerd_dir, "github.com/containerd/containerd/v2")?;
     let crane_dir = cluster_dir.join("crane");

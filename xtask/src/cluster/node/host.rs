@@ -560,9 +560,8 @@ fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Processes running `exe` whose command line contains `marker` (containerd's shims of this
-/// node: their binary is ours and their `-address` is our containerd's socket).
-pub fn processes_of(exe: &Path, marker: &str) -> Vec<i32> {
+/// Processes whose executable (a deleted one by its old path) and arguments satisfy `wanted`.
+pub fn processes_matching(wanted: impl Fn(&Path, &[String]) -> bool) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -571,16 +570,20 @@ pub fn processes_of(exe: &Path, marker: &str) -> Vec<i32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             let dir = PathBuf::from(format!("/proc/{pid}"));
-            let same_exe = std::fs::read_link(dir.join("exe")).is_ok_and(|l| {
-                let l = l.to_string_lossy();
-                Path::new(l.strip_suffix(" (deleted)").unwrap_or(&l)) == exe
-            });
-            same_exe
-                && std::fs::read(dir.join("cmdline")).is_ok_and(|c| {
+            let Ok(exe) = std::fs::read_link(dir.join("exe")) else {
+                return false;
+            };
+            let exe = exe.to_string_lossy();
+            let exe = Path::new(exe.strip_suffix(" (deleted)").unwrap_or(&exe));
+            let args: Vec<String> = std::fs::read(dir.join("cmdline"))
+                .map(|c| {
                     String::from_utf8_lossy(&c)
                         .split('\0')
-                        .any(|arg| arg == marker)
+                        .map(str::to_owned)
+                        .collect()
                 })
+                .unwrap_or_default();
+            wanted(exe, &args)
         })
         .collect()
 }

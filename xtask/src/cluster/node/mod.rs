@@ -500,20 +500,12 @@ pub fn cleanup(layout: &Layout) -> (Vec<String>, Vec<String>) {
 }
 
 fn shims(socket: &str) -> Vec<i32> {
-    // The shim's binary is the cached one; its `-address` argument is our socket.
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-            exe.file_name()
-                .is_some_and(|n| n == "containerd-shim-runc-v2")
-                && host::processes_of(&exe, socket).contains(pid)
-        })
-        .collect()
+    // containerd's runc shims of this node: their `-address` argument is our socket.
+    host::processes_matching(|exe, args| {
+        exe.file_name()
+            .is_some_and(|n| n == "containerd-shim-runc-v2")
+            && args.iter().any(|a| a == socket)
+    })
 }
 
 fn wait_gone(done: impl Fn() -> bool, within: Duration) {
