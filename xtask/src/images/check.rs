@@ -32,16 +32,22 @@ fn output(cmd: &mut Command) -> anyhow::Result<String> {
 
 /// `skopeo inspect` of the layout: a valid image with our digest, platform, user and labels.
 pub fn skopeo_inspect(b: &Built) -> anyhow::Result<()> {
-    let inspect: Value =
-        serde_json::from_str(&output(Command::new("skopeo").args(["inspect", &b.oci_ref()]))?)
-            .context("skopeo inspect printed no JSON")?;
-    let config: Value = serde_json::from_str(&output(
-        Command::new("skopeo").args(["inspect", "--config", &b.oci_ref()]),
+    let inspect: Value = serde_json::from_str(&output(
+        Command::new("skopeo").args(["inspect", &b.oci_ref()]),
     )?)
+    .context("skopeo inspect printed no JSON")?;
+    let config: Value = serde_json::from_str(&output(Command::new("skopeo").args([
+        "inspect",
+        "--config",
+        &b.oci_ref(),
+    ]))?)
     .context("skopeo inspect --config printed no JSON")?;
     let expect = |what: &str, got: &Value, want: &str| -> anyhow::Result<()> {
         if got.as_str() != Some(want) {
-            bail!("{}: skopeo reads {what} {got}, expected {want}", b.spec.reference());
+            bail!(
+                "{}: skopeo reads {what} {got}, expected {want}",
+                b.spec.reference()
+            );
         }
         Ok(())
     };
@@ -129,7 +135,10 @@ pub fn pod_like(config: &mut Value, args: &[&str]) -> anyhow::Result<()> {
         bail!("umoci made the process user {user}, not the image's 65532:65532");
     }
     if config["process"]["cwd"] != json!(spec::HOME) {
-        bail!("umoci made the working directory {}", config["process"]["cwd"]);
+        bail!(
+            "umoci made the working directory {}",
+            config["process"]["cwd"]
+        );
     }
     config["process"]["args"] = json!(args);
     config["process"]["terminal"] = json!(false);
@@ -171,7 +180,8 @@ impl Drop for Container<'_> {
 fn runc_run(bundle: &Path, runc_root: &Path, id: &str, args: &[&str]) -> anyhow::Result<String> {
     let config_path = bundle.join("config.json");
     let mut config: Value = serde_json::from_slice(
-        &std::fs::read(&config_path).with_context(|| format!("reading {}", config_path.display()))?,
+        &std::fs::read(&config_path)
+            .with_context(|| format!("reading {}", config_path.display()))?,
     )?;
     pod_like(&mut config, args)?;
     std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
@@ -224,15 +234,36 @@ fn expectations(which: Which, pg_major: &str) -> Vec<(Vec<&'static str>, String)
     let version = spec::tag();
     match which {
         Which::ApiServer => vec![
-            (vec!["fp-api-server", "--version"], format!("fp-api-server {version}")),
-            (vec!["pg_dump", "--version"], format!("pg_dump (PostgreSQL) {pg_major}.")),
-            (vec!["pg_restore", "--version"], format!("pg_restore (PostgreSQL) {pg_major}.")),
-            (vec!["psql", "--version"], format!("psql (PostgreSQL) {pg_major}.")),
-            (vec!["fp-api-server", "backup", "--help"], "--destination".to_owned()),
+            (
+                vec!["fp-api-server", "--version"],
+                format!("fp-api-server {version}"),
+            ),
+            (
+                vec!["pg_dump", "--version"],
+                format!("pg_dump (PostgreSQL) {pg_major}."),
+            ),
+            (
+                vec!["pg_restore", "--version"],
+                format!("pg_restore (PostgreSQL) {pg_major}."),
+            ),
+            (
+                vec!["psql", "--version"],
+                format!("psql (PostgreSQL) {pg_major}."),
+            ),
+            (
+                vec!["fp-api-server", "backup", "--help"],
+                "--destination".to_owned(),
+            ),
         ],
         Which::Operator => vec![
-            (vec!["fp-operator", "--version"], format!("fp-operator {version}")),
-            (vec!["fp-operator", "--help"], "--watch-namespace".to_owned()),
+            (
+                vec!["fp-operator", "--version"],
+                format!("fp-operator {version}"),
+            ),
+            (
+                vec!["fp-operator", "--help"],
+                "--watch-namespace".to_owned(),
+            ),
         ],
     }
 }
@@ -295,7 +326,11 @@ pub fn registry_round_trip(built: &[Built], work: &Path) -> anyhow::Result<()> {
         output(
             Command::new("skopeo")
                 .args(["copy", "--preserve-digests", "--src-tls-verify=false"])
-                .arg(format!("docker://{}/{}", registry.address, b.spec.reference()))
+                .arg(format!(
+                    "docker://{}/{}",
+                    registry.address,
+                    b.spec.reference()
+                ))
                 .arg(format!("oci:{}:{}", pulled.display(), spec::tag())),
         )?;
         let digest = manifest_digest_of(&pulled)?;
@@ -327,11 +362,18 @@ pub fn registry_round_trip(built: &[Built], work: &Path) -> anyhow::Result<()> {
     let first = built.first().context("no images")?;
     let probe = Command::new("skopeo")
         .args(["inspect", "--tls-verify=false", "--raw"])
-        .arg(format!("docker://{}/{}", read_only.address, first.spec.reference()))
+        .arg(format!(
+            "docker://{}/{}",
+            read_only.address,
+            first.spec.reference()
+        ))
         .stdin(Stdio::null())
         .output()?;
     if probe.status.success() {
-        bail!("the read-only registry has {} after a refused push", first.spec.reference());
+        bail!(
+            "the read-only registry has {} after a refused push",
+            first.spec.reference()
+        );
     }
     read_only.stop();
 
@@ -380,17 +422,34 @@ mod tests {
         assert_eq!(c["process"]["args"], json!(["pg_dump", "--version"]));
         assert_eq!(c["root"]["readonly"], true);
         assert_eq!(c["process"]["noNewPrivileges"], true);
-        for set in ["bounding", "effective", "inheritable", "permitted", "ambient"] {
+        for set in [
+            "bounding",
+            "effective",
+            "inheritable",
+            "permitted",
+            "ambient",
+        ] {
             assert_eq!(c["process"]["capabilities"][set], json!([]), "{set}");
         }
-        assert!(c["mounts"].as_array().unwrap().iter().any(|m| m["destination"] == "/tmp"));
+        assert!(
+            c["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["destination"] == "/tmp")
+        );
     }
 
     #[test]
     fn refuses_an_image_that_would_run_as_root() {
         let mut c = umoci_config();
         c["process"]["user"] = json!({"uid": 0, "gid": 0});
-        assert!(pod_like(&mut c, &["x"]).unwrap_err().to_string().contains("not the image's"));
+        assert!(
+            pod_like(&mut c, &["x"])
+                .unwrap_err()
+                .to_string()
+                .contains("not the image's")
+        );
     }
 
     #[test]
@@ -408,6 +467,9 @@ mod tests {
     #[test]
     fn the_api_checks_ask_for_the_servers_major() {
         let e = expectations(Which::ApiServer, "15");
-        assert!(e.iter().any(|(a, want)| a[0] == "pg_dump" && want == "pg_dump (PostgreSQL) 15."));
+        assert!(
+            e.iter()
+                .any(|(a, want)| a[0] == "pg_dump" && want == "pg_dump (PostgreSQL) 15.")
+        );
     }
 }

@@ -26,9 +26,14 @@ pub struct DebPackage {
 }
 
 impl DebPackage {
-    /// The .deb's file name, which `apt-get download` also uses.
-    pub fn file_name(&self) -> &str {
-        self.filename.rsplit('/').next().unwrap_or(&self.filename)
+    /// The name `apt-get download` gives the .deb (the epoch's colon escaped): the cache key.
+    pub fn file_name(&self) -> String {
+        format!(
+            "{}_{}_{}.deb",
+            self.name,
+            self.version.replace(':', "%3a"),
+            self.architecture
+        )
     }
 }
 
@@ -152,12 +157,8 @@ pub fn closure(
                 let names: Vec<&str> = group
                     .iter()
                     .flat_map(|a| {
-                        std::iter::once(a.name.as_str()).chain(
-                            a.virtual_providers
-                                .iter()
-                                .flatten()
-                                .map(String::as_str),
-                        )
+                        std::iter::once(a.name.as_str())
+                            .chain(a.virtual_providers.iter().flatten().map(String::as_str))
                     })
                     .collect();
                 if names
@@ -171,10 +172,7 @@ pub fn closure(
                     Some(providers) => providers.first().cloned(),
                 });
                 let Some(pick) = pick else {
-                    bail!(
-                        "{pkg}: nothing provides {}",
-                        names.join(" | ")
-                    );
+                    bail!("{pkg}: nothing provides {}", names.join(" | "));
                 };
                 chosen.insert(pick.clone());
                 next.push(pick);
@@ -202,9 +200,20 @@ fn apt_output(program: &str, args: &[&str]) -> anyhow::Result<String> {
     String::from_utf8(out.stdout).with_context(|| format!("{program} printed non-UTF-8"))
 }
 
-fn apt_cache_depends(packages: &[String]) -> anyhow::Result<BTreeMap<String, Vec<Group>>> {
+fn apt_cache_show(packages: &[String]) -> anyhow::Result<Vec<DebPackage>> {
+    let mut args = vec!["show", "--no-all-versions"];
+    args.extend(packages.iter().map(String::as_str));
+    Ok(parse_show(&apt_output("apt-cache", &args)?))
+}
+
+/// The dependency graph below `roots` (`apt-cache depends --recurse`; one call, as each apt
+/// call reads the whole package cache, seconds on a busy machine). apt's package lists are this
+/// machine's state: on a fresh machine they are empty until `apt-get update` ran once, which
+/// happens here when apt does not know a root.
+pub fn depends_graph(roots: &[String]) -> anyhow::Result<BTreeMap<String, Vec<Group>>> {
     let mut args = vec![
         "depends",
+        "--recurse",
         "--no-recommends",
         "--no-suggests",
         "--no-conflicts",
@@ -212,87 +221,75 @@ fn apt_cache_depends(packages: &[String]) -> anyhow::Result<BTreeMap<String, Vec
         "--no-replaces",
         "--no-enhances",
     ];
-    args.extend(packages.iter().map(String::as_str));
-    Ok(parse_depends(&apt_output("apt-cache", &args)?))
-}
-
-fn apt_cache_show(packages: &[String]) -> anyhow::Result<Vec<DebPackage>> {
-    let mut args = vec!["show", "--no-all-versions"];
-    args.extend(packages.iter().map(String::as_str));
-    Ok(parse_show(&apt_output("apt-cache", &args)?))
-}
-
-/// apt's package lists are read from this machine's state; on a fresh machine they are empty
-/// until `apt-get update` ran once.
-fn apt_knows(package: &str) -> bool {
-    apt_output("apt-cache", &["show", "--no-all-versions", package])
-        .is_ok_and(|t| !parse_show(&t).is_empty())
-}
-
-fn ensure_apt_lists(probe: &str) -> anyhow::Result<()> {
-    if apt_knows(probe) {
-        return Ok(());
+    args.extend(roots.iter().map(String::as_str));
+    let known = |g: &BTreeMap<String, Vec<Group>>| roots.iter().all(|r| g.contains_key(r));
+    match apt_output("apt-cache", &args).map(|t| parse_depends(&t)) {
+        Ok(graph) if known(&graph) => return Ok(graph),
+        _ => {}
     }
-    eprintln!("[images] apt does not know {probe} yet: apt-get update");
+    eprintln!(
+        "[images] apt does not know {} yet: apt-get update",
+        roots.join(" ")
+    );
     crate::steps::run(
         Command::new("apt-get")
             .args(["update", "-q"])
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
-    if !apt_knows(probe) {
-        bail!("apt has no candidate for {probe} even after apt-get update");
+    let graph = parse_depends(&apt_output("apt-cache", &args)?);
+    if !known(&graph) {
+        bail!(
+            "apt has no candidate for one of {} even after apt-get update",
+            roots.join(" ")
+        );
     }
-    Ok(())
+    Ok(graph)
 }
 
-/// The resolved, sorted package set of `roots` with apt's candidate versions.
-pub fn resolve(roots: &[String], excluded: &[&str]) -> anyhow::Result<Vec<DebPackage>> {
-    if let Some(first) = roots.first() {
-        ensure_apt_lists(first)?;
-    }
-    let names: Vec<String> = closure(roots, excluded, apt_cache_depends)?
-        .into_iter()
-        .collect();
-    let found = apt_cache_show(&names)?;
+/// The package sets of several root sets from `graph`, with apt's candidate versions (one
+/// `apt-cache show`). `files_only` packages are looked up without their dependencies.
+pub fn resolve(
+    graph: &BTreeMap<String, Vec<Group>>,
+    root_sets: &[Vec<String>],
+    excluded: &[&str],
+    files_only: &[String],
+) -> anyhow::Result<(Vec<Vec<DebPackage>>, Vec<DebPackage>)> {
+    let lookup = |batch: &[String]| -> anyhow::Result<BTreeMap<String, Vec<Group>>> {
+        Ok(batch
+            .iter()
+            .filter_map(|p| graph.get(p).map(|g| (p.clone(), g.clone())))
+            .collect())
+    };
+    let sets: Vec<BTreeSet<String>> = root_sets
+        .iter()
+        .map(|roots| closure(roots, excluded, lookup))
+        .collect::<anyhow::Result<_>>()?;
+    let mut names: BTreeSet<String> = sets.iter().flatten().cloned().collect();
+    names.extend(files_only.iter().cloned());
+    let names: Vec<String> = names.into_iter().collect();
     let mut by_name: BTreeMap<String, DebPackage> = BTreeMap::new();
-    for p in found {
+    for p in apt_cache_show(&names)? {
         by_name.entry(p.name.clone()).or_insert(p);
     }
-    names
+    let get = |n: &String| {
+        by_name
+            .get(n)
+            .cloned()
+            .with_context(|| format!("apt-cache show printed nothing for {n}"))
+    };
+    let resolved = sets
         .iter()
-        .map(|n| {
-            by_name
-                .get(n)
-                .cloned()
-                .with_context(|| format!("apt-cache show printed nothing for {n}"))
-        })
-        .collect()
+        .map(|set| set.iter().map(get).collect::<anyhow::Result<Vec<_>>>())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let extra = files_only
+        .iter()
+        .map(get)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((resolved, extra))
 }
 
-/// One package exactly as apt's candidate describes it, without its dependencies.
-pub fn resolve_exact(name: &str) -> anyhow::Result<Vec<DebPackage>> {
-    ensure_apt_lists(name)?;
-    let found: Vec<DebPackage> = apt_cache_show(&[name.to_owned()])?
-        .into_iter()
-        .filter(|p| p.name == name)
-        .take(1)
-        .collect();
-    if found.is_empty() {
-        bail!("apt-cache show printed nothing for {name}");
-    }
-    Ok(found)
-}
-
-/// The `Version` of the package `postgresql` depends on (`postgresql-15` -> "15"): the major of
-/// the server Debian gives this machine (the one the tests run), so the image's client tools match.
-pub fn postgresql_major() -> anyhow::Result<String> {
-    ensure_apt_lists("postgresql")?;
-    let deps = apt_cache_depends(&["postgresql".to_owned()])?;
-    major_from_postgresql_depends(&deps).context(
-        "apt-cache depends postgresql names no postgresql-<major> (is this a Debian machine?)",
-    )
-}
-
+/// The major of the package `postgresql` depends on (`postgresql-15` -> "15"): the server
+/// Debian gives this machine (the one the tests run), so the image's client tools match it.
 pub fn major_from_postgresql_depends(deps: &BTreeMap<String, Vec<Group>>) -> Option<String> {
     deps.get("postgresql")?
         .iter()
@@ -611,7 +608,10 @@ perl
                 .collect())
         })
         .unwrap();
-        assert!(got.contains("dpkg") && !got.contains("install-info"), "{got:?}");
+        assert!(
+            got.contains("dpkg") && !got.contains("install-info"),
+            "{got:?}"
+        );
         let err = closure(&["nonexistent".into()], &[], lookup(DEPENDS)).unwrap_err();
         assert_eq!(err.to_string(), "apt knows no package nonexistent");
     }
@@ -634,6 +634,12 @@ Package: tzdata\nVersion: 2026f-0+deb12u1\nArchitecture: all\nFilename: pool/mai
         assert_eq!(pkgs[0].name, "libc6");
         assert_eq!(pkgs[0].source.as_deref(), Some("glibc"));
         assert_eq!(pkgs[0].file_name(), "libc6_2.36-9+deb12u14_amd64.deb");
+        let gmp = DebPackage {
+            version: "2:6.2.1+dfsg1-1.1".into(),
+            name: "libgmp10".into(),
+            ..pkgs[0].clone()
+        };
+        assert_eq!(gmp.file_name(), "libgmp10_2%3a6.2.1+dfsg1-1.1_amd64.deb");
         assert_eq!(pkgs[1].architecture, "all");
         assert_eq!(pkgs[1].source, None);
     }
@@ -668,9 +674,19 @@ Package: tzdata\nVersion: 2026f-0+deb12u1\nArchitecture: all\nFilename: pool/mai
         add("./", tar::EntryType::Directory, b"", None);
         add("./usr/bin/", tar::EntryType::Directory, b"", None);
         add("./usr/bin/a", tar::EntryType::Regular, b"binary", None);
-        add("./usr/bin/b", tar::EntryType::Link, b"", Some("./usr/bin/a"));
+        add(
+            "./usr/bin/b",
+            tar::EntryType::Link,
+            b"",
+            Some("./usr/bin/a"),
+        );
         add("./usr/bin/c", tar::EntryType::Symlink, b"", Some("a"));
-        add("./usr/share/man/man1/a.1.gz", tar::EntryType::Regular, b"m", None);
+        add(
+            "./usr/share/man/man1/a.1.gz",
+            tar::EntryType::Regular,
+            b"m",
+            None,
+        );
         b.into_inner().unwrap()
     }
 

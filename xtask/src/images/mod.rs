@@ -127,8 +127,13 @@ fn package_tree(
     let paths = debs::download(packages, cache)?;
     let mut tree = Tree::new();
     for (package, deb) in packages.iter().zip(&paths) {
-        debs::add_package(&mut tree, package, deb, keep.get(package.name.as_str()).copied())
-            .with_context(|| format!("adding {} {}", package.name, package.version))?;
+        debs::add_package(
+            &mut tree,
+            package,
+            deb,
+            keep.get(package.name.as_str()).copied(),
+        )
+        .with_context(|| format!("adding {} {}", package.name, package.version))?;
     }
     Ok(tree)
 }
@@ -160,7 +165,10 @@ pub fn finish_base(tree: &mut Tree) -> anyhow::Result<()> {
         "etc/localtime",
         Node::symlink("/usr/share/zoneinfo/Etc/UTC", "generated"),
     )?;
-    tree.set("etc/timezone", Node::file(b"Etc/UTC\n".to_vec(), 0o644, "generated"))?;
+    tree.set(
+        "etc/timezone",
+        Node::file(b"Etc/UTC\n".to_vec(), 0o644, "generated"),
+    )?;
     tree.set("tmp", Node::dir(0o1777, "generated"))?;
     tree.set(
         spec::HOME,
@@ -193,31 +201,45 @@ pub fn gather_inputs() -> anyhow::Result<Inputs> {
     let epoch = source_date_epoch()?;
     let created = spec::rfc3339(epoch).context("SOURCE_DATE_EPOCH out of range")?;
     let revision = revision()?;
-    let pg_major = debs::postgresql_major()?;
+    let base_roots: Vec<String> = spec::BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
+    // `postgresql` (the server the tests install) leads to its client package as well.
+    let mut graph_roots = base_roots.clone();
+    graph_roots.push("postgresql".to_owned());
+    let graph = debs::depends_graph(&graph_roots)?;
+    let pg_major = debs::major_from_postgresql_depends(&graph)
+        .context("apt-cache depends postgresql names no postgresql-<major>")?;
     let images = spec::images(&pg_major);
     let cache = crate::paths::cache_dir().join("debs");
     let excluded = spec::excluded_names();
     let keep: BTreeMap<&str, &[&str]> = spec::FILES_ONLY.iter().copied().collect();
 
-    let base_roots: Vec<String> = spec::BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
-    let mut base_packages = debs::resolve(&base_roots, &excluded)?;
-    let files_only: Vec<String> = spec::FILES_ONLY.iter().map(|(n, _)| n.to_string()).collect();
-    for name in &files_only {
-        base_packages.extend(debs::resolve_exact(name)?);
+    let files_only: Vec<String> = spec::FILES_ONLY
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    // The base set first, then each image's full set (base roots and its own).
+    let mut root_sets = vec![base_roots.clone()];
+    let with_extra: Vec<&ImageSpec> = images
+        .iter()
+        .filter(|i| !i.extra_packages.is_empty())
+        .collect();
+    for image in &with_extra {
+        let mut roots = base_roots.clone();
+        roots.extend(image.extra_packages.iter().cloned());
+        root_sets.push(roots);
     }
+    let (mut sets, files_only_packages) =
+        debs::resolve(&graph, &root_sets, &excluded, &files_only)?;
+    let mut base_packages = sets.remove(0);
+    base_packages.extend(files_only_packages);
     base_packages.sort_by(|a, b| a.name.cmp(&b.name));
     let mut base = package_tree(&base_packages, &cache, &keep)?;
     finish_base(&mut base)?;
     let base_names: BTreeSet<&str> = base_packages.iter().map(|p| p.name.as_str()).collect();
 
     let mut extra = BTreeMap::new();
-    for image in &images {
-        if image.extra_packages.is_empty() {
-            continue;
-        }
-        let mut roots = base_roots.clone();
-        roots.extend(image.extra_packages.iter().cloned());
-        let own: Vec<debs::DebPackage> = debs::resolve(&roots, &excluded)?
+    for (image, set) in with_extra.iter().zip(sets) {
+        let own: Vec<debs::DebPackage> = set
             .into_iter()
             .filter(|p| !base_names.contains(p.name.as_str()))
             .collect();
@@ -301,7 +323,10 @@ pub fn compose(input: &ComposeInput) -> anyhow::Result<Composed> {
 
     let mut app = Tree::new();
     for dir in &spec.dirs {
-        app.insert(dir.path, Node::owned(Kind::Dir, dir.mode, dir.owner, "image"))?;
+        app.insert(
+            dir.path,
+            Node::owned(Kind::Dir, dir.mode, dir.owner, "image"),
+        )?;
     }
     app.insert(
         &spec.binary_path(),
@@ -354,7 +379,21 @@ pub fn write(spec: &ImageSpec, composed: &Composed, out: &Path) -> anyhow::Resul
     let layout = out.join(spec.name);
     let mut blobs: Vec<&[u8]> = vec![&composed.config];
     blobs.extend(composed.layers.iter().map(|l| l.gzip.as_slice()));
-    let descriptor = oci::write_layout(&layout, spec::tag(), &composed.manifest, &platform(), &blobs)?;
+    let descriptor = oci::write_layout(
+        &layout,
+        spec::tag(),
+        &composed.manifest,
+        &platform(),
+        &blobs,
+    )?;
+    if descriptor.digest != composed.manifest_digest {
+        bail!(
+            "{}: the layout names {}, composed {}",
+            spec.name,
+            descriptor.digest,
+            composed.manifest_digest
+        );
+    }
     let sbom = out.join(format!("{}.spdx.json", spec.name));
     std::fs::write(&sbom, &composed.sbom).with_context(|| format!("writing {}", sbom.display()))?;
     Ok(Built {
@@ -366,7 +405,13 @@ pub fn write(spec: &ImageSpec, composed: &Composed, out: &Path) -> anyhow::Resul
         layers: composed
             .layers
             .iter()
-            .map(|l| (l.created_by.clone(), l.uncompressed_size, l.gzip.len() as u64))
+            .map(|l| {
+                (
+                    l.created_by.clone(),
+                    l.uncompressed_size,
+                    l.gzip.len() as u64,
+                )
+            })
             .collect(),
         sbom,
     })
@@ -393,7 +438,10 @@ pub fn build_binaries(profile: Profile) -> anyhow::Result<BTreeMap<String, PathB
             // Paths of this checkout and of the crate sources are remapped, so a clone
             // elsewhere (CI, another developer) builds the same bytes.
             let flags = [
-                format!("--remap-path-prefix={}=/build/footballprediction", ws.display()),
+                format!(
+                    "--remap-path-prefix={}=/build/footballprediction",
+                    ws.display()
+                ),
                 format!("--remap-path-prefix={}=/cargo", cargo_home.display()),
             ]
             .join("\u{1f}");
@@ -608,7 +656,11 @@ pub fn compare_digests(first: &[Built], second: &[Built]) -> anyhow::Result<()> 
         }
     }
     if first.len() != second.len() {
-        bail!("the second build made {} images, the first {}", second.len(), first.len());
+        bail!(
+            "the second build made {} images, the first {}",
+            second.len(),
+            first.len()
+        );
     }
     Ok(())
 }

@@ -224,7 +224,8 @@ pub fn write_layout(
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    std::fs::rename(&staging, dir).with_context(|| format!("moving {} into place", dir.display()))?;
+    std::fs::rename(&staging, dir)
+        .with_context(|| format!("moving {} into place", dir.display()))?;
     Ok(descriptor)
 }
 
@@ -268,13 +269,22 @@ mod tests {
     fn config_names_user_layers_and_history() {
         let l = layer(b"tar", "Debian packages").unwrap();
         let json: serde_json::Value = serde_json::from_slice(
-            &config_json("2026-11-29T10:00:00Z", &platform(), &run(), &[l.clone()]).unwrap(),
+            &config_json(
+                "2026-11-29T10:00:00Z",
+                &platform(),
+                &run(),
+                std::slice::from_ref(&l),
+            )
+            .unwrap(),
         )
         .unwrap();
         assert_eq!(json["architecture"], "amd64");
         assert_eq!(json["config"]["User"], "65532:65532");
         assert_eq!(json["config"]["WorkingDir"], "/home/nonroot");
-        assert_eq!(json["config"]["Entrypoint"][0], "/usr/local/bin/fp-api-server");
+        assert_eq!(
+            json["config"]["Entrypoint"][0],
+            "/usr/local/bin/fp-api-server"
+        );
         assert!(json["config"].get("Cmd").is_none());
         assert_eq!(json["rootfs"]["diff_ids"][0], sha256_digest(b"tar"));
         assert_eq!(json["history"][0]["created_by"], "Debian packages");
@@ -286,7 +296,7 @@ mod tests {
         let l = layer(b"tar", "x").unwrap();
         let config = Descriptor::of(MEDIA_CONFIG, b"{}");
         let ann = BTreeMap::from([("org.opencontainers.image.revision".into(), "abc".into())]);
-        let bytes = manifest_json(&config, &[l.clone()], &ann).unwrap();
+        let bytes = manifest_json(&config, std::slice::from_ref(&l), &ann).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(json["schemaVersion"], 2);
         assert_eq!(json["mediaType"], MEDIA_MANIFEST);
@@ -294,7 +304,10 @@ mod tests {
         assert_eq!(json["layers"][0]["mediaType"], MEDIA_LAYER_GZIP);
         assert_eq!(json["layers"][0]["digest"], sha256_digest(&l.gzip));
         assert_eq!(json["layers"][0]["size"], l.gzip.len());
-        assert_eq!(json["annotations"]["org.opencontainers.image.revision"], "abc");
+        assert_eq!(
+            json["annotations"]["org.opencontainers.image.revision"],
+            "abc"
+        );
         // Fixed field order: the same input, the same bytes.
         assert_eq!(bytes, manifest_json(&config, &[l], &ann).unwrap());
     }

@@ -58,7 +58,11 @@ pub struct PushOptions {
 /// `host:port` of `registry` (443 when no port is given) and whether it is a loopback host.
 pub fn endpoint(registry: &str) -> Result<(String, bool), PushError> {
     let bad = || PushError::BadRegistry(registry.to_owned());
-    let host_port = registry.split('/').next().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+    let host_port = registry
+        .split('/')
+        .next()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(bad)?;
     if registry.contains("://") || registry.ends_with('/') || host_port.contains('@') {
         return Err(bad());
     }
@@ -169,14 +173,27 @@ mod tests {
 
     #[test]
     fn parses_registry_endpoints() {
-        assert_eq!(endpoint("127.0.0.1:5000").unwrap(), ("127.0.0.1:5000".into(), true));
-        assert_eq!(endpoint("localhost:5000/team").unwrap(), ("localhost:5000".into(), true));
+        assert_eq!(
+            endpoint("127.0.0.1:5000").unwrap(),
+            ("127.0.0.1:5000".into(), true)
+        );
+        assert_eq!(
+            endpoint("localhost:5000/team").unwrap(),
+            ("localhost:5000".into(), true)
+        );
         assert_eq!(endpoint("[::1]:5000").unwrap(), ("[::1]:5000".into(), true));
         assert_eq!(
             endpoint("registry.example.test/team").unwrap(),
             ("registry.example.test:443".into(), false)
         );
-        for bad in ["", "/x", "https://r.test", "r.test:port", "r.test/", "u@r.test"] {
+        for bad in [
+            "",
+            "/x",
+            "https://r.test",
+            "r.test:port",
+            "r.test/",
+            "u@r.test",
+        ] {
             assert!(
                 matches!(endpoint(bad), Err(PushError::BadRegistry(_))),
                 "{bad}"
@@ -213,7 +230,9 @@ mod tests {
         let err = push(&[], &registry, &PushOptions::default()).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.starts_with(&format!("registry {registry} is unreachable (127.0.0.1:{port}: ")),
+            text.starts_with(&format!(
+                "registry {registry} is unreachable (127.0.0.1:{port}: "
+            )),
             "{text}"
         );
         assert!(text.ends_with("nothing was pushed"), "{text}");

@@ -62,9 +62,14 @@ impl Registry {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let address = format!("127.0.0.1:{}", free_port()?);
         let config_path = dir.join("config.yml");
-        std::fs::write(&config_path, config(&address, &dir.join("storage"), read_only))?;
-        let spec = DaemonSpec::new("docker-registry", Path::new(PROGRAM))
-            .args([std::ffi::OsString::from("serve"), config_path.into_os_string()]);
+        std::fs::write(
+            &config_path,
+            config(&address, &dir.join("storage"), read_only),
+        )?;
+        let spec = DaemonSpec::new("docker-registry", Path::new(PROGRAM)).args([
+            std::ffi::OsString::from("serve"),
+            config_path.into_os_string(),
+        ]);
         let record = proc::start(
             &spec,
             &dir.join("registry.log"),

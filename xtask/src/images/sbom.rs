@@ -112,7 +112,13 @@ pub struct SbomInput<'a> {
 fn spdx_id(prefix: &str, name: &str, version: &str) -> String {
     let clean = |s: &str| {
         s.chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect::<String>()
     };
     format!("SPDXRef-{prefix}-{}-{}", clean(name), clean(version))
@@ -199,7 +205,11 @@ pub fn spdx(input: &SbomInput) -> serde_json::Result<Vec<u8>> {
         }));
         relationships.push(json!({"spdxElementId": image_id, "relationshipType": "CONTAINS", "relatedSpdxElement": id}));
     }
-    for krate in input.crates.iter().filter(|c| !(c.local && c.name == input.binary)) {
+    for krate in input
+        .crates
+        .iter()
+        .filter(|c| !(c.local && c.name == input.binary))
+    {
         let id = spdx_id("Crate", &krate.name, &krate.version);
         let mut package = json!({
             "name": krate.name,
@@ -220,7 +230,12 @@ pub fn spdx(input: &SbomInput) -> serde_json::Result<Vec<u8>> {
     }
     let body = json!({"packages": packages, "relationships": relationships});
     let hash = hex::encode(&Sha256::digest(serde_json::to_vec(&body)?)[..16]);
-    let name = input.image.rsplit('/').next().unwrap_or(input.image).replace(':', "-");
+    let name = input
+        .image
+        .rsplit('/')
+        .next()
+        .unwrap_or(input.image)
+        .replace(':', "-");
     let doc = json!({
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
@@ -266,7 +281,10 @@ mod tests {
         let op = &trees[1].1;
         let old = op.iter().find(|c| c.name == "old").unwrap();
         assert_eq!(old.license.as_deref(), Some("MIT OR Apache-2.0"));
-        assert_eq!(op.iter().find(|c| c.name == "unlicensed").unwrap().license, None);
+        assert_eq!(
+            op.iter().find(|c| c.name == "unlicensed").unwrap().license,
+            None
+        );
         assert!(op.iter().find(|c| c.name == "fp-operator").unwrap().local);
         assert!(!op.iter().find(|c| c.name == "kube").unwrap().local);
     }
@@ -312,7 +330,10 @@ mod tests {
         assert_eq!(d["spdxVersion"], "SPDX-2.3");
         assert_eq!(d["creationInfo"]["created"], "2026-11-29T10:00:00Z");
         let packages = d["packages"].as_array().unwrap();
-        let names: Vec<&str> = packages.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = packages
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
         assert_eq!(
             names,
             [
@@ -334,7 +355,10 @@ mod tests {
         assert_eq!(libc["checksums"][0]["checksumValue"], "ab12");
         let ring = &packages[5];
         assert_eq!(ring["licenseDeclared"], "Apache-2.0 AND ISC");
-        assert_eq!(ring["externalRefs"][0]["referenceLocator"], "pkg:cargo/ring@0.17.14");
+        assert_eq!(
+            ring["externalRefs"][0]["referenceLocator"],
+            "pkg:cargo/ring@0.17.14"
+        );
         // Every package is reachable from the document through a relationship.
         let related: BTreeSet<&str> = d["relationships"]
             .as_array()
@@ -353,6 +377,9 @@ mod tests {
     fn spdx_is_deterministic_and_namespaced_by_content() {
         assert_eq!(doc(), doc());
         let ns = doc()["documentNamespace"].as_str().unwrap().to_owned();
-        assert!(ns.starts_with("https://example.test/fp/sbom/fp-api-server-0.1.0-"), "{ns}");
+        assert!(
+            ns.starts_with("https://example.test/fp/sbom/fp-api-server-0.1.0-"),
+            "{ns}"
+        );
     }
 }

@@ -33,14 +33,20 @@ pub const FILES_ONLY: [(&str, &[&str]); 1] =
 pub const EXCLUDED: [(&str, &str); 8] = [
     ("debconf", "configuration questions of maintainer scripts"),
     ("cdebconf", "configuration questions of maintainer scripts"),
-    ("openssl", "ca-certificates' postinst builds the bundle with it; xtask builds it"),
+    (
+        "openssl",
+        "ca-certificates' postinst builds the bundle with it; xtask builds it",
+    ),
     ("dpkg", "a package manager"),
     ("install-info", "maintainer scripts of info manuals"),
     (
         "postgresql-client-common",
         "Perl wrappers choosing a client version; the image links the one version directly",
     ),
-    ("sensible-utils", "shell scripts choosing a pager or an editor for interactive psql"),
+    (
+        "sensible-utils",
+        "shell scripts choosing a pager or an editor for interactive psql",
+    ),
     ("readline-common", "inputrc for interactive line editing"),
 ];
 
@@ -154,11 +160,7 @@ pub fn images(pg_major: &str) -> Vec<ImageSpec> {
 }
 
 /// The OCI annotations (also the config's labels).
-pub fn annotations(
-    spec: &ImageSpec,
-    revision: &str,
-    created: &str,
-) -> BTreeMap<String, String> {
+pub fn annotations(spec: &ImageSpec, revision: &str, created: &str) -> BTreeMap<String, String> {
     let key = |k: &str| format!("org.opencontainers.image.{k}");
     BTreeMap::from([
         (key("title"), spec.name.to_owned()),
@@ -184,8 +186,7 @@ pub fn env() -> Vec<String> {
 
 /// `SOURCE_DATE_EPOCH` as RFC 3339 in UTC.
 pub fn rfc3339(epoch: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp(epoch, 0)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    chrono::DateTime::from_timestamp(epoch, 0).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 /// `/etc/passwd`, `/etc/group` and `/etc/nsswitch.conf`: root, nobody and the user the pods
@@ -247,9 +248,21 @@ mod tests {
         // An empty tag means the chart's appVersion, which must be this build's tag.
         assert_eq!(yaml_field(&values, "tag"), Some(""));
         let chart = read("charts/fp-operator/Chart.yaml");
-        assert_eq!(yaml_field(&chart, "appVersion"), Some(tag()), "Chart.yaml appVersion");
-        assert_eq!(yaml_field(&chart, "version"), Some(tag()), "Chart.yaml version");
-        assert_eq!(yaml_field(&chart, "home"), Some(SOURCE_URL), "Chart.yaml home");
+        assert_eq!(
+            yaml_field(&chart, "appVersion"),
+            Some(tag()),
+            "Chart.yaml appVersion"
+        );
+        assert_eq!(
+            yaml_field(&chart, "version"),
+            Some(tag()),
+            "Chart.yaml version"
+        );
+        assert_eq!(
+            yaml_field(&chart, "home"),
+            Some(SOURCE_URL),
+            "Chart.yaml home"
+        );
 
         let crd = read("operator/src/crd/mod.rs");
         let constant = |name: &str| {
@@ -265,7 +278,11 @@ mod tests {
         assert_eq!(constant("DEFAULT_OPERATOR_IMAGE"), operator.repository());
         // The operator's default API tag is the release the FootballPrediction names
         // (spec.version), so every API image tag is a workspace version like this one.
-        assert!(tag().split('.').all(|p| p.parse::<u32>().is_ok()), "{}", tag());
+        assert!(
+            tag().split('.').all(|p| p.parse::<u32>().is_ok()),
+            "{}",
+            tag()
+        );
     }
 
     #[test]
@@ -297,9 +314,15 @@ mod tests {
         assert_eq!(api.extra_packages, ["postgresql-client-15"]);
         assert_eq!(
             api.extra_links[0],
-            ("usr/bin/pg_dump".into(), "../lib/postgresql/15/bin/pg_dump".into())
+            (
+                "usr/bin/pg_dump".into(),
+                "../lib/postgresql/15/bin/pg_dump".into()
+            )
         );
-        assert_eq!(api.reference(), format!("footballprediction/fp-api-server:{}", tag()));
+        assert_eq!(
+            api.reference(),
+            format!("footballprediction/fp-api-server:{}", tag())
+        );
         assert_eq!(api.binary_path(), "/usr/local/bin/fp-api-server");
     }
 
@@ -310,14 +333,24 @@ mod tests {
         assert_eq!(a["org.opencontainers.image.source"], SOURCE_URL);
         assert_eq!(a["org.opencontainers.image.version"], tag());
         assert_eq!(a["org.opencontainers.image.revision"], "abc123");
-        assert_eq!(a["org.opencontainers.image.created"], "2026-11-29T10:00:00Z");
-        assert_eq!(rfc3339(1_764_410_400).as_deref(), Some("2025-11-29T10:00:00Z"));
+        assert_eq!(
+            a["org.opencontainers.image.created"],
+            "2026-11-29T10:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(1_764_410_400).as_deref(),
+            Some("2025-11-29T10:00:00Z")
+        );
     }
 
     #[test]
     fn nonroot_user_is_in_passwd_and_group() {
         let files = identity_files();
-        assert!(files[0].1.contains("nonroot:x:65532:65532:nonroot:/home/nonroot:"));
+        assert!(
+            files[0]
+                .1
+                .contains("nonroot:x:65532:65532:nonroot:/home/nonroot:")
+        );
         assert!(files[1].1.contains("nonroot:x:65532:"));
     }
 }

@@ -9,12 +9,30 @@ fn cert(n: u8) -> Vec<u8> {
 /// A base tree as the Debian packages would give it, inserted in `order`.
 fn base_tree(reverse: bool) -> Tree {
     let mut items: Vec<(&str, Node)> = vec![
-        ("lib64/ld-linux-x86-64.so.2", Node::file(b"ld".to_vec(), 0o755, "libc6 2.36")),
-        ("lib/x86_64-linux-gnu/libc.so.6", Node::file(b"libc".to_vec(), 0o755, "libc6 2.36")),
-        ("usr/share/ca-certificates/mozilla/B.crt", Node::file(cert(2), 0o644, "ca-certificates 1")),
-        ("usr/share/ca-certificates/mozilla/A.crt", Node::file(cert(1), 0o644, "ca-certificates 1")),
-        ("usr/share/zoneinfo/Etc/UTC", Node::file(b"TZif".to_vec(), 0o644, "tzdata 1")),
-        ("usr/share/doc/libc6/copyright", Node::file(b"(c)".to_vec(), 0o644, "libc6 2.36")),
+        (
+            "lib64/ld-linux-x86-64.so.2",
+            Node::file(b"ld".to_vec(), 0o755, "libc6 2.36"),
+        ),
+        (
+            "lib/x86_64-linux-gnu/libc.so.6",
+            Node::file(b"libc".to_vec(), 0o755, "libc6 2.36"),
+        ),
+        (
+            "usr/share/ca-certificates/mozilla/B.crt",
+            Node::file(cert(2), 0o644, "ca-certificates 1"),
+        ),
+        (
+            "usr/share/ca-certificates/mozilla/A.crt",
+            Node::file(cert(1), 0o644, "ca-certificates 1"),
+        ),
+        (
+            "usr/share/zoneinfo/Etc/UTC",
+            Node::file(b"TZif".to_vec(), 0o644, "tzdata 1"),
+        ),
+        (
+            "usr/share/doc/libc6/copyright",
+            Node::file(b"(c)".to_vec(), 0o644, "libc6 2.36"),
+        ),
     ];
     if reverse {
         items.reverse();
@@ -151,7 +169,12 @@ fn layer_entries(layer: &oci::Layer) -> BTreeMap<String, (tar::EntryType, u32, u
             let h = e.header();
             (
                 e.path().unwrap().display().to_string(),
-                (h.entry_type(), h.mode().unwrap(), h.uid().unwrap(), h.mtime().unwrap()),
+                (
+                    h.entry_type(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.mtime().unwrap(),
+                ),
             )
         })
         .collect()
@@ -169,25 +192,42 @@ fn layers_hold_what_the_pods_need_where_the_operator_mounts_it() {
     assert!(all_mtimes.clone().all(|e| e.3 == f.epoch as u64));
     assert_eq!(base["tmp/"].1, 0o1777);
     assert_eq!(base["home/nonroot/"].2, 65532);
-    assert!(base.contains_key("etc/passwd") && base.contains_key("etc/ssl/certs/ca-certificates.crt"));
+    assert!(
+        base.contains_key("etc/passwd") && base.contains_key("etc/ssl/certs/ca-certificates.crt")
+    );
     assert_eq!(base["etc/localtime"].0, tar::EntryType::Symlink);
     assert_eq!(pg["usr/bin/pg_dump"].0, tar::EntryType::Symlink);
     assert_eq!(app["usr/local/bin/fp-api-server"].1, 0o755);
-    for dir in ["etc/fp/jwt/", "etc/fp/admin/", "etc/fp/config/", "var/lib/fp/backups/"] {
+    for dir in [
+        "etc/fp/jwt/",
+        "etc/fp/admin/",
+        "etc/fp/config/",
+        "var/lib/fp/backups/",
+    ] {
         assert_eq!(app[dir].0, tar::EntryType::Directory, "{dir}");
     }
     assert!(app.contains_key("usr/share/sbom/fp-api-server.spdx.json"));
     // Nothing but root and the non-root user owns anything.
-    assert!(base.values().chain(app.values()).all(|e| e.2 == 0 || e.2 == 65532));
+    assert!(
+        base.values()
+            .chain(app.values())
+            .all(|e| e.2 == 0 || e.2 == 65532)
+    );
 
     let config: serde_json::Value = serde_json::from_slice(&c.config).unwrap();
     assert_eq!(config["config"]["User"], "65532:65532");
-    assert_eq!(config["config"]["Entrypoint"][0], "/usr/local/bin/fp-api-server");
+    assert_eq!(
+        config["config"]["Entrypoint"][0],
+        "/usr/local/bin/fp-api-server"
+    );
     assert_eq!(config["config"]["WorkingDir"], "/home/nonroot");
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 3);
     assert_eq!(config["created"], spec::rfc3339(f.epoch).unwrap());
     let manifest: serde_json::Value = serde_json::from_slice(&c.manifest).unwrap();
-    assert_eq!(manifest["annotations"]["org.opencontainers.image.revision"], "0123abc");
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.revision"],
+        "0123abc"
+    );
 }
 
 #[test]
@@ -205,9 +245,17 @@ fn the_ca_bundle_concatenates_the_certificates_in_order() {
     }
     let mut empty = Tree::new();
     empty
-        .insert("usr/share/zoneinfo/Etc/UTC", Node::file(vec![], 0o644, "tzdata"))
+        .insert(
+            "usr/share/zoneinfo/Etc/UTC",
+            Node::file(vec![], 0o644, "tzdata"),
+        )
         .unwrap();
-    assert!(finish_base(&mut empty).unwrap_err().to_string().contains("no certificates"));
+    assert!(
+        finish_base(&mut empty)
+            .unwrap_err()
+            .to_string()
+            .contains("no certificates")
+    );
 }
 
 #[test]
@@ -215,7 +263,10 @@ fn links_to_missing_programs_are_refused() {
     let mut tree = Tree::new();
     let err = add_links(
         &mut tree,
-        &[("usr/bin/pg_dump".into(), "../lib/postgresql/15/bin/pg_dump".into())],
+        &[(
+            "usr/bin/pg_dump".into(),
+            "../lib/postgresql/15/bin/pg_dump".into(),
+        )],
     )
     .unwrap_err();
     assert_eq!(
@@ -237,8 +288,17 @@ fn digests_that_differ_are_reported_by_image() {
     };
     assert!(compare_digests(&[built("sha256:a")], &[built("sha256:a")]).is_ok());
     let err = compare_digests(&[built("sha256:a")], &[built("sha256:b")]).unwrap_err();
-    assert!(err.to_string().starts_with("footballprediction/fp-operator:"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("footballprediction/fp-operator:"),
+        "{err}"
+    );
     let mut big = built("sha256:a");
     big.uncompressed = 60_000_001;
-    assert!(check_sizes(&[big]).unwrap_err().to_string().contains("above its budget"));
+    assert!(
+        check_sizes(&[big])
+            .unwrap_err()
+            .to_string()
+            .contains("above its budget")
+    );
 }
