@@ -104,7 +104,7 @@ fn reachable(registry: &str, endpoint: &str) -> Result<(), PushError> {
 
 /// The last lines of skopeo's error output, without its log prefixes.
 pub fn skopeo_detail(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr
+    let lines: Vec<String> = stderr
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -112,6 +112,9 @@ pub fn skopeo_detail(stderr: &str) -> String {
             l.strip_prefix("time=")
                 .and_then(|r| r.split_once("msg=").map(|(_, m)| m.trim_matches('"')))
                 .unwrap_or(l)
+                .replace("\\n", " ")
+                .trim()
+                .to_owned()
         })
         .collect();
     let tail = &lines[lines.len().saturating_sub(3)..];
@@ -241,7 +244,7 @@ mod tests {
     #[test]
     fn skopeo_detail_keeps_the_last_messages() {
         let stderr = "Getting image source signatures\n\
-            time=\"2026-01-01T00:00:00Z\" level=fatal msg=\"writing blob: initiating layer upload: 405 Method Not Allowed\"\n";
+            time=\"2026-01-01T00:00:00Z\" level=fatal msg=\"writing blob: initiating layer upload: 405 Method Not Allowed\\n\"\n";
         assert_eq!(
             skopeo_detail(stderr),
             "Getting image source signatures | writing blob: initiating layer upload: 405 Method Not Allowed"
