@@ -71,6 +71,9 @@ pub fn crates_of(packages: &[&str]) -> anyhow::Result<Vec<(String, BTreeSet<Crat
         "depth",
         "--format",
         "{p}|{l}",
+        // Without it a crate printed under the first root is not expanded again under the
+        // second, whose list would then miss its dependencies.
+        "--no-dedupe",
     ]);
     for p in packages {
         cmd.args(["-p", p]);
