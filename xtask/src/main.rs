@@ -10,6 +10,7 @@ mod bench_soak;
 mod cargo;
 mod cluster;
 mod gobuild;
+mod images;
 mod interrupt;
 mod kubeconfig;
 mod kubectl;
@@ -61,6 +62,26 @@ enum Command {
     /// Everything CI runs: install what is missing, fmt check, clippy with warnings denied,
     /// unit and integration tests (real PostgreSQL), e2e tests on the local control plane.
     Test,
+    /// OCI images of fp-api-server and fp-operator, built without a container engine from
+    /// the binaries and Debian packages, into target/images/ (docs/images.md).
+    Images {
+        /// After building, push each image to REGISTRY/footballprediction/<name>:<version>
+        /// (e.g. 127.0.0.1:5000 or registry.example.com/team).
+        #[arg(long, value_name = "REGISTRY")]
+        push: Option<String>,
+        /// Binaries: release (what ships) or dev (the test command's debug binaries with debug
+        /// info stripped, into target/images/dev/; for checking the recipe, not for shipping).
+        #[arg(long, value_enum, default_value = "release")]
+        profile: images::Profile,
+        /// Prove the images: skopeo inspect, umoci unpack, runc runs as uid 65532 on a
+        /// read-only root without capabilities, a push/pull through a loopback registry.
+        #[arg(long)]
+        check: bool,
+        /// Build a second time (release: the binaries too, from an empty target directory) and
+        /// fail unless the digests are the same.
+        #[arg(long)]
+        reproducible: bool,
+    },
     /// The local Kubernetes control plane built from source.
     Cluster {
         #[command(subcommand)]
@@ -216,6 +237,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             timeout,
         }),
         Command::Test => testcmd::run(),
+        Command::Images {
+            push,
+            profile,
+            check,
+            reproducible,
+        } => images::build(&images::Options {
+            profile,
+            push,
+            check,
+            reproducible,
+        })
+        .map(|_| ()),
         Command::Cluster {
             action: ClusterAction::Up { nodes, node },
         } => cluster::up(cluster::UpOptions { nodes, node }).map(|_| ()),

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: what CI runs. Installs what is missing, checks formatting and lints,
 //! runs unit and integration tests against a real PostgreSQL, then the e2e suite on the
-//! local control plane; everything it started is stopped by pid, also on failure or Ctrl-C.
+//! local control plane; builds and checks the images (dev binaries); everything it started is
+//! stopped by pid, also on failure or Ctrl-C.
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -95,6 +96,21 @@ pub fn run() -> anyhow::Result<()> {
         "unit + integration tests",
         steps::run(&mut with_pg(cargo(&["test", "--workspace"])))?,
     ));
+
+    // The images from the debug binaries just built (a release build would cost minutes of CI;
+    // `cargo xtask images` makes the release ones with the same recipe): built twice with the
+    // same digests, proved with skopeo, umoci and runc, pushed to and pulled from a loopback
+    // registry, refused by a read-only one and reported unreachable for an absent one.
+    timings.push(("images (dev) + checks", {
+        let t = Instant::now();
+        crate::images::build(&crate::images::Options {
+            profile: crate::images::Profile::Dev,
+            push: None,
+            check: true,
+            reproducible: true,
+        })?;
+        t.elapsed()
+    }));
 
     // The benchmark pipelines end to end in seconds (speed is not judged here: speed targets
     // live in `cargo xtask bench`, not in timed tests; errors fail the step).
