@@ -11,6 +11,29 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
+/// Runs a short command to its end (stdin closed) and returns what it printed; a failure says
+/// the command line, its exit status and what it wrote to stderr.
+pub fn stdout_of(program: &str, args: &[&std::ffi::OsStr]) -> anyhow::Result<Vec<u8>> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| anyhow::anyhow!("running {program}: {e}"))?;
+    if !out.status.success() {
+        let line: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        anyhow::bail!(
+            "`{program} {}` failed ({}): {}",
+            line.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
     #[error("cannot start {name} ({program}): {source}")]

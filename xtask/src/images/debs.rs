@@ -4,7 +4,7 @@
 //! straight into the image tree, without unpacking anything onto this machine.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -184,20 +184,9 @@ pub fn closure(
 }
 
 fn apt_output(program: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {program}"))?;
-    if !out.status.success() {
-        bail!(
-            "`{program} {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    String::from_utf8(out.stdout).with_context(|| format!("{program} printed non-UTF-8"))
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    let out = crate::proc::stdout_of(program, &args)?;
+    String::from_utf8(out).with_context(|| format!("{program} printed non-UTF-8"))
 }
 
 fn apt_cache_show(packages: &[String]) -> anyhow::Result<Vec<DebPackage>> {
@@ -444,39 +433,14 @@ pub fn read_data_tar(
 
 /// `dpkg-deb --fsys-tarfile`: the package's files as one uncompressed tar stream.
 pub fn fsys_tarfile(deb: &Path) -> anyhow::Result<Vec<u8>> {
-    let out = Command::new("dpkg-deb")
-        .arg("--fsys-tarfile")
-        .arg(deb)
-        .stdin(Stdio::null())
-        .output()
-        .context("running dpkg-deb")?;
-    if !out.status.success() {
-        bail!(
-            "dpkg-deb --fsys-tarfile {} failed: {}",
-            deb.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(out.stdout)
+    crate::proc::stdout_of("dpkg-deb", &["--fsys-tarfile".as_ref(), deb.as_os_str()])
 }
 
 /// `dpkg-deb --field`: the control stanza, for the image's `var/lib/dpkg/status.d/<name>`
 /// (where scanners look for packages in images without a dpkg database).
 pub fn control(deb: &Path) -> anyhow::Result<String> {
-    let out = Command::new("dpkg-deb")
-        .arg("--field")
-        .arg(deb)
-        .stdin(Stdio::null())
-        .output()
-        .context("running dpkg-deb")?;
-    if !out.status.success() {
-        bail!(
-            "dpkg-deb --field {} failed: {}",
-            deb.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    String::from_utf8(out.stdout).context("control fields are not UTF-8")
+    let out = crate::proc::stdout_of("dpkg-deb", &["--field".as_ref(), deb.as_os_str()])?;
+    String::from_utf8(out).context("control fields are not UTF-8")
 }
 
 /// The control stanza as an installed status entry (dpkg's format: `Status` after `Package`).

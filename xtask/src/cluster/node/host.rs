@@ -6,10 +6,10 @@
 //! The parsers are pure; everything else shells out to `ip`, `iptables`, `umount`.
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -37,19 +37,9 @@ pub const PACKAGES: [(&str, &str); 4] = [
 ];
 
 fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {program}"))?;
-    if !out.status.success() {
-        bail!(
-            "`{program} {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    let out = crate::proc::stdout_of(program, &args)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// What preflight looks at, gathered from the host (or made up in tests).
