@@ -5,7 +5,8 @@
 //! (b) a release failing readiness is rolled back before any traffic reaches it; (d) a failing
 //! migration aborts; (c) a release failing after promotion is switched back; (e) the leader killed
 //! in every stage is rollout_failover.rs; (f) manual promotion and rollback through `kubectl fp`;
-//! (h) a change of the config file and of a Secret the pods read are rolled out (or back) the same way.
+//! (h) a change of the config file and of a Secret the pods read are rolled out (or back) the same way;
+//! (i) an image that cannot be pulled aborts the rollout after the start-failure grace.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -285,11 +286,75 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     assert_eq!(status["active"]["version"], "2.0.0");
     assert_eq!(active_selector(&client, &namespace).await, second_color);
 
+    // (i) An image that cannot be pulled (a registry port on loopback where nothing listens):
+    // the migration Job's pod waits in ErrImagePull, and the rollout aborts after the default
+    // 30 s grace instead of at the Job's 600 s deadline.
+    let unpullable = "127.0.0.1:9/footballprediction/fp-api-server";
+    let asked = Instant::now();
+    patch_spec(
+        &fps,
+        NAME,
+        json!({"version": "3.0.3", "image": {"repository": unpullable}}),
+    )
+    .await;
+    let waiting = wait_for("the unpullable image seen", async || {
+        let status = fp_status(&fps, NAME).await;
+        let seen = &status["rollout"]["startFailure"];
+        (
+            seen.is_object().then(|| seen.clone()),
+            status["rollout"].to_string(),
+        )
+    })
+    .await;
+    assert_eq!(waiting["image"], format!("{unpullable}:3.0.3"), "{waiting}");
+    let (code, tree) = kubectl_fp(&["status", NAME, "-n", &namespace]);
+    assert_eq!(code, 0, "{tree}");
+    assert!(
+        tree.contains(&format!("image {unpullable}:3.0.3: ")),
+        "kubectl fp status shows the waiting container: {tree}"
+    );
+    let status = wait_stage(&fps, NAME, "Aborted", "3.0.3").await;
+    let took = asked.elapsed();
+    eprintln!("unpullable image: aborted {took:.1?} after the spec named it");
+    assert_eq!(status["rollout"]["reason"], "ImagePullFailed", "{status}");
+    let message = status["rollout"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Migrating: container migrate of pod ")
+            && message.contains(&format!("(image {unpullable}:3.0.3; "))
+            && message.ends_with(&format!("2.0.0 keeps serving on {second_color}")),
+        "{message}"
+    );
+    assert_eq!(condition(&status, "Degraded")["reason"], "ImagePullFailed");
+    assert_eq!(status["active"]["version"], "2.0.0");
+    assert_eq!(active_selector(&client, &namespace).await, second_color);
+    // The Job that would keep pulling is gone.
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), &namespace);
+    wait_for("the unpullable migration Job removed", async || {
+        let list = jobs.list(&ListParams::default()).await.unwrap();
+        let left: Vec<String> = list
+            .items
+            .iter()
+            .filter(|j| {
+                j.spec.as_ref().is_some_and(|s| {
+                    s.template.spec.as_ref().is_some_and(|p| {
+                        p.containers
+                            .iter()
+                            .any(|c| c.image.as_deref() == Some(&format!("{unpullable}:3.0.3")))
+                    })
+                })
+            })
+            .map(|j| j.name_any())
+            .collect();
+        (left.is_empty().then_some(()), format!("{left:?}"))
+    })
+    .await;
+
     // (c) A release that fails only after promotion: switched straight back.
     patch_spec(
         &fps,
         NAME,
-        json!({"version": "3.0.2-broken-later", "rollout": {"postPromotion": {"duration": "90s"}}}),
+        json!({"version": "3.0.2-broken-later", "image": {"repository": null},
+               "rollout": {"postPromotion": {"duration": "90s"}}}),
     )
     .await;
     wait_stage(&fps, NAME, "PostPromotion", "3.0.2-broken-later").await;

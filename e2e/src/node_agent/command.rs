@@ -15,8 +15,9 @@ pub struct Program {
 /// Why a container cannot run; `reason` is what goes into the container status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotRunnable {
-    /// No mapping and no `command`: there is nothing to run (the pod stays Waiting, as with an
-    /// image that cannot be pulled).
+    /// No mapping and no `command`: there is nothing to run. The pod stays Waiting with the
+    /// kubelet's reason for an image that cannot be pulled, so the operator meets it as it would
+    /// on a real node.
     ImageNotMapped { message: String },
     /// The executable does not exist here (the runtime's `StartError`, exit code 128).
     StartError { message: String },
@@ -25,7 +26,7 @@ pub enum NotRunnable {
 impl NotRunnable {
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::ImageNotMapped { .. } => "ImageNotMapped",
+            Self::ImageNotMapped { .. } => "ErrImagePull",
             Self::StartError { .. } => "StartError",
         }
     }
@@ -253,7 +254,7 @@ mod tests {
     #[test]
     fn unrunnable_containers_say_why() {
         let err = resolve_program("busybox:1", None, None, None, &FakeLookup).unwrap_err();
-        assert_eq!(err.reason(), "ImageNotMapped");
+        assert_eq!(err.reason(), "ErrImagePull");
         assert!(err.message().contains("busybox:1"));
 
         let command = strings(&["nonexistent-tool"]);

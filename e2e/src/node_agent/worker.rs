@@ -638,7 +638,7 @@ impl PodWorker {
             Err(Prepared::NotRunnable(reason @ NotRunnable::ImageNotMapped { .. })) => {
                 let first_time = {
                     let slot = self.slot_mut(id);
-                    let first = !matches!(&slot.runtime.state, RunState::Waiting { reason: r, .. } if r == "ImageNotMapped");
+                    let first = !matches!(&slot.runtime.state, RunState::Waiting { reason: r, .. } if r == reason.reason());
                     slot.runtime.state = RunState::Waiting {
                         reason: reason.reason().to_string(),
                         message: Some(reason.message().to_string()),

@@ -17,6 +17,7 @@ use super::events::{self, EventReason};
 use super::rollout::{self, Effect, JobState, Release, RolloutSettings, Round, State};
 use crate::crd::{
     Color, FootballPrediction, FootballPredictionStatus, NotificationEvent, RolloutCommand,
+    RolloutStage,
 };
 use crate::notify::Notification;
 use crate::resources::common::{API_PORT, api_selector_labels, short_hash};
@@ -55,6 +56,9 @@ pub fn settings(v: &Validated, serving_replicas: Option<i32>) -> RolloutSettings
         post_promotion: v.durations.post_promotion,
         migrations: v.spec.database.migrations.enabled,
         backup_before_migration: v.spec.backup.as_ref().is_some_and(|b| b.before_migration),
+        start_failure_grace: Duration::from_secs(
+            u64::try_from(r.start_failure_grace_seconds).unwrap_or(0),
+        ),
     }
 }
 
@@ -127,16 +131,11 @@ fn shorten(text: &str) -> String {
     out
 }
 
-/// The outcome of the rollout's migration Job, with the last line its pod wrote when it failed.
-pub async fn migration_state(
-    ctx: &Context,
-    v: &Validated,
-    state: &State,
-    jobs: Option<&Vec<DynamicObject>>,
-) -> JobState {
+/// The name of the rollout's migration Job, when the rollout has a target and migrations are on.
+fn migration_job_name(v: &Validated, state: &State) -> Option<String> {
     let r = &state.rollout;
     if r.target_version.is_empty() {
-        return JobState::Missing;
+        return None;
     }
     let target = ColorTarget {
         version: r.target_version.clone(),
@@ -144,7 +143,24 @@ pub async fn migration_state(
         config: r.target_config.clone(),
         replicas: None,
     };
-    let Some(name) = migration_job::migration_job(v, &target).and_then(|j| j.metadata.name) else {
+    migration_job::migration_job(v, &target).and_then(|j| j.metadata.name)
+}
+
+/// The name of the backup Job of this rollout (one per rollout, a retry takes another).
+fn pre_migration_backup_job_name(v: &Validated, state: &State) -> String {
+    let key = rollout::plan::rollout_key(state);
+    v.names
+        .pre_migration_backup_job(&short_hash(key.as_bytes()))
+}
+
+/// The outcome of the rollout's migration Job, with the last line its pod wrote when it failed.
+pub async fn migration_state(
+    ctx: &Context,
+    v: &Validated,
+    state: &State,
+    jobs: Option<&Vec<DynamicObject>>,
+) -> JobState {
+    let Some(name) = migration_job_name(v, state) else {
         return JobState::Missing;
     };
     let Some(job) = find_job(jobs, &name) else {
@@ -193,13 +209,10 @@ pub async fn pre_migration_backup_state(
     state: &State,
     jobs: Option<&Vec<DynamicObject>>,
 ) -> JobState {
-    if state.rollout.stage != crate::crd::RolloutStage::BackingUp {
+    if state.rollout.stage != RolloutStage::BackingUp {
         return JobState::Missing;
     }
-    let key = rollout::plan::rollout_key(state);
-    let name = v
-        .names
-        .pre_migration_backup_job(&short_hash(key.as_bytes()));
+    let name = pre_migration_backup_job_name(v, state);
     let Some(job) = find_job(jobs, &name) else {
         return JobState::Missing;
     };
@@ -213,16 +226,65 @@ pub async fn pre_migration_backup_state(
     }
 }
 
+/// The containers in trouble among the pods the rollout's stage starts: the pre-migration backup
+/// Job's, the migration Job's, or the target color's pods of the target release. Empty when the
+/// stage starts none or the pods cannot be listed (the progress deadline still applies).
+pub async fn stuck_containers(
+    ctx: &Context,
+    v: &Validated,
+    state: &State,
+    jobs: Option<&Vec<DynamicObject>>,
+) -> Vec<rollout::StuckContainer> {
+    let r = &state.rollout;
+    if !rollout::machine::starts_pods(r.stage) {
+        return Vec::new();
+    }
+    let pods: Vec<Pod> = match r.stage {
+        RolloutStage::BackingUp => {
+            job_pods(ctx, &v.namespace, &pre_migration_backup_job_name(v, state)).await
+        }
+        RolloutStage::Migrating => match migration_job_name(v, state) {
+            Some(name) if find_job(jobs, &name).is_some() => {
+                job_pods(ctx, &v.namespace, &name).await
+            }
+            _ => Vec::new(),
+        },
+        _ => {
+            let Some(color) = r.target_color else {
+                return Vec::new();
+            };
+            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &v.namespace);
+            let selector = label_selector(&api_selector_labels(v, color));
+            match api.list(&ListParams::default().labels(&selector)).await {
+                Ok(list) => list
+                    .items
+                    .into_iter()
+                    .filter(|p| rollout::stuck::runs_release(p, &r.target_image, &r.target_config))
+                    .collect(),
+                Err(error) => {
+                    tracing::warn!(%error, color = color.as_str(), "listing the target color's pods failed");
+                    Vec::new()
+                }
+            }
+        }
+    };
+    rollout::stuck_containers(&pods)
+}
+
+fn label_selector(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, val)| format!("{k}={val}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// One analysis round against the running pods of `color`: the HTTP checks, and with
 /// `maxErrorRatio` the 5xx share of the requests the pods served since the previous round. Pods
 /// that are running but not Ready are probed too: a pod whose readiness turns bad must count as a
 /// failure, not silently leave the set being analysed.
 pub async fn run_round(ctx: &Context, v: &Validated, color: Color) -> Round {
-    let selector = api_selector_labels(v, color)
-        .iter()
-        .map(|(k, val)| format!("{k}={val}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let selector = label_selector(&api_selector_labels(v, color));
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &v.namespace);
     let pods = match api.list(&ListParams::default().labels(&selector)).await {
         Ok(list) => list.items,

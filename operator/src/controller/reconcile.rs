@@ -273,6 +273,7 @@ async fn reconcile_valid(
     let target_view = before.rollout.target_color.and_then(view_of);
     let migration = progress::migration_state(ctx, &v, &before, live.get(&Kind::Job)).await;
     let backup = progress::pre_migration_backup_state(ctx, &v, &before, live.get(&Kind::Job)).await;
+    let stuck = progress::stuck_containers(ctx, &v, &before, live.get(&Kind::Job)).await;
     let round = match rollout::machine::round_due(&before, &rollout_settings, now) {
         Some(color) => Some(progress::run_round(ctx, &v, color).await),
         None => None,
@@ -307,6 +308,7 @@ async fn reconcile_valid(
             round,
             commands: &commands,
             previous,
+            stuck: &stuck,
         },
     );
     let plan = rollout::plan_colors(

@@ -477,6 +477,12 @@ pub struct RolloutSpec {
     #[serde(default = "defaults::progress_deadline")]
     #[schemars(range(min = 10, max = 86400))]
     pub progress_deadline_seconds: i32,
+    /// Seconds a container of the rollout's pods (the backup and migration Jobs, the new color) may
+    /// wait in ErrImagePull, ImagePullBackOff, InvalidImageName, CreateContainerConfigError,
+    /// CreateContainerError, RunContainerError or CrashLoopBackOff before the rollout aborts; default 30.
+    #[serde(default = "defaults::start_failure_grace")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub start_failure_grace_seconds: i32,
     /// Keep a failed release's pods at `previewReplicas` after an abort, for debugging; default false (scaled to zero).
     #[serde(default)]
     pub keep_failed_pods: bool,
@@ -500,6 +506,7 @@ impl Default for RolloutSpec {
             keep_failed_pods: false,
             preview_replicas: defaults::preview_replicas(),
             progress_deadline_seconds: defaults::progress_deadline(),
+            start_failure_grace_seconds: defaults::start_failure_grace(),
             scale_down_delay_seconds: defaults::scale_down_delay(),
             analysis: AnalysisSpec::default(),
             post_promotion: PostPromotionSpec::default(),
@@ -1007,6 +1014,9 @@ pub mod defaults {
         300
     }
     pub fn scale_down_delay() -> i32 {
+        30
+    }
+    pub fn start_failure_grace() -> i32 {
         30
     }
     pub fn analysis_interval() -> String {

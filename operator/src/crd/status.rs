@@ -163,8 +163,13 @@ pub struct RolloutStatus {
     /// The rollout restores a previous release on request (`kubectl fp rollback`), not `spec.version`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rollback: bool,
+    /// A container of the stage's pods that cannot start, and since when: the rollout aborts when
+    /// it stays so for `spec.rollout.startFailureGraceSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_failure: Option<StartFailure>,
     /// Why the rollout stopped (Aborted), from a fixed set: AnalysisFailed, ProgressDeadlineExceeded,
-    /// MigrationFailed, BackupFailed, Aborted, RolledBack.
+    /// MigrationFailed, BackupFailed, ImagePullFailed, ContainerCannotStart, ContainerCrashLooping,
+    /// Aborted, RolledBack.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
     /// What happened last, in words.
@@ -236,6 +241,23 @@ pub struct CheckTally {
     /// What the last failing check observed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub last_error: String,
+}
+
+/// A container waiting in a state it will not leave by itself (an image that cannot be pulled, a
+/// configuration that cannot be created, a crash loop).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartFailure {
+    pub pod: String,
+    pub container: String,
+    pub image: String,
+    /// The kubelet's waiting reason, e.g. ErrImagePull, ImagePullBackOff, CrashLoopBackOff.
+    pub waiting_reason: String,
+    /// The kubelet's message, if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// When the operator first saw this container in this kind of trouble.
+    pub since: Time,
 }
 
 /// A rollback: when, between which releases, and why.

@@ -103,6 +103,21 @@ fn render_rollout(out: &mut String, fp: &FootballPrediction, status: &FootballPr
                 ),
             );
         }
+        if let Some(f) = &rollout.start_failure {
+            let message = if f.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", f.message)
+            };
+            line(
+                out,
+                4,
+                format!(
+                    "waiting  pod {} container {} image {}: {}{message} since {}",
+                    f.pod, f.container, f.image, f.waiting_reason, f.since.0
+                ),
+            );
+        }
         if let Some(backup_id) = &rollout.backup_id {
             line(out, 4, format!("backup   {backup_id}"));
         }
@@ -341,6 +356,9 @@ mod tests {
                     "checks": {"passed": 4, "failed": 1, "lastRoundAt": "2026-11-29T10:03:30Z",
                         "lastError": "GET /health on 10.0.0.7: 503"},
                     "backupId": "20261129T100000Z",
+                    "startFailure": {"pod": "prod-green-7c9d-x2", "container": "api",
+                        "image": "footballprediction/fp-api-server:1.5.0", "waitingReason": "CrashLoopBackOff",
+                        "message": "back-off 40s restarting failed container", "since": "2026-11-29T10:03:00Z"},
                     "message": "analysis round 5 of 10"},
                 "lastRollback": {"at": "2026-11-27T12:00:00Z", "fromVersion": "1.4.3",
                     "toVersion": "1.4.2", "reason": "AnalysisFailed", "message": "p99 1.8s > 1s"},
@@ -354,6 +372,7 @@ FootballPrediction football/prod: version 1.5.0, Progressing
   preview  green  version 1.5.0, 1 ready
   rollout  Analysing since 2026-11-29T10:02:00Z: 1.4.2 → 1.5.0 on green, started 2026-11-29T10:00:00Z
     checks   4 passed, 1 failed, last round 2026-11-29T10:03:30Z, last error: GET /health on 10.0.0.7: 503
+    waiting  pod prod-green-7c9d-x2 container api image footballprediction/fp-api-server:1.5.0: CrashLoopBackOff: back-off 40s restarting failed container since 2026-11-29T10:03:00Z
     backup   20261129T100000Z
     message  analysis round 5 of 10
   pending  abort requested 2026-11-29T10:04:00Z

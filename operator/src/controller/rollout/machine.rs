@@ -11,10 +11,11 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
+use super::stuck::StuckContainer;
 use crate::controller::status::DeploymentView;
 use crate::crd::{
     CheckTally, Color, ColorStatus, FootballPredictionStatus, HistoryEntry, RollbackRecord,
-    RolloutCommand, RolloutStage, RolloutStatus,
+    RolloutCommand, RolloutStage, RolloutStatus, StartFailure,
 };
 
 /// Entries kept in `status.history` (the CRD's limit).
@@ -27,6 +28,12 @@ pub mod reasons {
     pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
     pub const MIGRATION_FAILED: &str = "MigrationFailed";
     pub const BACKUP_FAILED: &str = "BackupFailed";
+    /// A container of the rollout's pods could not pull its image for the grace.
+    pub const IMAGE_PULL_FAILED: &str = "ImagePullFailed";
+    /// The runtime could not create or start a container (e.g. a missing Secret key) for the grace.
+    pub const CONTAINER_CANNOT_START: &str = "ContainerCannotStart";
+    /// A container stayed in CrashLoopBackOff for the grace.
+    pub const CONTAINER_CRASH_LOOPING: &str = "ContainerCrashLooping";
     /// Stopped by `kubectl fp abort` (the annotation).
     pub const ABORTED: &str = "Aborted";
     /// Returned to the previous release by `kubectl fp rollback`.
@@ -91,6 +98,8 @@ pub struct RolloutSettings {
     pub post_promotion: Duration,
     pub migrations: bool,
     pub backup_before_migration: bool,
+    /// How long a container of the stage's pods may wait in trouble before the rollout aborts.
+    pub start_failure_grace: Duration,
 }
 
 /// Outcome of a Job the rollout waits for.
@@ -137,6 +146,9 @@ pub struct Inputs<'a> {
     pub commands: &'a [RolloutCommand],
     /// The release before the current one (`history[1]`), the target of a rollback.
     pub previous: Option<Release>,
+    /// Containers in trouble among the pods the stage starts ([`starts_pods`]): the backup Job's,
+    /// the migration Job's, or the target color's pods of the target release.
+    pub stuck: &'a [StuckContainer],
 }
 
 /// What the reconcile does about a step, besides writing the state.
@@ -186,6 +198,17 @@ fn seconds(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
 }
 
+/// The stages that start pods, whose containers are watched for trouble that needs a change.
+pub fn starts_pods(stage: RolloutStage) -> bool {
+    matches!(
+        stage,
+        RolloutStage::BackingUp
+            | RolloutStage::Migrating
+            | RolloutStage::Previewing
+            | RolloutStage::Promoting
+    )
+}
+
 /// Whether the reconcile should run an analysis round now, and against which color.
 pub fn round_due(state: &State, settings: &RolloutSettings, now: Timestamp) -> Option<Color> {
     let r = &state.rollout;
@@ -209,7 +232,18 @@ pub fn next_step_in(state: &State, settings: &RolloutSettings, now: Timestamp) -
         return None;
     }
     let stage_age = elapsed(r.stage_started_at.as_ref(), now);
-    match r.stage {
+    // A container in trouble: look again when its grace runs out.
+    let grace_left = r
+        .start_failure
+        .as_ref()
+        .filter(|_| starts_pods(r.stage))
+        .map(|f| {
+            settings
+                .start_failure_grace
+                .saturating_sub(elapsed(Some(&f.since), now))
+                .max(Duration::from_millis(100))
+        });
+    let wait = match r.stage {
         RolloutStage::Idle | RolloutStage::Aborted | RolloutStage::AwaitingPromotion => None,
         RolloutStage::Previewing | RolloutStage::Analysing | RolloutStage::PostPromotion => {
             let last = r.checks.as_ref().and_then(|c| c.last_round_at.as_ref());
@@ -228,6 +262,10 @@ pub fn next_step_in(state: &State, settings: &RolloutSettings, now: Timestamp) -
         ),
         // Deployments and Jobs report through watches; this is the deadline's safety net.
         _ => Some(Duration::from_secs(2)),
+    };
+    match (wait, grace_left) {
+        (Some(w), Some(g)) => Some(w.min(g)),
+        (w, g) => w.or(g),
     }
 }
 
@@ -367,6 +405,10 @@ impl Machine<'_> {
             }
             return;
         }
+        if starts_pods(r.stage) && self.judge_start(inputs.stuck) {
+            return;
+        }
+        let r = &self.s.rollout;
         match r.stage {
             RolloutStage::Idle => {
                 if !serves_desired {
@@ -499,6 +541,7 @@ impl Machine<'_> {
         r.stage = stage;
         r.stage_started_at = Some(Time(self.now));
         r.message = message.clone();
+        r.start_failure = None;
         if matches!(
             stage,
             RolloutStage::Previewing | RolloutStage::Analysing | RolloutStage::PostPromotion
@@ -546,6 +589,48 @@ impl Machine<'_> {
                 ),
             );
         }
+    }
+
+    /// Follows the first container in trouble from one step to the next; aborts once it has been
+    /// in the same trouble for the grace. Returns whether it aborted.
+    fn judge_start(&mut self, stuck: &[StuckContainer]) -> bool {
+        let seen = self.s.rollout.start_failure.take();
+        let still = seen.as_ref().and_then(|f| {
+            stuck
+                .iter()
+                .find(|c| c.same_as(&f.pod, &f.container, &f.waiting_reason))
+                .map(|c| (c, f.since.clone()))
+        });
+        let Some((container, since)) = still.or_else(|| stuck.first().map(|c| (c, Time(self.now))))
+        else {
+            return false;
+        };
+        let waited = elapsed(Some(&since), self.now);
+        self.s.rollout.start_failure = Some(StartFailure {
+            pod: container.pod.clone(),
+            container: container.container.clone(),
+            image: container.image.clone(),
+            waiting_reason: container.waiting_reason.clone(),
+            message: container.message.clone(),
+            since,
+        });
+        if waited < self.settings.start_failure_grace {
+            return false;
+        }
+        let stage = self.s.rollout.stage.as_str();
+        let serving = match &self.s.active {
+            Some(a) => format!("{} keeps serving on {}", a.version, a.color.as_str()),
+            None => "nothing served before".to_owned(),
+        };
+        self.abort(
+            container.trouble.rollout_reason(),
+            format!(
+                "{stage}: {} for {}; {serving}",
+                container.describe(),
+                seconds(waited)
+            ),
+        );
+        true
     }
 
     fn color_name(&self) -> &'static str {

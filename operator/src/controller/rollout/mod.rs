@@ -6,8 +6,10 @@
 
 pub mod machine;
 pub mod plan;
+pub mod stuck;
 #[cfg(test)]
 mod tests;
 
 pub use machine::{Effect, Inputs, JobState, Release, RolloutSettings, Round, State, step};
 pub use plan::plan_colors;
+pub use stuck::{StuckContainer, stuck_containers};

@@ -3,6 +3,7 @@
 
 use super::machine::*;
 use super::plan::plan_colors;
+use super::stuck::{StuckContainer, Trouble};
 use crate::controller::status::DeploymentView;
 use crate::crd::{Color, ColorStatus, HistoryEntry, RolloutCommand, RolloutStage};
 use pretty_assertions::assert_eq;
@@ -22,6 +23,7 @@ fn settings() -> RolloutSettings {
         post_promotion: Duration::from_secs(60),
         migrations: true,
         backup_before_migration: false,
+        start_failure_grace: Duration::from_secs(30),
     }
 }
 
@@ -77,6 +79,7 @@ struct Drive {
     effects: Vec<Effect>,
     commands: Vec<RolloutCommand>,
     previous: Option<Release>,
+    stuck: Vec<StuckContainer>,
 }
 
 impl Drive {
@@ -89,6 +92,7 @@ impl Drive {
             effects: Vec::new(),
             commands: Vec::new(),
             previous: None,
+            stuck: Vec::new(),
         }
     }
 
@@ -108,6 +112,7 @@ impl Drive {
             round,
             commands: &self.commands,
             previous: self.previous.clone(),
+            stuck: &self.stuck,
         };
         let (next, effects) = step(&self.state, &inputs);
         self.state = next;
@@ -465,6 +470,7 @@ fn the_backup_before_a_migration_is_recorded() {
         round: None,
         commands: &[],
         previous: None,
+        stuck: &[],
     };
     let (next, _) = step(&d.state, &inputs);
     assert_eq!(next.rollout.stage, RolloutStage::Migrating);
@@ -823,4 +829,222 @@ fn a_status_from_before_configuration_revisions_adopts_the_spec_without_a_rollou
     // From then on a change is a release.
     d.desired = configured("1.0.0", "cfg-b");
     assert_eq!(d.step(), RolloutStage::Previewing);
+}
+
+fn stuck(pod: &str, waiting_reason: &str) -> StuckContainer {
+    StuckContainer {
+        pod: pod.into(),
+        container: "api".into(),
+        image: "registry.test/fp:2.0.0-typo".into(),
+        waiting_reason: waiting_reason.into(),
+        message: "pull access denied".into(),
+        trouble: Trouble::of_waiting_reason(waiting_reason).unwrap(),
+    }
+}
+
+/// Drives a rollout of 2.0.0 (serving 1.0.0 on blue) into `stage`.
+fn drive_to(stage: RolloutStage) -> Drive {
+    let mut d = Drive::new(steady(Color::Blue, "1.0.0"), "2.0.0");
+    d.settings.backup_before_migration = stage == RolloutStage::BackingUp;
+    d.step();
+    if stage == RolloutStage::Previewing {
+        let done = JobState::Succeeded { backup_id: None };
+        assert_eq!(d.step_with(None, done, None), RolloutStage::Previewing);
+    }
+    if stage == RolloutStage::Promoting {
+        d.drive_to_analysis();
+        for _ in 0..5 {
+            d.round(true);
+        }
+    }
+    assert_eq!(d.state.rollout.stage, stage);
+    d
+}
+
+#[test]
+fn a_container_in_trouble_for_the_grace_aborts_every_stage_that_starts_pods() {
+    for (stage, waiting_reason, reason) in [
+        (
+            RolloutStage::BackingUp,
+            "ErrImagePull",
+            reasons::IMAGE_PULL_FAILED,
+        ),
+        (
+            RolloutStage::Migrating,
+            "ImagePullBackOff",
+            reasons::IMAGE_PULL_FAILED,
+        ),
+        (
+            RolloutStage::Migrating,
+            "InvalidImageName",
+            reasons::IMAGE_PULL_FAILED,
+        ),
+        (
+            RolloutStage::Previewing,
+            "CreateContainerConfigError",
+            reasons::CONTAINER_CANNOT_START,
+        ),
+        (
+            RolloutStage::Previewing,
+            "CrashLoopBackOff",
+            reasons::CONTAINER_CRASH_LOOPING,
+        ),
+        (
+            RolloutStage::Promoting,
+            "ErrImagePull",
+            reasons::IMAGE_PULL_FAILED,
+        ),
+    ] {
+        let mut d = drive_to(stage);
+        d.effects.clear();
+        d.stuck = vec![stuck("demo-green-1", waiting_reason)];
+        d.t += 1;
+        assert_eq!(
+            d.step_with(None, JobState::Running, None),
+            stage,
+            "{stage:?}: first sighting"
+        );
+        let seen = d.state.rollout.start_failure.clone().unwrap();
+        assert_eq!(
+            (seen.pod.as_str(), seen.waiting_reason.as_str()),
+            ("demo-green-1", waiting_reason)
+        );
+        // The reconcile comes back by the time the grace runs out, even with a long interval.
+        let mut slow = d.settings.clone();
+        slow.interval = Duration::from_secs(600);
+        let next = next_step_in(&d.state, &slow, at(d.t + 20)).unwrap();
+        assert!(next <= Duration::from_secs(10), "{stage:?}: {next:?}");
+        d.t += 29;
+        assert_eq!(
+            d.step_with(None, JobState::Running, None),
+            stage,
+            "{stage:?}: within the grace"
+        );
+        d.t += 1;
+        assert_eq!(
+            d.step_with(None, JobState::Running, None),
+            RolloutStage::Aborted,
+            "{stage:?}: grace over"
+        );
+        let r = &d.state.rollout;
+        assert_eq!(r.reason, reason, "{stage:?}");
+        assert!(
+            r.message.contains("demo-green-1") && r.message.contains("registry.test/fp:2.0.0-typo"),
+            "{}",
+            r.message
+        );
+        assert!(
+            r.message.contains(&format!("{}:", stage.as_str())),
+            "{}",
+            r.message
+        );
+        assert!(
+            r.message.ends_with("1.0.0 keeps serving on blue"),
+            "{}",
+            r.message
+        );
+        // Traffic never moved: blue still serves 1.0.0.
+        assert_eq!(
+            d.state.active,
+            Some(serving(Color::Blue, "1.0.0")),
+            "{stage:?}"
+        );
+        assert!(
+            d.effects
+                .iter()
+                .any(|e| matches!(e, Effect::RolledBack(rb) if rb.reason == reason)),
+            "{stage:?}"
+        );
+    }
+}
+
+#[test]
+fn trouble_that_clears_or_moves_restarts_the_grace() {
+    let mut d = drive_to(RolloutStage::Migrating);
+    d.stuck = vec![stuck("job-pod-1", "ErrImagePull")];
+    d.step_with(None, JobState::Running, None);
+    // ErrImagePull and ImagePullBackOff take turns: the same trouble, the grace keeps counting.
+    d.t += 20;
+    d.stuck = vec![stuck("job-pod-1", "ImagePullBackOff")];
+    d.step_with(None, JobState::Running, None);
+    assert_eq!(
+        d.state.rollout.start_failure.as_ref().unwrap().since.0,
+        at(0)
+    );
+    // The image pulled after all (a slow registry): nothing held against it.
+    d.t += 5;
+    d.stuck.clear();
+    d.step_with(None, JobState::Running, None);
+    assert_eq!(d.state.rollout.start_failure, None);
+    // Another pod in trouble starts its own grace.
+    d.t += 5;
+    d.stuck = vec![stuck("job-pod-2", "ErrImagePull")];
+    d.step_with(None, JobState::Running, None);
+    d.t += 29;
+    assert_eq!(
+        d.step_with(None, JobState::Running, None),
+        RolloutStage::Migrating
+    );
+    // A pull error turning into a crash loop is new trouble too (the image did arrive).
+    d.stuck = vec![stuck("job-pod-2", "CrashLoopBackOff")];
+    d.t += 5;
+    assert_eq!(
+        d.step_with(None, JobState::Running, None),
+        RolloutStage::Migrating
+    );
+    assert_eq!(
+        d.state.rollout.start_failure.as_ref().unwrap().since.0,
+        at(d.t)
+    );
+}
+
+#[test]
+fn trouble_is_forgotten_on_the_next_stage_and_ignored_where_no_pods_start() {
+    let mut d = drive_to(RolloutStage::Migrating);
+    d.stuck = vec![stuck("job-pod-1", "CrashLoopBackOff")];
+    d.step_with(None, JobState::Running, None);
+    assert!(d.state.rollout.start_failure.is_some());
+    let done = JobState::Succeeded { backup_id: None };
+    assert_eq!(d.step_with(None, done, None), RolloutStage::Previewing);
+    assert_eq!(d.state.rollout.start_failure, None);
+    // Analysing judges by rounds only; a stuck list there (there is none in practice) is ignored.
+    let mut d = drive_to(RolloutStage::Promoting);
+    let mut analysing = d.state.clone();
+    analysing.rollout.stage = RolloutStage::Analysing;
+    d.state = analysing;
+    d.stuck = vec![stuck("demo-green-1", "ErrImagePull")];
+    d.t += 3600;
+    assert_eq!(
+        d.step_with(None, JobState::Missing, None),
+        RolloutStage::Analysing
+    );
+    assert_eq!(d.state.rollout.start_failure, None);
+}
+
+#[test]
+fn a_first_deploy_that_cannot_pull_says_nothing_served() {
+    let mut d = Drive::new(State::default(), "1.0.0");
+    d.settings.migrations = false;
+    assert_eq!(d.step(), RolloutStage::Previewing);
+    d.stuck = vec![stuck("demo-blue-1", "ImagePullBackOff")];
+    d.step();
+    d.t += 30;
+    assert_eq!(d.step(), RolloutStage::Aborted);
+    assert!(
+        d.state.rollout.message.ends_with("nothing served before"),
+        "{}",
+        d.state.rollout.message
+    );
+    assert_eq!(d.state.active, None);
+}
+
+#[test]
+fn a_grace_of_zero_aborts_at_first_sight() {
+    let mut d = drive_to(RolloutStage::Migrating);
+    d.settings.start_failure_grace = Duration::ZERO;
+    d.stuck = vec![stuck("job-pod-1", "ErrImagePull")];
+    assert_eq!(
+        d.step_with(None, JobState::Running, None),
+        RolloutStage::Aborted
+    );
 }
