@@ -2,7 +2,9 @@
 //! pod, CoreDNS answers on its Service ClusterIP through kube-proxy with the `kubernetes`
 //! Service's address (so it reached the API server from its pod), and its EndpointSlice holds a
 //! pod address in 198.18.0.0/24; afterwards the host's network namespaces, links, iptables and
-//! ip6tables rules, mounts and cgroups are what they were before.
+//! ip6tables rules, mounts and cgroups are what they were before. Pods that cannot start (an image
+//! that cannot be pulled, a missing Secret, a container that keeps exiting) get waiting reasons
+//! from the real kubelet that the operator's rollout classifies as trouble (`rollout::stuck`).
 //!
 //! Needs root, the Debian packages and about a minute with the binaries cached, so it is ignored
 //! by default: `cargo test -p xtask --test real_node -- --ignored`.
@@ -11,6 +13,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
+
+use fp_operator::controller::rollout::stuck::{Trouble, stuck_containers};
+use k8s_openapi::api::core::v1::Pod;
 
 fn lines(program: &str, args: &[&str]) -> BTreeSet<String> {
     let out = Command::new(program).args(args).output().unwrap();
@@ -97,6 +102,44 @@ fn dns_a(server: &str, name: &str) -> Result<Vec<std::net::Ipv4Addr>, String> {
     Ok(found)
 }
 
+/// Pods the kubelet cannot start, and the trouble the operator must see in each.
+fn troubled_pods(pause_image: &str) -> Vec<(&'static str, serde_json::Value, Trouble)> {
+    let pod = |name: &str, container: serde_json::Value| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"containers": [container], "terminationGracePeriodSeconds": 0}})
+    };
+    vec![
+        (
+            "unpullable",
+            // Nothing listens on port 9 of loopback: a pull that cannot succeed, off no machine.
+            pod(
+                "unpullable",
+                serde_json::json!({"name": "c", "image": "127.0.0.1:9/fp/none:1"}),
+            ),
+            Trouble::ImagePull,
+        ),
+        (
+            "no-secret",
+            pod(
+                "no-secret",
+                serde_json::json!({"name": "c", "image": pause_image, "env": [{"name": "X",
+                    "valueFrom": {"secretKeyRef": {"name": "absent", "key": "k"}}}]}),
+            ),
+            Trouble::CannotStart,
+        ),
+        (
+            "exits",
+            // `/pause -v` prints its version and exits; restartPolicy Always makes it a loop.
+            pod(
+                "exits",
+                serde_json::json!({"name": "c", "image": pause_image, "args": ["-v"]}),
+            ),
+            Trouble::CrashLoop,
+        ),
+    ]
+}
+
 fn xtask(state: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
@@ -123,18 +166,18 @@ fn a_real_node_leaves_nothing_behind() {
             .unwrap()
     };
     let during = host_state();
+    let pause_image = up_log
+        .lines()
+        .find_map(|l| l.split(" holds ").nth(1))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let pod = if up.status.success() {
         // A pod: its network namespace, veth, rootfs mounts and cgroups must go too.
-        let image = up_log
-            .lines()
-            .find_map(|l| l.split(" holds ").nth(1))
-            .unwrap_or_default()
-            .trim()
-            .to_string();
         run(&[
             "run",
             "probe",
-            &format!("--image={image}"),
+            &format!("--image={pause_image}"),
             "--restart=Never",
         ]);
         run(&[
@@ -147,6 +190,28 @@ fn a_real_node_leaves_nothing_behind() {
         up.clone()
     };
     let exec = run(&["exec", "probe", "--", "/pause", "-v"]);
+    // The kubelet's own words for pods that cannot start, read as the operator reads them.
+    let mut troubles = Vec::new();
+    for (name, manifest, expected) in troubled_pods(&pause_image) {
+        let file = state.path().join(format!("{name}.json"));
+        std::fs::write(&file, manifest.to_string()).unwrap();
+        run(&["apply", "-f", &file.display().to_string()]);
+        let t0 = std::time::Instant::now();
+        let seen = loop {
+            let out = run(&["get", "pod", name, "-o", "json"]);
+            let pod: Option<Pod> = serde_json::from_slice(&out.stdout).ok();
+            let stuck = pod.map(|p| stuck_containers(&[p])).unwrap_or_default();
+            if let Some(s) = stuck.first() {
+                break Some((s.trouble, s.waiting_reason.clone()));
+            }
+            if t0.elapsed() > std::time::Duration::from_secs(120) {
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        };
+        eprintln!("{name}: {seen:?} after {:.1?}", t0.elapsed());
+        troubles.push((name, expected, seen));
+    }
     let dns = dns_a("198.19.0.10", "kubernetes.default.svc.cluster.local");
     let dns_slice = run(&[
         "-n",
@@ -179,6 +244,12 @@ fn a_real_node_leaves_nothing_behind() {
         Ok(vec![std::net::Ipv4Addr::new(198, 19, 0, 1)]),
         "CoreDNS through its ClusterIP"
     );
+    for (name, expected, seen) in &troubles {
+        assert!(
+            seen.as_ref().is_some_and(|(t, _)| t == expected),
+            "pod {name}: the operator reads {seen:?} from the kubelet, wants {expected:?}"
+        );
+    }
     let slice = String::from_utf8_lossy(&dns_slice.stdout).into_owned();
     assert!(
         slice.starts_with("198.18.0."),
