@@ -515,7 +515,9 @@ pub fn ensure_tool(go: &GoEnv, group: &Group) -> Result<PathBuf, BuildError> {
 }
 
 fn build_group(go: &GoEnv, group: &Group, dir: &Path, started: Instant) -> Result<(), BuildError> {
-    let staging = dir.with_extension("partial");
+    // Per process: two commands building the same group at once (`dist` beside `test`) must
+    // not write into one staging directory.
+    let staging = dir.with_extension(format!("partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(io(format!("creating {}", staging.display())))?;
     eprintln!(
@@ -533,6 +535,16 @@ fn build_group(go: &GoEnv, group: &Group, dir: &Path, started: Instant) -> Resul
         args.push(out.display().to_string());
         args.push((*pkg).to_string());
         run_build(go, &group.module_dir, bin, &args, started)?;
+    }
+    let finished_elsewhere = group
+        .binaries
+        .iter()
+        .all(|(bin, _)| dir.join(bin).is_file());
+    if finished_elsewhere {
+        // Another process put the same inputs' binaries in place meanwhile; it may be
+        // running them, so they stay.
+        let _ = std::fs::remove_dir_all(&staging);
+        return Ok(());
     }
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&staging, dir).map_err(io(format!("moving {} into place", dir.display())))
