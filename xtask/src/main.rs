@@ -87,7 +87,7 @@ enum Command {
     /// tarballs, the CRD, the chart packaged with the operator image's digest, SHA256SUMS.
     Dist {
         /// Output directory (replaced whole when it holds a previous dist) [default:
-        /// target/dist/, target/dist/dev/ for --profile dev]
+        /// target/dist/, target/dist-dev/ for --profile dev]
         #[arg(long, value_name = "DIR")]
         out: Option<std::path::PathBuf>,
         /// Binaries: release (what ships) or dev (the debug binaries, stripped; for checking

@@ -30,7 +30,7 @@ pub const CRD_FILE: &str = "footballprediction.yaml";
 #[derive(Debug, Clone)]
 pub struct Options {
     pub profile: Profile,
-    /// Default: target/dist/ (release) or target/dist/dev/.
+    /// Default: target/dist/ (release) or target/dist-dev/.
     pub out: Option<PathBuf>,
     /// Where images.json and the layouts are: default target/images/ (release) or
     /// target/images/dev/, as `cargo xtask images` writes them.
@@ -39,11 +39,13 @@ pub struct Options {
     pub without_digests: bool,
 }
 
+/// target/dist/, or target/dist-dev/ (not inside the release's: a dist directory is replaced
+/// whole).
 pub fn default_out(profile: Profile) -> PathBuf {
-    let root = paths::workspace_root().join("target").join("dist");
+    let target = paths::workspace_root().join("target");
     match profile {
-        Profile::Release => root,
-        Profile::Dev => root.join("dev"),
+        Profile::Release => target.join("dist"),
+        Profile::Dev => target.join("dist-dev"),
     }
 }
 
@@ -266,6 +268,15 @@ mod tests {
         let vv = "rustc 1.95.0 (abc 2026-01-01)\nbinary: rustc\nhost: x86_64-unknown-linux-gnu\nrelease: 1.95.0\n";
         assert_eq!(host_triple(vv), Some("x86_64-unknown-linux-gnu"));
         assert_eq!(host_triple("rustc 1.95.0\n"), None);
+    }
+
+    #[test]
+    fn the_dev_dist_is_not_inside_the_release_dist() {
+        // A dist directory is replaced whole; the other profile's must not be in it.
+        let release = default_out(Profile::Release);
+        let dev = default_out(Profile::Dev);
+        assert!(!dev.starts_with(&release), "{}", dev.display());
+        assert!(!release.starts_with(&dev), "{}", release.display());
     }
 
     #[test]
