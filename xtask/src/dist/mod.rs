@@ -101,6 +101,80 @@ fn size(bytes: u64) -> String {
     }
 }
 
+/// The checked images.json of `images_dir`; `None` with `--without-digests`. Refused when it is
+/// missing (without that flag), incomplete, or built from another commit than `revision`.
+fn images_to_pin(
+    images_dir: &Path,
+    revision: &str,
+    options: &Options,
+) -> anyhow::Result<Option<pinned::Pinned>> {
+    let images_json = images_dir.join("images.json");
+    if options.without_digests {
+        if images_json.exists() {
+            eprintln!(
+                "[dist] --without-digests: {} is not used",
+                images_json.display()
+            );
+        }
+        return Ok(None);
+    }
+    if !images_json.exists() {
+        bail!(
+            "{} is missing, so the chart would pin no image digest: run `cargo xtask images{}` \
+             first (or --push REGISTRY to publish them), or pass --without-digests to package \
+             the chart by tag only",
+            images_json.display(),
+            if options.profile == Profile::Dev {
+                " --profile dev"
+            } else {
+                ""
+            }
+        );
+    }
+    pinned::read(images_dir, revision).map(Some)
+}
+
+/// What was written (stdout), and the loud note when the chart pins no digest (stderr).
+fn print_summary(
+    heading: &str,
+    written: &[(String, u64)],
+    pinned: Option<&pinned::Pinned>,
+    revision: &str,
+) {
+    println!("{heading}");
+    let mut written = written.to_vec();
+    written.sort();
+    for (name, bytes) in &written {
+        println!("  {name:<56} {:>9}", size(*bytes));
+    }
+    println!("  {:<56} sha256sum -c", staging::MARKER);
+    match pinned {
+        Some(p) => {
+            for e in &p.entries {
+                println!("  image {:<48} {}", e.image, e.digest);
+            }
+            println!(
+                "  the chart runs {}/{CHART}@{}",
+                spec::NAMESPACE,
+                p.operator_digest
+            );
+        }
+        None => {
+            eprintln!();
+            eprintln!("!! NOTE: the chart pins NO image digest (--without-digests): it runs");
+            eprintln!(
+                "!!       {} by tag, whatever the registry",
+                pinned::reference(CHART)
+            );
+            eprintln!("!!       serves under that tag. Build the images (`cargo xtask images`)");
+            eprintln!("!!       and run dist again for a release.");
+        }
+    }
+    if revision.ends_with("-dirty") {
+        eprintln!("[dist] note: the work tree has uncommitted changes ({revision})");
+    }
+}
+
 /// Builds the dist; returns its directory.
 pub fn run(options: &Options) -> anyhow::Result<PathBuf> {
     let t0 = Instant::now();
@@ -121,30 +195,7 @@ pub fn run(options: &Options) -> anyhow::Result<PathBuf> {
     let epoch = images::source_date_epoch()?;
     let mtime = u64::try_from(epoch).context("SOURCE_DATE_EPOCH before 1970")?;
     let revision = images::revision()?;
-    let images_json = images_dir.join("images.json");
-    let pinned = if options.without_digests {
-        if images_json.exists() {
-            eprintln!(
-                "[dist] --without-digests: {} is not used",
-                images_json.display()
-            );
-        }
-        None
-    } else if images_json.exists() {
-        Some(pinned::read(&images_dir, &revision)?)
-    } else {
-        bail!(
-            "{} is missing, so the chart would pin no image digest: run `cargo xtask images{}` \
-             first (or --push REGISTRY to publish them), or pass --without-digests to package \
-             the chart by tag only",
-            images_json.display(),
-            if options.profile == Profile::Dev {
-                " --profile dev"
-            } else {
-                ""
-            }
-        );
-    };
+    let pinned = images_to_pin(&images_dir, &revision, options)?;
     let staging = staging::begin(&out)?;
     let target = target_triple()?;
     let version = spec::tag();
@@ -221,40 +272,15 @@ pub fn run(options: &Options) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("writing {}", sums_path.display()))?;
     let out = staging.commit()?;
 
-    println!(
-        "dist {version} ({profile_name}, {target}) in {}:",
-        out.display()
+    print_summary(
+        &format!(
+            "dist {version} ({profile_name}, {target}) in {}:",
+            out.display()
+        ),
+        &written,
+        pinned.as_ref(),
+        &revision,
     );
-    written.sort();
-    for (name, bytes) in &written {
-        println!("  {name:<56} {:>9}", size(*bytes));
-    }
-    println!("  {:<56} sha256sum -c", staging::MARKER);
-    match &pinned {
-        Some(p) => {
-            for e in &p.entries {
-                println!("  image {:<48} {}", e.image, e.digest);
-            }
-            println!(
-                "  the chart runs {}/{CHART}@{}",
-                spec::NAMESPACE,
-                p.operator_digest
-            );
-        }
-        None => {
-            eprintln!();
-            eprintln!("!! NOTE: the chart pins NO image digest (--without-digests): it runs");
-            eprintln!(
-                "!!       {} by tag, whatever the registry",
-                pinned::reference(CHART)
-            );
-            eprintln!("!!       serves under that tag. Build the images (`cargo xtask images`)");
-            eprintln!("!!       and run dist again for a release.");
-        }
-    }
-    if revision.ends_with("-dirty") {
-        eprintln!("[dist] note: the work tree has uncommitted changes ({revision})");
-    }
     eprintln!("[dist] done in {}", secs(t0));
     Ok(out)
 }
