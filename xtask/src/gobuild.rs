@@ -221,14 +221,6 @@ fn kubernetes_stamp(go: &GoEnv, wrapper: &Path) -> Result<String, BuildError> {
 pub fn groups(go: &GoEnv, cluster_dir: &Path) -> Result<Vec<Group>, BuildError> {
     let k8s_dir = cluster_dir.join("kubernetes");
     let k8s_flags = kubernetes_stamp(go, &k8s_dir)?;
-    let helm_dir = cluster_dir.join("helm");
-    let helm = module_info(go, &helm_dir, "helm.sh/helm/v3")?;
-    let helm_client_go = module_info(go, &helm_dir, "k8s.io/client-go")?;
-    let helm_flags =
-        helm_ldflags(&helm.version, &helm_client_go.version).ok_or(BuildError::Output {
-            command: "go list -m k8s.io/client-go".into(),
-            reason: format!("unexpected version {}", helm_client_go.version),
-        })?;
     Ok(vec![
         Group {
             name: "kubernetes",
@@ -253,14 +245,33 @@ pub fn groups(go: &GoEnv, cluster_dir: &Path) -> Result<Vec<Group>, BuildError> 
             tags: "",
             ldflags: "-s -w".into(),
         },
-        Group {
-            name: "helm",
-            module_dir: helm_dir,
-            binaries: vec![("helm", "helm.sh/helm/v3/cmd/helm")],
-            tags: "",
-            ldflags: helm_flags,
-        },
+        helm_group(go, cluster_dir)?,
     ])
+}
+
+/// helm alone, stamped with its version and the Kubernetes version of its client libraries.
+fn helm_group(go: &GoEnv, cluster_dir: &Path) -> Result<Group, BuildError> {
+    let helm_dir = cluster_dir.join("helm");
+    let helm = module_info(go, &helm_dir, "helm.sh/helm/v3")?;
+    let helm_client_go = module_info(go, &helm_dir, "k8s.io/client-go")?;
+    let ldflags =
+        helm_ldflags(&helm.version, &helm_client_go.version).ok_or(BuildError::Output {
+            command: "go list -m k8s.io/client-go".into(),
+            reason: format!("unexpected version {}", helm_client_go.version),
+        })?;
+    Ok(Group {
+        name: "helm",
+        module_dir: helm_dir,
+        binaries: vec![("helm", "helm.sh/helm/v3/cmd/helm")],
+        tags: "",
+        ldflags,
+    })
+}
+
+/// The helm binary without the rest of the control plane (`cargo xtask dist` packages the
+/// chart with it): the same cache entry [`ensure_binaries`] fills, built when missing.
+pub fn ensure_helm(go: &GoEnv, cluster_dir: &Path) -> Result<PathBuf, BuildError> {
+    ensure_tool(go, &helm_group(go, cluster_dir)?).map(|dir| dir.join("helm"))
 }
 
 /// containerd's Makefile stamps its version and package path.
@@ -515,7 +526,9 @@ pub fn ensure_tool(go: &GoEnv, group: &Group) -> Result<PathBuf, BuildError> {
 }
 
 fn build_group(go: &GoEnv, group: &Group, dir: &Path, started: Instant) -> Result<(), BuildError> {
-    let staging = dir.with_extension("partial");
+    // Per process: two commands building the same group at once (`dist` beside `test`) must
+    // not write into one staging directory.
+    let staging = dir.with_extension(format!("partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(io(format!("creating {}", staging.display())))?;
     eprintln!(
@@ -533,6 +546,16 @@ fn build_group(go: &GoEnv, group: &Group, dir: &Path, started: Instant) -> Resul
         args.push(out.display().to_string());
         args.push((*pkg).to_string());
         run_build(go, &group.module_dir, bin, &args, started)?;
+    }
+    let finished_elsewhere = group
+        .binaries
+        .iter()
+        .all(|(bin, _)| dir.join(bin).is_file());
+    if finished_elsewhere {
+        // Another process put the same inputs' binaries in place meanwhile; it may be
+        // running them, so they stay.
+        let _ = std::fs::remove_dir_all(&staging);
+        return Ok(());
     }
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&staging, dir).map_err(io(format!("moving {} into place", dir.display())))

@@ -9,6 +9,7 @@ mod bench_rollout;
 mod bench_soak;
 mod cargo;
 mod cluster;
+mod dist;
 mod gobuild;
 mod images;
 mod interrupt;
@@ -81,6 +82,26 @@ enum Command {
         /// fail unless the digests are the same.
         #[arg(long)]
         reproducible: bool,
+    },
+    /// Release artifacts into target/dist/ (docs/install.md): kubectl-fp and fp-api-server
+    /// tarballs, the CRD, the chart packaged with the operator image's digest, SHA256SUMS.
+    Dist {
+        /// Output directory (replaced whole when it holds a previous dist) [default:
+        /// target/dist/, target/dist-dev/ for --profile dev]
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+        /// Binaries: release (what ships) or dev (the debug binaries, stripped; for checking
+        /// the recipe, not for shipping).
+        #[arg(long, value_enum, default_value = "release")]
+        profile: images::Profile,
+        /// The images' images.json and layouts [default: target/images/, target/images/dev/
+        /// for --profile dev]
+        #[arg(long, value_name = "DIR")]
+        images: Option<std::path::PathBuf>,
+        /// Package the chart without an image digest (by tag) when no images were built;
+        /// without this flag a missing images.json is an error.
+        #[arg(long)]
+        without_digests: bool,
     },
     /// The local Kubernetes control plane built from source.
     Cluster {
@@ -249,6 +270,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             reproducible,
         })
         .map(|_| ()),
+        Command::Dist {
+            out,
+            profile,
+            images,
+            without_digests,
+        } => dist::run(&dist::Options {
+            profile,
+            out,
+            images,
+            without_digests,
+        })
+        .map(|_| ()),
         Command::Cluster {
             action: ClusterAction::Up { nodes, node },
         } => cluster::up(cluster::UpOptions { nodes, node }).map(|_| ()),
@@ -309,6 +342,31 @@ mod tests {
                 .1,
             Some(NodeAgentMode::Always)
         );
+    }
+
+    #[test]
+    fn dist_knows_two_profiles_and_defaults_to_release() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["cargo xtask", "dist"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).map(|cli| match cli.command {
+                Command::Dist {
+                    out,
+                    profile,
+                    without_digests,
+                    ..
+                } => (out, profile, without_digests),
+                _ => unreachable!("parsed as dist"),
+            })
+        };
+        assert_eq!(parse(&[]).unwrap(), (None, images::Profile::Release, false));
+        assert_eq!(
+            parse(&["--profile", "dev", "--out", "d", "--without-digests"]).unwrap(),
+            (Some(PathBuf::from("d")), images::Profile::Dev, true)
+        );
+        let bad = parse(&["--profile", "debug"]).unwrap_err();
+        assert_eq!(bad.kind(), clap::error::ErrorKind::InvalidValue);
+        assert!(bad.to_string().contains("release, dev"), "{bad}");
     }
 
     #[test]

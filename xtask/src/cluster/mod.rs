@@ -148,6 +148,12 @@ pub fn binaries() -> anyhow::Result<Binaries> {
     Ok(gobuild::ensure_binaries(&go, &cluster_dir())?)
 }
 
+/// helm alone (the same cache entry as [`binaries`]), built once when missing.
+pub fn helm() -> anyhow::Result<PathBuf> {
+    let go = GoEnv::locate(&paths::cache_dir())?;
+    Ok(gobuild::ensure_helm(&go, &cluster_dir())?)
+}
+
 /// Our own CRDs, generated into `crds/` by the operator's crdgen.
 pub fn own_crds() -> anyhow::Result<Vec<PathBuf>> {
     let dir = paths::workspace_root().join("crds");

@@ -424,7 +424,7 @@ fn release_target_dir() -> PathBuf {
         .join("images-build")
 }
 
-/// Builds the two binaries and returns their paths by name.
+/// Builds the binaries of fp-api-server and fp-operator and returns their paths by name.
 pub fn build_binaries(profile: Profile) -> anyhow::Result<BTreeMap<String, PathBuf>> {
     match profile {
         Profile::Dev => Ok(crate::cargo::build_workspace_bins()?),
@@ -460,7 +460,8 @@ pub fn build_binaries(profile: Profile) -> anyhow::Result<BTreeMap<String, PathB
                 .env_remove("RUSTFLAGS");
             crate::steps::run(&mut cmd)?;
             let release = target.join("release");
-            Ok(["fp-api-server", "fp-operator"]
+            // fp-operator's other binaries come with `--bins`; `cargo xtask dist` ships them.
+            Ok(["fp-api-server", "fp-operator", "kubectl-fp", "crdgen"]
                 .into_iter()
                 .map(|b| (b.to_owned(), release.join(b)))
                 .collect())
