@@ -15,11 +15,10 @@ use serde::Deserialize;
 
 use crate::crd::{BackupSpec, BackupStatus};
 use crate::cron::expected_interval;
+use crate::resources::backup::BACKUP_CONTAINER as CONTAINER;
 
 /// Label the Job controller puts on a Job's pods.
 const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
-/// The container of the backup CronJobs' pod template.
-const CONTAINER: &str = "backup";
 /// Longest failure text kept in `status.backup.lastFailureReason`.
 const MAX_REASON_CHARS: usize = 300;
 /// A backup is overdue once the newest success is older than this many schedule intervals.

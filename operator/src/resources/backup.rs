@@ -28,6 +28,8 @@ use crate::validate::Validated;
 
 /// Where the backup command writes its JSON summary; Kubernetes keeps it as the termination message.
 pub const SUMMARY_FILE: &str = "/dev/termination-log";
+/// The container of backup and drill Jobs, whose termination message the status is read from.
+pub const BACKUP_CONTAINER: &str = "backup";
 /// Seconds between the command's own timeout and the Job's deadline, for a clean summary.
 const TIMEOUT_MARGIN_SECONDS: i64 = 30;
 /// Finished Jobs kept per CronJob (their termination messages are the backup history).
@@ -167,7 +169,7 @@ fn cronjob(
                             security_context: Some(pod_security_context()),
                             image_pull_secrets: image_pull_secrets(v),
                             containers: vec![Container {
-                                name: "backup".into(),
+                                name: BACKUP_CONTAINER.into(),
                                 image: Some(target.image.clone()),
                                 image_pull_policy: Some(v.spec.image.pull_policy.as_str().into()),
                                 args: Some(args),
