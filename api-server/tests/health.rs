@@ -27,6 +27,11 @@ async fn live_and_ready_answer_on_a_migrated_database(which: Which) {
     ready.expect(StatusCode::OK);
     assert_eq!(ready.json()["status"], "ready");
     assert_eq!(ready.json()["schema_version"], app.state.schema_version);
+    assert_eq!(
+        ready.json()["release"],
+        app.state.settings.release_version.as_str()
+    );
+    assert!(!app.state.settings.release_version.is_empty());
     assert_eq!(ready.headers["x-content-type-options"], "nosniff");
     assert_eq!(ready.headers["x-frame-options"], "DENY");
     assert!(ready.headers.contains_key("content-security-policy"));

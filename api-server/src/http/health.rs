@@ -39,6 +39,9 @@ pub struct ReadyBody {
     /// The newest migration applied to the database, when it could be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_version: Option<i64>,
+    /// The release this replica runs (`FP_RELEASE_VERSION`; the binary's version without it):
+    /// tells which release answered through a Service during a rollout.
+    pub release: String,
 }
 
 #[utoipa::path(get, path = "/health/live", tag = "health",
@@ -58,18 +61,25 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-fn not_ready(reason: NotReadyReason, message: String, schema_version: Option<i64>) -> ReadyBody {
+fn not_ready(
+    state: &AppState,
+    reason: NotReadyReason,
+    message: String,
+    schema_version: Option<i64>,
+) -> ReadyBody {
     ReadyBody {
         status: "not_ready",
         reason: Some(reason),
         message,
         schema_version,
+        release: state.settings.release_version.clone(),
     }
 }
 
 async fn check(state: &AppState) -> Result<ReadyBody, ReadyBody> {
     if state.is_shutting_down() {
         return Err(not_ready(
+            state,
             NotReadyReason::ShuttingDown,
             "shutting down: draining in-flight requests".into(),
             None,
@@ -77,6 +87,7 @@ async fn check(state: &AppState) -> Result<ReadyBody, ReadyBody> {
     }
     if state.faults.ready_fails(state.started, Instant::now()) {
         return Err(not_ready(
+            state,
             NotReadyReason::FaultInjected,
             "test fault switch: readiness forced to fail".into(),
             None,
@@ -87,6 +98,7 @@ async fn check(state: &AppState) -> Result<ReadyBody, ReadyBody> {
         Ok(Ok(version)) => version,
         Ok(Err(e)) => {
             return Err(not_ready(
+                state,
                 NotReadyReason::DatabaseUnreachable,
                 format!("database check failed: {}", e.category()),
                 None,
@@ -94,6 +106,7 @@ async fn check(state: &AppState) -> Result<ReadyBody, ReadyBody> {
         }
         Err(_) => {
             return Err(not_ready(
+                state,
                 NotReadyReason::DatabaseUnreachable,
                 format!(
                     "database did not answer within {}",
@@ -107,6 +120,7 @@ async fn check(state: &AppState) -> Result<ReadyBody, ReadyBody> {
     // migration runs while this one still serves (migrations are additive).
     if applied.unwrap_or(0) < state.schema_version {
         return Err(not_ready(
+            state,
             NotReadyReason::SchemaOutdated,
             format!(
                 "database schema version {} is older than the {} this binary needs",
@@ -117,12 +131,18 @@ async fn check(state: &AppState) -> Result<ReadyBody, ReadyBody> {
         ));
     }
     if let Some(message) = state.models.readiness_gap() {
-        return Err(not_ready(NotReadyReason::ModelNotFitted, message, applied));
+        return Err(not_ready(
+            state,
+            NotReadyReason::ModelNotFitted,
+            message,
+            applied,
+        ));
     }
     Ok(ReadyBody {
         status: "ready",
         reason: None,
         message: "ready".into(),
         schema_version: applied,
+        release: state.settings.release_version.clone(),
     })
 }
