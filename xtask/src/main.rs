@@ -52,6 +52,11 @@ enum Command {
         /// no Ready node; default), always, never. It serves loopback API servers only.
         #[arg(long, value_enum, value_name = "WHEN", requires = "kubeconfig")]
         node_agent: Option<platform::plan::NodeAgentMode>,
+        /// What runs the local cluster's pods: `agent` (our node agent) or `kubelet` (one real
+        /// node; the images are built from the debug binaries and pushed to its registry, the
+        /// pods reach PostgreSQL at the bridge address; needs root).
+        #[arg(long, value_enum, default_value_t = cluster::node::NodeKind::Agent, conflicts_with = "kubeconfig")]
+        node: cluster::node::NodeKind,
     },
     /// Stop everything `up` started and remove its state (an existing cluster keeps running).
     Down,
@@ -62,7 +67,12 @@ enum Command {
     },
     /// Everything CI runs: install what is missing, fmt check, clippy with warnings denied,
     /// unit and integration tests (real PostgreSQL), e2e tests on the local control plane.
-    Test,
+    Test {
+        /// What runs the e2e suite's pods: `agent` (our node agent; what CI runs) or `kubelet`
+        /// (one real node pulling the images from its registry; needs root).
+        #[arg(long, value_enum, default_value_t = cluster::node::NodeKind::Agent)]
+        node: cluster::node::NodeKind,
+    },
     /// OCI images of fp-api-server and fp-operator, built without a container engine from
     /// the binaries and Debian packages, into target/images/ (docs/images.md).
     Images {
@@ -196,10 +206,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             import,
             kubeconfig,
             node_agent,
+            node,
         } => platform::up(&platform::UpOptions {
             import,
             kubeconfig,
             node_agent: node_agent.unwrap_or_default(),
+            node,
         }),
         Command::Down => platform::down(),
         Command::Bench {
@@ -257,7 +269,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             steady,
             timeout,
         }),
-        Command::Test => testcmd::run(),
+        Command::Test { node } => testcmd::run(node),
         Command::Images {
             push,
             profile,

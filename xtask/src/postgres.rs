@@ -82,6 +82,11 @@ fn database_url(password: &str, port: u16, database: &str) -> String {
     format!("postgres://postgres:{password}@127.0.0.1:{port}/{database}")
 }
 
+/// `url` (one of ours, on 127.0.0.1) with another host.
+pub fn url_with_host(url: &str, host: &str) -> String {
+    url.replacen("@127.0.0.1:", &format!("@{host}:"), 1)
+}
+
 /// Stops a server an earlier run left behind and removes its files.
 pub fn clean(state: &Path) -> anyhow::Result<()> {
     for line in proc::stop_all(&state.join("pids"), Duration::from_secs(20)) {
@@ -101,8 +106,34 @@ pub fn clean(state: &Path) -> anyhow::Result<()> {
 /// How long `start` waits for the new server to accept connections.
 const START_LIMIT: Duration = Duration::from_secs(300);
 
-/// Installs PostgreSQL if needed, initialises a fresh cluster and starts it.
+/// Installs PostgreSQL if needed, initialises a fresh cluster and starts it on 127.0.0.1.
 pub fn start(state: &Path) -> anyhow::Result<Postgres> {
+    start_listening(state, None)
+}
+
+/// A second address the server listens on, and the clients it lets in there: pods of the real
+/// node reach the host at the bridge's address (never anything off the machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlsoListen<'a> {
+    pub address: &'a str,
+    pub clients: &'a str,
+}
+
+/// `listen_addresses`: loopback, plus `also`'s address.
+fn listen_addresses(also: Option<AlsoListen>) -> String {
+    match also {
+        None => "127.0.0.1".to_owned(),
+        Some(a) => format!("127.0.0.1,{}", a.address),
+    }
+}
+
+/// The `pg_hba.conf` line that lets `also`'s clients in with a password.
+fn hba_line(also: AlsoListen) -> String {
+    format!("host all all {} scram-sha-256\n", also.clients)
+}
+
+/// Like [`start`], also listening on `also.address` for `also.clients`.
+pub fn start_listening(state: &Path, also: Option<AlsoListen>) -> anyhow::Result<Postgres> {
     let t0 = Instant::now();
     clean(state)?;
     if installed_bin_dir().is_none() {
@@ -151,6 +182,14 @@ pub fn start(state: &Path) -> anyhow::Result<Postgres> {
     if !initdb.success() {
         bail!("initdb failed ({initdb}); see {}", log.display());
     }
+    if let Some(also) = also {
+        let hba = data.join("pg_hba.conf");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&hba)
+            .with_context(|| format!("opening {}", hba.display()))?;
+        std::io::Write::write_all(&mut file, hba_line(also).as_bytes())?;
+    }
 
     let port = std::net::TcpListener::bind(("127.0.0.1", 0))?
         .local_addr()?
@@ -163,7 +202,7 @@ pub fn start(state: &Path) -> anyhow::Result<Postgres> {
         "-k".into(),
         data_root.display().to_string(),
         "-c".into(),
-        "listen_addresses=127.0.0.1".into(),
+        format!("listen_addresses={}", listen_addresses(also)),
         // Test data: skip durability work.
         "-c".into(),
         "fsync=off".into(),
@@ -212,7 +251,8 @@ pub fn start(state: &Path) -> anyhow::Result<Postgres> {
         std::thread::sleep(Duration::from_millis(200));
     }
     eprintln!(
-        "[postgres] ready on 127.0.0.1:{port} (pid {}) after {:.1}s ({:.1}s after its start)",
+        "[postgres] ready on {}:{port} (pid {}) after {:.1}s ({:.1}s after its start)",
+        listen_addresses(also),
         record.pid,
         t0.elapsed().as_secs_f64(),
         launched.elapsed().as_secs_f64()
@@ -232,6 +272,12 @@ impl Postgres {
     /// The superuser URL of database `name` on this server.
     pub fn url_for(&self, name: &str) -> String {
         database_url(&self.password, self.port, name)
+    }
+
+    /// The URL of database `name` for clients that reach the server at `host` (pods of the
+    /// real node: the address given to [`start_listening`]).
+    pub fn url_at(&self, host: &str, name: &str) -> String {
+        url_with_host(&database_url(&self.password, self.port, name), host)
     }
 
     /// Creates database `name` and returns its URL.
@@ -294,6 +340,24 @@ mod tests {
         assert_eq!(
             database_url("pw", 5433, "football"),
             "postgres://postgres:pw@127.0.0.1:5433/football"
+        );
+    }
+
+    #[test]
+    fn a_second_address_is_listened_on_and_only_its_clients_let_in() {
+        assert_eq!(listen_addresses(None), "127.0.0.1");
+        let pods = AlsoListen {
+            address: "198.18.0.1",
+            clients: "198.18.0.0/24",
+        };
+        assert_eq!(listen_addresses(Some(pods)), "127.0.0.1,198.18.0.1");
+        assert_eq!(hba_line(pods), "host all all 198.18.0.0/24 scram-sha-256\n");
+        assert_eq!(
+            url_with_host(
+                "postgres://postgres:pw@127.0.0.1:5433/football",
+                "198.18.0.1"
+            ),
+            "postgres://postgres:pw@198.18.0.1:5433/football"
         );
     }
 

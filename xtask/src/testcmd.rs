@@ -50,7 +50,7 @@ fn fmt_duration(d: Duration) -> String {
     format!("{}m{:02}s", s / 60, s % 60)
 }
 
-pub fn run() -> anyhow::Result<()> {
+pub fn run(node: cluster::node::NodeKind) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut timings: Vec<(&str, Duration)> = Vec::new();
 
@@ -73,12 +73,43 @@ pub fn run() -> anyhow::Result<()> {
     // The backup tests' off-site destination: a real S3 server (built once, cached).
     let s3_server = crate::tools::s3s_fs()?;
 
-    let pg_state = paths::state_root().join("postgres-test");
-    let pg = Guard::new(postgres::start(&pg_state)?, |pg: postgres::Postgres| {
-        if let Err(e) = pg.stop() {
-            eprintln!("[postgres] cleanup failed: {e:#}");
+    let stop_cluster = |_c: cluster::Cluster| {
+        if let Err(e) = cluster::down() {
+            eprintln!("[cluster] cleanup failed: {e:#}");
         }
+    };
+    // A real node's bridge must exist before PostgreSQL can listen where its pods reach the host,
+    // so that cluster starts first (it idles while the unit tests run).
+    let t_cluster = Instant::now();
+    let early_cluster = match node {
+        cluster::node::NodeKind::Kubelet => Some(Guard::new(
+            cluster::up(cluster::UpOptions {
+                node,
+                ..cluster::UpOptions::default()
+            })?,
+            stop_cluster,
+        )),
+        cluster::node::NodeKind::Agent => None,
+    };
+    let early_cluster_took = t_cluster.elapsed();
+    let real_node = early_cluster
+        .as_ref()
+        .and_then(|c| c.get())
+        .and_then(|c| c.real_node.clone());
+    let for_pods = real_node.as_ref().map(|_| postgres::AlsoListen {
+        address: cluster::node::RealNode::HOST_ADDRESS,
+        clients: cluster::node::RealNode::POD_CIDR,
     });
+
+    let pg_state = paths::state_root().join("postgres-test");
+    let pg = Guard::new(
+        postgres::start_listening(&pg_state, for_pods)?,
+        |pg: postgres::Postgres| {
+            if let Err(e) = pg.stop() {
+                eprintln!("[postgres] cleanup failed: {e:#}");
+            }
+        },
+    );
     let pg_url = pg.get().map(|p| p.url.clone()).unwrap_or_default();
     let pg_bin_dir = pg.get().map(|p| p.bin_dir.clone()).unwrap_or_default();
     let with_pg = |mut cmd: Command| {
@@ -101,11 +132,12 @@ pub fn run() -> anyhow::Result<()> {
     // `cargo xtask images` makes the release ones with the same recipe): built twice with the
     // same digests, proved with skopeo, umoci and runc, pushed to and pulled from a loopback
     // registry, refused by a read-only one and reported unreachable for an absent one.
+    // On a real node they are pushed to its registry: the e2e suite's pods run them.
     timings.push(("images (dev) + checks", {
         let t = Instant::now();
         crate::images::build(&crate::images::Options {
             profile: crate::images::Profile::Dev,
-            push: None,
+            push: real_node.as_ref().map(|n| n.registry.clone()),
             check: true,
             reproducible: true,
         })?;
@@ -122,16 +154,18 @@ pub fn run() -> anyhow::Result<()> {
     }));
 
     let e2e_targets = crate::cargo::targets(E2E_PACKAGE, "test")?;
-    let t_cluster = Instant::now();
-    let cluster = Guard::new(
-        cluster::up(cluster::UpOptions::default())?,
-        |_c: cluster::Cluster| {
-            if let Err(e) = cluster::down() {
-                eprintln!("[cluster] cleanup failed: {e:#}");
-            }
-        },
-    );
-    timings.push(("cluster build + up", t_cluster.elapsed()));
+    let cluster = match early_cluster {
+        Some(cluster) => {
+            timings.push(("cluster build + up (real node)", early_cluster_took));
+            cluster
+        }
+        None => {
+            let t_cluster = Instant::now();
+            let cluster = Guard::new(cluster::up(cluster::UpOptions::default())?, stop_cluster);
+            timings.push(("cluster build + up", t_cluster.elapsed()));
+            cluster
+        }
+    };
     let mut args = vec!["test", "--workspace"];
     for target in &e2e_targets {
         args.extend(["--test", target.as_str()]);

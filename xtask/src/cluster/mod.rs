@@ -59,6 +59,8 @@ pub fn layout() -> Layout {
 /// A running local cluster.
 pub struct Cluster {
     pub layout: Layout,
+    /// With `--node kubelet`: the registry its images come from and where pods reach the host.
+    pub real_node: Option<node::RealNode>,
 }
 
 impl Cluster {
@@ -66,7 +68,7 @@ impl Cluster {
     /// and helm first.
     pub fn env(&self) -> Vec<(String, String)> {
         let path = std::env::var("PATH").unwrap_or_default();
-        vec![
+        let mut env = vec![
             (
                 "KUBECONFIG".into(),
                 self.layout.admin_kubeconfig().display().to_string(),
@@ -79,7 +81,15 @@ impl Cluster {
                 "PATH".into(),
                 format!("{}:{path}", self.layout.bin().display()),
             ),
-        ]
+        ];
+        if let Some(node) = &self.real_node {
+            env.push(("FP_E2E_REGISTRY".into(), node.registry.clone()));
+            env.push((
+                "FP_E2E_POD_HOST".into(),
+                node::RealNode::HOST_ADDRESS.into(),
+            ));
+        }
+        env
     }
 }
 
@@ -415,10 +425,13 @@ fn start(
 
     install_crds(&kubectl, crds)?;
 
-    if let Some(bins) = real_node {
-        let procs = [&etcd, &apiserver, &kcm, &scheduler];
-        node::start(layout, bins, &kubectl, &procs, &mut launch)?;
-    }
+    let real_node = match real_node {
+        Some(bins) => {
+            let procs = [&etcd, &apiserver, &kcm, &scheduler];
+            Some(node::start(layout, bins, &kubectl, &procs, &mut launch)?)
+        }
+        None => None,
+    };
 
     if let Some((exe, nodes)) = node_agent {
         let agent = launch(spec(NODE_AGENT_BIN, &exe, flags::node_agent(layout, nodes)))?;
@@ -435,6 +448,7 @@ fn start(
     std::fs::write(layout.ready_marker(), ports.apiserver_url())?;
     Ok(Cluster {
         layout: layout.clone(),
+        real_node,
     })
 }
 

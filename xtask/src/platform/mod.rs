@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use serde_json::json;
 
 use crate::kubectl::Kubectl;
-use crate::{cargo, cluster, interrupt, paths, postgres};
+use crate::{cargo, cluster, images, interrupt, paths, postgres};
 use existing::Tools;
 use plan::{ClusterTarget, Created, NodeAgentMode, Previous, Record, Target};
 
@@ -38,6 +38,9 @@ pub struct UpOptions {
     pub kubeconfig: Option<PathBuf>,
     /// With `kubeconfig`: whether our node agent runs the pods.
     pub node_agent: NodeAgentMode,
+    /// Without `kubeconfig`: what runs the local cluster's pods (the node agent, or a real
+    /// kubelet node pulling our images from its registry).
+    pub node: cluster::node::NodeKind,
 }
 
 fn log(msg: impl AsRef<str>) {
@@ -286,7 +289,10 @@ fn up_local(options: &UpOptions) -> anyhow::Result<()> {
         target: Target::Local,
         created: Created::default(),
     })?;
-    let running = cluster::up(cluster::UpOptions::default())?;
+    let running = cluster::up(cluster::UpOptions {
+        node: options.node,
+        ..cluster::UpOptions::default()
+    })?;
     let layout = &running.layout;
     let tools = Tools::new(
         Kubectl::new(&layout.bin().join("kubectl"), &layout.admin_kubeconfig()),
@@ -298,6 +304,7 @@ fn up_local(options: &UpOptions) -> anyhow::Result<()> {
         &hint,
         "cargo xtask down      # stops all of it",
         options,
+        running.real_node.as_ref(),
     )
     .inspect_err(|_| {
         log("left running for inspection; `cargo xtask down` stops everything");
@@ -402,6 +409,7 @@ fn up_existing(path: &Path, options: &UpOptions) -> anyhow::Result<()> {
             &hint,
             "cargo xtask down      # removes what up created; the cluster keeps running",
             options,
+            None,
         )
     })();
     result.inspect_err(|_| {
@@ -409,24 +417,64 @@ fn up_existing(path: &Path, options: &UpOptions) -> anyhow::Result<()> {
     })
 }
 
+/// Builds the images from the workspace's debug binaries and pushes them to the real node's
+/// registry, where the kubelet pulls the chart's and the sample's image references from.
+fn publish_images(node: &cluster::node::RealNode) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    log(format!(
+        "building the images (dev binaries) and pushing them to the node's registry {}",
+        node.registry
+    ));
+    images::build(&images::Options {
+        profile: images::Profile::Dev,
+        push: Some(node.registry.clone()),
+        check: false,
+        reproducible: false,
+    })?;
+    log(format!(
+        "images pushed after {:.1}s",
+        t0.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
 /// Everything after the cluster: PostgreSQL, volume, operator, sample, Ready, login, summary.
 /// `env_hint` and `down_hint` are the summary lines that differ between the kinds of cluster.
+/// With a real node the images are pushed first, PostgreSQL also listens where pods reach the
+/// host, and the backup directory belongs to the user the containers run as.
 fn start_platform(
     tools: &Tools,
     env_hint: &[String],
     down_hint: &str,
     options: &UpOptions,
+    real_node: Option<&cluster::node::RealNode>,
 ) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let kubectl = &tools.kubectl;
+    if let Some(node) = real_node {
+        publish_images(node)?;
+    }
 
     // Runs on after `up` returns; `down` stops it by the pid recorded in its state directory.
-    let pg = postgres::start(&postgres_state())?;
+    let for_pods = real_node.map(|_| postgres::AlsoListen {
+        address: cluster::node::RealNode::HOST_ADDRESS,
+        clients: cluster::node::RealNode::POD_CIDR,
+    });
+    let pg = postgres::start_listening(&postgres_state(), for_pods)?;
     let database_url = pg.create_database(DATABASE)?;
+    let pods_database_url = match for_pods {
+        Some(also) => pg.url_at(also.address, DATABASE),
+        None => database_url.clone(),
+    };
     log(format!("database {DATABASE} created"));
 
     let backups = state_dir().join("backups");
     std::fs::create_dir_all(&backups)?;
+    if real_node.is_some() {
+        let id = u32::try_from(images::spec::RUN_AS)?;
+        std::os::unix::fs::chown(&backups, Some(id), Some(id))
+            .with_context(|| format!("handing {} to uid {id}", backups.display()))?;
+    }
     apply(kubectl, &backup_volume(&backups))?;
 
     log("installing the operator with its Helm chart");
@@ -436,7 +484,7 @@ fn start_platform(
         kubectl,
         &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
     )?;
-    apply(kubectl, &database_secret(&database_url))?;
+    apply(kubectl, &database_secret(&pods_database_url))?;
     let sample = paths::workspace_root().join(SAMPLE);
     kubectl.run(&["apply", "-f", &sample.display().to_string()])?;
     log(format!(
@@ -458,8 +506,16 @@ fn start_platform(
     log(format!("logged in as admin at http://{first_ip}:8080"));
     println!();
     println!(
-        "The platform is up ({:.0}s after the cluster was ready). Everything listens on loopback.",
-        t0.elapsed().as_secs_f64()
+        "The platform is up ({:.0}s after the cluster was ready). {}",
+        t0.elapsed().as_secs_f64(),
+        match real_node {
+            None => "Everything listens on loopback.".to_owned(),
+            Some(node) => format!(
+                "Pods run on the real node ({}, a bridge with no route off the machine); images in {}.",
+                cluster::node::RealNode::POD_CIDR,
+                node.registry
+            ),
+        }
     );
     println!();
     for line in env_hint {

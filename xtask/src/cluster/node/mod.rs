@@ -31,6 +31,20 @@ pub enum NodeKind {
     Kubelet,
 }
 
+/// What the rest of the platform needs to know about a running real node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealNode {
+    /// `127.0.0.1:<port>`: the loopback registry every image reference of the node resolves to.
+    pub registry: String,
+}
+
+impl RealNode {
+    /// The address pods reach the host at (the bridge's): a host service for pods listens there.
+    pub const HOST_ADDRESS: &'static str = config::GATEWAY;
+    /// The pods' addresses, for a host service's allow list.
+    pub const POD_CIDR: &'static str = config::POD_CIDR;
+}
+
 /// The node's names and directories for a cluster state directory.
 pub fn names_and_dirs(layout: &Layout) -> (Names, NodeDirs) {
     (
@@ -218,7 +232,7 @@ pub fn start(
     kubectl: &Kubectl,
     watched: &[&PidRecord],
     launch: &mut dyn FnMut(DaemonSpec) -> anyhow::Result<PidRecord>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<RealNode> {
     let t_node = Instant::now();
     let (names, dirs) = names_and_dirs(layout);
     let ports = pick_ports()?;
@@ -396,7 +410,9 @@ pub fn start(
         config::POD_CIDR,
         config::SERVICE_CIDR
     ));
-    Ok(())
+    Ok(RealNode {
+        registry: format!("127.0.0.1:{}", ports.registry),
+    })
 }
 
 /// Before the rest is stopped: stops kubelet (so nothing restarts) and kills the pods'
