@@ -7,8 +7,8 @@
 mod common;
 
 use common::platform::{
-    condition, database_url, fp_api, fp_status, install, kubectl_fp, leader_is_replaced, run,
-    wait_for,
+    condition, create_fp, database_url, fp_api, fp_status, install, kubectl_fp, leader_is_replaced,
+    run, wait_for,
 };
 
 use std::process::Command;
@@ -38,9 +38,7 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
     let mut fp: Value = serde_norway::from_str(&sample).unwrap();
     fp["metadata"]["namespace"] = json!(namespace);
     let fps = fp_api(&client, &namespace);
-    fps.create(&PostParams::default(), &serde_json::from_value(fp).unwrap())
-        .await
-        .expect("create FootballPrediction");
+    create_fp(&fps, fp).await;
 
     wait_for("fp Ready", async || {
         let status = fp_status(&fps, INSTANCE).await;
@@ -74,6 +72,7 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
         "{columns:?}"
     );
     api_pods_answer(&client, &namespace).await;
+    real_containers_hold_to_the_contract(&client, &namespace, &installed.server).await;
 
     // A backup through the node agent against the real PostgreSQL, started and followed by the
     // kubectl plugin, which prints the program's summary and exits with its code.
@@ -123,11 +122,11 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
 
     // A wrong password: BackupHealthy False with the program's reason, and a Warning event.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    let bad_url = database_url(
+    let bad_url = common::node::url_for_pods(&database_url(
         &installed.server,
         &installed.database,
         Some("wrong-password"),
-    );
+    ));
     secrets
         .patch(
             &format!("{INSTANCE}-database"),
@@ -220,6 +219,154 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
     drop(installed);
 }
 
+/// The process of `pod`'s container running `program`, found through the kernel: its cgroup
+/// path names the pod's UID (kubelet's cgroupfs layout).
+fn container_process(pod: &Pod, program: &str) -> Option<i32> {
+    let uid = pod.metadata.uid.as_deref()?;
+    let marks = [format!("pod{uid}"), format!("pod{}", uid.replace('-', "_"))];
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let argv0 = cmdline.split(|b| *b == 0).next()?;
+            (marks.iter().any(|m| cgroup.contains(m.as_str()))
+                && String::from_utf8_lossy(argv0).ends_with(program))
+            .then_some(pid)
+        })
+}
+
+/// A field of `/proc/<pid>/status`.
+fn proc_status(pid: i32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// The mount options of the process's root (`/proc/<pid>/mountinfo`).
+fn root_mount_options(pid: i32) -> String {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    info.lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|f| f.len() > 5 && f[4] == "/")
+        .map(|f| f[5].to_owned())
+        .unwrap_or_default()
+}
+
+/// On the real node only (the node agent runs our binaries as host processes): what kubelet,
+/// containerd and runc made of the image and the operator's pod spec, read from the kernel's view
+/// of the container process, and what users do with pods: `kubectl exec`, `kubectl logs`, a hung
+/// process restarted by its liveness probe, a deleted pod replaced.
+async fn real_containers_hold_to_the_contract(client: &Client, namespace: &str, server: &str) {
+    if common::node::registry().is_none() {
+        eprintln!(
+            "container checks skipped: they need the real node (`cargo xtask test --node kubelet`)"
+        );
+        return;
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let api_pods = async || {
+        pods.list(&ListParams::default().labels("app.kubernetes.io/component=api"))
+            .await
+            .unwrap()
+            .items
+    };
+    let pod = api_pods().await.into_iter().next().expect("an API pod");
+    let name = pod.name_any();
+    let pid = container_process(&pod, "fp-api-server").expect("the API container's process");
+
+    // The image's user, a read-only root, no capabilities (restricted pod security).
+    let uids = proc_status(pid, "Uid");
+    assert!(
+        uids.split_whitespace().all(|u| u == "65532"),
+        "runs as 65532: {uids}"
+    );
+    let root = root_mount_options(pid);
+    assert!(
+        root.split(',').any(|o| o == "ro"),
+        "read-only root filesystem: {root}"
+    );
+    assert_eq!(proc_status(pid, "CapEff"), "0000000000000000");
+
+    // kubectl exec into the image: pg_dump of the server's major version is there.
+    let dump = run(
+        "kubectl",
+        &[
+            "exec",
+            "-n",
+            namespace,
+            &name,
+            "-c",
+            "api",
+            "--",
+            "pg_dump",
+            "--version",
+        ],
+    );
+    let server_version = run(
+        &common::platform::psql(),
+        &[server, "-tAc", "SHOW server_version"],
+    );
+    let major = server_version.trim().split('.').next().unwrap().to_owned();
+    assert!(
+        dump.contains(&format!("(PostgreSQL) {major}.")),
+        "pg_dump matches the server's major {major}: {dump}"
+    );
+    let logs = run("kubectl", &["logs", "-n", namespace, &name, "-c", "api"]);
+    assert!(logs.contains("opening database"), "{logs}");
+
+    // A hung process (stopped by signal) fails its liveness probe: the kubelet restarts it.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    let restarts = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.name == "api"))
+            .map_or(0, |c| c.restart_count)
+    };
+    wait_for(
+        &format!("{name} restarted by its liveness probe"),
+        async || {
+            let now = pods
+                .get(&name)
+                .await
+                .map(|p| restarts(&p))
+                .unwrap_or_default();
+            ((now >= 1).then_some(()), format!("{now} restarts"))
+        },
+    )
+    .await;
+
+    // A deleted pod is replaced by its Deployment, and two API pods are Ready again.
+    pods.delete(&name, &Default::default()).await.unwrap();
+    wait_for(
+        &format!("{name} replaced, two API pods Ready"),
+        async || {
+            let ready: Vec<String> = api_pods()
+                .await
+                .iter()
+                .filter(|p| common::platform::is_serving(p))
+                .map(|p| p.name_any())
+                .collect();
+            (
+                (ready.len() == 2 && !ready.contains(&name)).then_some(()),
+                format!("{ready:?}"),
+            )
+        },
+    )
+    .await;
+}
+
 /// Every ready API pod answers `/health/ready` with 200 at its pod IP (the node agent runs the
 /// real fp-api-server there).
 async fn api_pods_answer(client: &Client, namespace: &str) {
@@ -242,7 +389,10 @@ async fn api_pods_answer(client: &Client, namespace: &str) {
         .build()
         .unwrap();
     for ip in ips {
-        assert!(ip.starts_with("127."), "pod IPs are loopback: {ip}");
+        assert!(
+            common::node::is_pod_ip(&ip),
+            "pod IPs are the node's (loopback on the node agent): {ip}"
+        );
         let url = format!("http://{ip}:8080/health/ready");
         wait_for(&format!("{url} answers 200"), async || {
             match http.get(&url).send().await {

@@ -12,16 +12,16 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::platform::{
-    condition, fp_api, fp_status, install, kubectl_fp, patch_spec, run, wait_for, wait_serving,
-    wait_stage,
+    condition, create_fp, fp_api, fp_status, install, is_serving, kubectl_fp, patch_spec, run,
+    wait_for, wait_serving, wait_stage,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
@@ -52,16 +52,148 @@ async fn active_color_endpoints(client: &Client, namespace: &str) -> (String, Ve
     let endpoints = list
         .items
         .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
+        .filter(|p| is_serving(p))
         .filter_map(|p| Some(format!("{}:8080", p.status.as_ref()?.pod_ip.as_ref()?)))
         .collect();
     (color, endpoints)
+}
+
+/// Requests sent without pause to the active Service while a rollout runs. On a real node they go
+/// to its ClusterIP, so kube-proxy routes them as it would any client's; on the node agent
+/// (Services have no endpoints there, docs/local-cluster.md) to the Ready pods the Service's
+/// selector picks. Every request opens a new connection, like many clients would: a kept-alive
+/// connection stays with the pod it reached (conntrack), so it would never see the switch.
+///
+/// Each round asks `/health/live` (must answer 200: a refused connection, a reset or another
+/// status is a failure) and `/health/ready`, whose `release` tells which release answered. A 503
+/// from `/health/ready` is counted apart by its `reason`, not as a failure: a pod that drains on
+/// scale-down answers `shutting_down` until kube-proxy drops it (it still serves every other
+/// request), and a release whose readiness fails answers `fault_injected`.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    tally: Arc<std::sync::Mutex<Tally>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What the requests met so far.
+#[derive(Debug, Default)]
+struct Tally {
+    sent: u64,
+    /// 200s from `/health/ready`, by the release that answered.
+    answered: std::collections::BTreeMap<String, u64>,
+    /// 503s from `/health/ready`, by their reason.
+    not_ready: std::collections::BTreeMap<String, u64>,
+    failures: Vec<String>,
+    slowest: Duration,
+}
+
+impl Traffic {
+    async fn start(client: &Client, namespace: &str) -> Self {
+        let cluster_ip = match common::node::registry() {
+            Some(_) => {
+                let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+                let spec = services.get(NAME).await.unwrap().spec.unwrap();
+                let port = spec.ports.as_ref().unwrap()[0].port;
+                Some(format!("{}:{port}", spec.cluster_ip.unwrap()))
+            }
+            None => None,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let tally: Arc<std::sync::Mutex<Tally>> = Arc::default();
+        let task = {
+            let (client, namespace) = (client.clone(), namespace.to_owned());
+            let (stop, tally) = (stop.clone(), tally.clone());
+            tokio::spawn(async move {
+                // An answer that is merely late (a busy machine) is not a failure.
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .unwrap();
+                let mut turn = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    turn += 1;
+                    if turn > 1 {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    let target = match &cluster_ip {
+                        Some(ip) => Some(ip.clone()),
+                        None => {
+                            let endpoints = active_endpoints(&client, &namespace).await;
+                            endpoints.get(turn % endpoints.len().max(1)).cloned()
+                        }
+                    };
+                    let Some(target) = target else {
+                        tally
+                            .lock()
+                            .unwrap()
+                            .failures
+                            .push("no endpoints".to_owned());
+                        continue;
+                    };
+                    let live = format!("http://{target}/health/live");
+                    let t0 = Instant::now();
+                    let live_failure = match http.get(&live).send().await {
+                        Ok(r) if r.status() == 200 => None,
+                        Ok(r) => Some(format!("{live}: {}", r.status())),
+                        Err(e) => Some(format!("{live}: {e}")),
+                    };
+                    let ready = format!("http://{target}/health/ready");
+                    let answer = match http.get(&ready).send().await {
+                        Ok(r) => {
+                            let ok = r.status() == 200;
+                            let body: serde_json::Value = r.json().await.unwrap_or_default();
+                            Ok((ok, body))
+                        }
+                        Err(e) => Err(format!("{ready}: {e}")),
+                    };
+                    let mut t = tally.lock().unwrap();
+                    t.sent += 2;
+                    t.slowest = t.slowest.max(t0.elapsed());
+                    t.failures.extend(live_failure);
+                    match answer {
+                        Ok((ok, body)) => match body["release"].as_str() {
+                            Some(release) if ok => {
+                                *t.answered.entry(release.into()).or_default() += 1;
+                            }
+                            Some(_) => {
+                                let reason = body["reason"].as_str().unwrap_or("none").to_owned();
+                                *t.not_ready.entry(reason).or_default() += 1;
+                            }
+                            None => t.failures.push(format!("{ready}: {body}")),
+                        },
+                        Err(failure) => t.failures.push(failure),
+                    }
+                }
+            })
+        };
+        Self { stop, tally, task }
+    }
+
+    fn answered_by(&self, release: &str) -> u64 {
+        let tally = self.tally.lock().unwrap();
+        tally.answered.get(release).copied().unwrap_or_default()
+    }
+
+    async fn wait_answered_by(&self, release: &str) {
+        wait_for(&format!("traffic answered by {release}"), async || {
+            let n = self.answered_by(release);
+            (
+                (n > 0).then_some(()),
+                format!("{:?}", self.tally.lock().unwrap()),
+            )
+        })
+        .await;
+    }
+
+    /// Stops the requests and returns what they met.
+    async fn stop(self, what: &str) -> Tally {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        let tally = std::mem::take(&mut *self.tally.lock().unwrap());
+        eprintln!("traffic during {what}: {tally:?}");
+        tally
+    }
 }
 
 fn events_with_reason(list: &[k8s_openapi::api::events::v1::Event], reason: &str) -> usize {
@@ -97,9 +229,7 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
             }
         }
     });
-    fps.create(&PostParams::default(), &serde_json::from_value(fp).unwrap())
-        .await
-        .expect("create FootballPrediction");
+    create_fp(&fps, fp).await;
     let status = wait_stage(&fps, NAME, "Aborted", "1.0.0-broken-ready").await;
     assert_eq!(status["rollout"]["reason"], "AnalysisFailed", "{status}");
     assert!(status["active"].is_null(), "nothing serves: {status}");
@@ -124,66 +254,11 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     );
     let first_color = active_selector(&client, &namespace).await;
 
-    // (a) 1.0.0 → 2.0.0 under traffic: every request to the active Service's endpoints answers.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    // Answers (200) per color: traffic must span the switch, reaching the old color before and
-    // the new one after it (conditions, not a count a busy machine may fall short of).
-    let answered: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>> = Arc::default();
-    let answered_by = |color: &str| {
-        answered
-            .lock()
-            .unwrap()
-            .get(color)
-            .copied()
-            .unwrap_or_default()
-    };
-    let traffic = {
-        let (client, namespace) = (client.clone(), namespace.clone());
-        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
-        let answered = answered.clone();
-        tokio::spawn(async move {
-            // A refused connection or a non-200 answer is a failure at once; an answer that is
-            // merely late (a busy machine) is not, so the client waits generously.
-            let http = reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap();
-            let mut failures = Vec::new();
-            let mut turn = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                let (color, endpoints) = active_color_endpoints(&client, &namespace).await;
-                turn += 1;
-                let Some(endpoint) = endpoints.get(turn % endpoints.len().max(1)) else {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    failures.push("no endpoints".to_owned());
-                    continue;
-                };
-                sent.fetch_add(1, Ordering::Relaxed);
-                let url = format!("http://{endpoint}/health/ready");
-                match http.get(&url).send().await {
-                    Ok(r) if r.status() == 200 => {
-                        *answered.lock().unwrap().entry(color).or_default() += 1;
-                    }
-                    Ok(r) => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        failures.push(format!("{url}: {}", r.status()));
-                    }
-                    Err(e) => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        failures.push(format!("{url}: {e}"));
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            failures
-        })
-    };
-    wait_for(&format!("traffic answered by {first_color}"), async || {
-        let n = answered_by(&first_color);
-        ((n > 0).then_some(()), format!("{n} answers"))
-    })
-    .await;
+    // (a) 1.0.0 → 2.0.0 under traffic: every request answers, and the answers come from 1.0.0
+    // before the switch and from 2.0.0 after it (conditions, not a count a busy machine may fall
+    // short of).
+    let traffic = Traffic::start(&client, &namespace).await;
+    traffic.wait_answered_by("1.0.0").await;
     patch_spec(&fps, NAME, json!({"version": "2.0.0"})).await;
     let status = wait_serving(&fps, NAME, "2.0.0").await;
     wait_stage(&fps, NAME, "Idle", "2.0.0").await;
@@ -192,19 +267,16 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
         first_color, second_color,
         "traffic moved to the other color"
     );
-    wait_for(&format!("traffic answered by {second_color}"), async || {
-        let n = answered_by(&second_color);
-        ((n > 0).then_some(()), format!("{n} answers"))
-    })
-    .await;
-    stop.store(true, Ordering::Relaxed);
-    let failures = traffic.await.unwrap();
-    let sent = sent.load(Ordering::Relaxed);
-    eprintln!(
-        "traffic during the switch: {sent} requests, answers by color {:?}, failures: {failures:?}",
-        answered.lock().unwrap()
+    traffic.wait_answered_by("2.0.0").await;
+    let tally = traffic.stop("1.0.0 → 2.0.0").await;
+    assert!(tally.failures.is_empty(), "{tally:?}");
+    assert!(
+        tally
+            .not_ready
+            .keys()
+            .all(|reason| reason == "shutting_down"),
+        "both releases are healthy: only draining pods answer 503 ({tally:?})"
     );
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "{failures:?}");
     assert_eq!(status["history"][0]["version"], "2.0.0", "{status}");
     let columns = run(
         "kubectl",
@@ -240,7 +312,7 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     );
     let message = status["rollout"]["message"].as_str().unwrap();
     assert!(
-        message.contains("GET /health/ready on 127.") && message.contains("503"),
+        message.contains("GET /health/ready on ") && message.contains("503"),
         "the message names the check and what it saw: {message}"
     );
     assert_eq!(status["active"]["version"], "2.0.0");
@@ -286,10 +358,11 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     assert_eq!(status["active"]["version"], "2.0.0");
     assert_eq!(active_selector(&client, &namespace).await, second_color);
 
-    // (i) An image that cannot be pulled (a registry port on loopback where nothing listens):
-    // the migration Job's pod waits in ErrImagePull, and the rollout aborts after the default
-    // 30 s grace instead of at the Job's 600 s deadline.
-    let unpullable = "127.0.0.1:9/footballprediction/fp-api-server";
+    // (i) An image that cannot be pulled (a typo in the repository: no registry has it; the real
+    // node's registry answers 404, the node agent has no mapping): the migration Job's pod waits
+    // in ErrImagePull, and the rollout aborts after the default 30 s grace instead of at the
+    // Job's 600 s deadline.
+    let unpullable = "footballprediction/fp-api-servr";
     let asked = Instant::now();
     patch_spec(
         &fps,
@@ -349,7 +422,10 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     })
     .await;
 
-    // (c) A release that fails only after promotion: switched straight back.
+    // (c) A release that fails only after promotion: switched straight back, under traffic. It
+    // answers while it serves, and no request fails across the switch there and back.
+    let traffic = Traffic::start(&client, &namespace).await;
+    traffic.wait_answered_by("2.0.0").await;
     patch_spec(
         &fps,
         NAME,
@@ -370,6 +446,15 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     );
     assert_eq!(status["active"]["version"], "2.0.0");
     assert_eq!(active_selector(&client, &namespace).await, second_color);
+    traffic.wait_answered_by("3.0.2-broken-later").await;
+    let back_to_2 = traffic.answered_by("2.0.0");
+    wait_for("2.0.0 answering again after the rollback", async || {
+        let n = traffic.answered_by("2.0.0");
+        ((n > back_to_2).then_some(()), format!("{n} answers"))
+    })
+    .await;
+    let tally = traffic.stop("2.0.0 → 3.0.2-broken-later → 2.0.0").await;
+    assert!(tally.failures.is_empty(), "{tally:?}");
 
     // Counted by the leader that rolled back (the next step replaces it).
     let metrics = operator_metrics(&client, &installed.cleanup.operator_namespace).await;
@@ -530,7 +615,9 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
             .patch(
                 &format!("{NAME}-database"),
                 &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(json!({"stringData": {"url": url}})),
+                &kube::api::Patch::Merge(
+                    json!({"stringData": {"url": common::node::url_for_pods(&url)}}),
+                ),
             )
             .await
             .expect("patch the database Secret");

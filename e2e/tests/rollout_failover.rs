@@ -9,12 +9,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::platform::{
-    fp_api, fp_status, install, kubectl_fp, leader_is_replaced, patch_spec, wait_serving,
-    wait_stage,
+    create_fp, fp_api, fp_status, install, kubectl_fp, leader_is_replaced, patch_spec,
+    wait_serving, wait_stage,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, DynamicObject};
 use serde_json::json;
 
 const NAME: &str = "relay";
@@ -64,9 +64,7 @@ async fn the_next_leader_resumes_a_rollout_whose_leader_died_in_any_stage() {
             }
         }
     });
-    fps.create(&PostParams::default(), &serde_json::from_value(fp).unwrap())
-        .await
-        .expect("create FootballPrediction");
+    create_fp(&fps, fp).await;
     wait_serving(&fps, NAME, "1.0.0").await;
     wait_stage(&fps, NAME, "Idle", "1.0.0").await;
 

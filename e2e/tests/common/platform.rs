@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -98,11 +98,15 @@ pub fn install(prefix: &str, instance: &str) -> Installed {
         ],
     );
     let backups = tempfile::tempdir().unwrap();
+    if super::node::pod_host().is_some() {
+        // Real containers run as the images' user, not as root like the node agent's pods.
+        std::os::unix::fs::chown(backups.path(), Some(RUN_AS), Some(RUN_AS)).unwrap();
+    }
     let manifests = json!({"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
         {"apiVersion": "v1", "kind": "Secret",
          "metadata": {"name": format!("{instance}-database"), "namespace": namespace},
-         "stringData": {"url": database_url(&server, &database, None)}},
+         "stringData": {"url": super::node::url_for_pods(&database_url(&server, &database, None))}},
         // Pre-bound to this scenario's claim so parallel runs cannot take it.
         {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": cleanup.volume},
          "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
@@ -147,8 +151,35 @@ pub fn install(prefix: &str, instance: &str) -> Installed {
     }
 }
 
-/// Sets fields of `name`'s spec (a JSON merge patch).
+/// Whether `pod` is Ready and not being deleted (what a Service's endpoints hold).
+pub fn is_serving(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The user and group the images run as (xtask's image spec).
+const RUN_AS: u32 = 65532;
+
+/// Creates the FootballPrediction `fp` (its release image published first on a real node).
+pub async fn create_fp(fps: &Api<DynamicObject>, fp: Value) {
+    if let Some(version) = fp["spec"]["version"].as_str() {
+        super::node::publish_api_version(version);
+    }
+    fps.create(&PostParams::default(), &serde_json::from_value(fp).unwrap())
+        .await
+        .expect("create FootballPrediction");
+}
+
+/// Sets fields of `name`'s spec (a JSON merge patch); a new release's image is published first
+/// on a real node.
 pub async fn patch_spec(fps: &Api<DynamicObject>, name: &str, spec: Value) {
+    if let Some(version) = spec["version"].as_str() {
+        super::node::publish_api_version(version);
+    }
     fps.patch(
         name,
         &PatchParams::default(),

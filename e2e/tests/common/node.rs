@@ -1,0 +1,122 @@
+//! What differs when the scenarios run on the real node (`cargo xtask test --node kubelet`):
+//! release versions must exist as images in the node's registry, and pods reach the host's
+//! PostgreSQL at the bridge address. On the node agent these are no-ops: its image table maps
+//! every tag to the workspace's binary (docs/node-agent.md) and its pods share the host's
+//! loopback.
+
+use std::process::Command;
+
+/// `127.0.0.1:<port>`: the real node's registry (every image reference resolves to it).
+pub const REGISTRY_ENV: &str = "FP_E2E_REGISTRY";
+/// The address pods reach the host at (the bridge's), where PostgreSQL also listens.
+pub const POD_HOST_ENV: &str = "FP_E2E_POD_HOST";
+
+const API_REPOSITORY: &str = "footballprediction/fp-api-server";
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The real node's registry, or `None` on the node agent.
+pub fn registry() -> Option<String> {
+    env(REGISTRY_ENV)
+}
+
+/// Where pods reach the host, or `None` when they share its loopback (the node agent).
+pub fn pod_host() -> Option<String> {
+    env(POD_HOST_ENV)
+}
+
+/// The fault switch's settings a `-broken-*` release stands for in the rollout scenarios
+/// (the node agent's default-images.yaml maps the same tags; docs/architecture.md).
+pub fn fault_env(version: &str) -> Vec<(&'static str, &'static str)> {
+    let fault: Option<(&str, &str)> = if version.ends_with("-broken-ready") {
+        Some(("FP_TEST_FAULT_READY_FAIL_AFTER", "0s"))
+    } else if version.ends_with("-broken-errors") {
+        Some(("FP_TEST_FAULT_ERROR_RATIO", "1"))
+    } else if version.ends_with("-broken-later") {
+        // Ready for 40 s, then 503: passes pre-promotion analysis, fails after promotion.
+        Some(("FP_TEST_FAULT_READY_FAIL_AFTER", "40s"))
+    } else if version.ends_with("-broken-migrate") {
+        Some(("FP_TEST_FAULT_MIGRATE", "fail"))
+    } else {
+        None
+    };
+    fault
+        .map(|f| vec![("FP_TEST_FAULTS", "enabled"), f])
+        .unwrap_or_default()
+}
+
+/// On the real node: makes `footballprediction/fp-api-server:<version>` exist in its registry,
+/// made from the image `cargo xtask test` pushed (the workspace version) with crane, plus the
+/// fault settings of a `-broken-*` version. The kubelet pulls it like any image.
+pub fn publish_api_version(version: &str) {
+    let Some(registry) = registry() else {
+        return;
+    };
+    let base = format!("{registry}/{API_REPOSITORY}:{}", env!("CARGO_PKG_VERSION"));
+    let target = format!("{registry}/{API_REPOSITORY}:{version}");
+    let faults = fault_env(version);
+    let mut crane = Command::new("crane");
+    if faults.is_empty() {
+        crane.args(["copy", &base, &target]);
+    } else {
+        crane.args(["mutate", &base, "-t", &target]);
+        for (key, value) in faults {
+            crane.arg(format!("--env={key}={value}"));
+        }
+    }
+    let out = crane
+        .output()
+        .expect("crane (on PATH from `cargo xtask test`)");
+    assert!(
+        out.status.success(),
+        "publishing {target} from {base}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `url` (on 127.0.0.1) as pods reach it.
+pub fn url_for_pods(url: &str) -> String {
+    match pod_host() {
+        Some(host) => url.replacen("@127.0.0.1:", &format!("@{host}:"), 1),
+        None => url.to_owned(),
+    }
+}
+
+/// Whether `ip` is in the address range pods of this node get.
+pub fn is_pod_ip(ip: &str) -> bool {
+    match pod_host() {
+        // The bridge's /24: the host is .1, pods the rest of it.
+        Some(host) => host
+            .rsplit_once('.')
+            .is_some_and(|(net, _)| ip.starts_with(&format!("{net}.")) && ip != host),
+        None => ip.starts_with("127."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broken_versions_carry_their_fault_and_others_none() {
+        assert_eq!(
+            fault_env("3.0.0-broken-ready"),
+            [
+                ("FP_TEST_FAULTS", "enabled"),
+                ("FP_TEST_FAULT_READY_FAIL_AFTER", "0s")
+            ]
+        );
+        assert_eq!(
+            fault_env("3.0.2-broken-later")[1],
+            ("FP_TEST_FAULT_READY_FAIL_AFTER", "40s")
+        );
+        assert_eq!(
+            fault_env("3.0.1-broken-migrate")[1],
+            ("FP_TEST_FAULT_MIGRATE", "fail")
+        );
+        assert!(fault_env("2.0.0").is_empty());
+        assert!(fault_env("2.0.0-broken-readyish").is_empty());
+    }
+}
