@@ -1,7 +1,9 @@
 //! Blue-green rollouts on the real control plane, with the operator installed by Helm (two
-//! replicas) and real API server processes as pods. Broken releases are image tags the node agent
-//! maps to the API server's test-only fault switch (docs/node-agent.md):
-//! (g) a broken first deploy never serves; (a) a healthy rollout under traffic loses no request;
+//! replicas) and real API server processes as pods. Broken releases are image tags that turn on
+//! the API server's test-only fault switch: the node agent maps them (docs/node-agent.md), on the
+//! real node they are images published with those settings (common/node.rs):
+//! (g) a broken first deploy never serves; (a) a healthy rollout under traffic loses no request
+//! (on the real node, traffic through the active Service's ClusterIP, also across (c));
 //! (b) a release failing readiness is rolled back before any traffic reaches it; (d) a failing
 //! migration aborts; (c) a release failing after promotion is switched back; (e) the leader killed
 //! in every stage is rollout_failover.rs; (f) manual promotion and rollback through `kubectl fp`;
