@@ -96,10 +96,9 @@ pub fn run(node: cluster::node::NodeKind) -> anyhow::Result<()> {
         .as_ref()
         .and_then(|c| c.get())
         .and_then(|c| c.real_node.clone());
-    let for_pods = real_node.as_ref().map(|_| postgres::AlsoListen {
-        address: cluster::node::RealNode::HOST_ADDRESS,
-        clients: cluster::node::RealNode::POD_CIDR,
-    });
+    let for_pods = real_node
+        .as_ref()
+        .map(|_| cluster::node::RealNode::postgres_for_pods());
 
     let pg_state = paths::state_root().join("postgres-test");
     let pg = Guard::new(

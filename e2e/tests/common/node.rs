@@ -78,7 +78,12 @@ pub fn publish_api_version(version: &str) {
 
 /// `url` (on 127.0.0.1) as pods reach it.
 pub fn url_for_pods(url: &str) -> String {
-    match pod_host() {
+    url_via(url, pod_host().as_deref())
+}
+
+/// `url` with its 127.0.0.1 host replaced by `host` (unchanged without one).
+fn url_via(url: &str, host: Option<&str>) -> String {
+    match host {
         Some(host) => url.replacen("@127.0.0.1:", &format!("@{host}:"), 1),
         None => url.to_owned(),
     }
@@ -86,8 +91,12 @@ pub fn url_for_pods(url: &str) -> String {
 
 /// Whether `ip` is in the address range pods of this node get.
 pub fn is_pod_ip(ip: &str) -> bool {
-    match pod_host() {
-        // The bridge's /24: the host is .1, pods the rest of it.
+    in_pod_range(ip, pod_host().as_deref())
+}
+
+/// The bridge's /24 beside `host` (the host itself is not a pod), or loopback without a host.
+fn in_pod_range(ip: &str, host: Option<&str>) -> bool {
+    match host {
         Some(host) => host
             .rsplit_once('.')
             .is_some_and(|(net, _)| ip.starts_with(&format!("{net}.")) && ip != host),
@@ -118,5 +127,20 @@ mod tests {
         );
         assert!(fault_env("2.0.0").is_empty());
         assert!(fault_env("2.0.0-broken-readyish").is_empty());
+    }
+
+    #[test]
+    fn pods_reach_the_host_at_the_bridge_and_get_addresses_beside_it() {
+        let url = "postgres://u:p@127.0.0.1:5432/db";
+        assert_eq!(
+            url_via(url, Some("198.18.0.1")),
+            "postgres://u:p@198.18.0.1:5432/db"
+        );
+        assert_eq!(url_via(url, None), url);
+        assert!(in_pod_range("198.18.0.7", Some("198.18.0.1")));
+        assert!(!in_pod_range("198.18.0.1", Some("198.18.0.1")));
+        assert!(!in_pod_range("198.18.1.7", Some("198.18.0.1")));
+        assert!(!in_pod_range("127.0.3.4", Some("198.18.0.1")));
+        assert!(in_pod_range("127.0.3.4", None));
     }
 }

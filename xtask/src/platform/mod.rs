@@ -456,10 +456,7 @@ fn start_platform(
     }
 
     // Runs on after `up` returns; `down` stops it by the pid recorded in its state directory.
-    let for_pods = real_node.map(|_| postgres::AlsoListen {
-        address: cluster::node::RealNode::HOST_ADDRESS,
-        clients: cluster::node::RealNode::POD_CIDR,
-    });
+    let for_pods = real_node.map(|_| cluster::node::RealNode::postgres_for_pods());
     let pg = postgres::start_listening(&postgres_state(), for_pods)?;
     let database_url = pg.create_database(DATABASE)?;
     let pods_database_url = match for_pods {

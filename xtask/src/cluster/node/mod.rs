@@ -43,6 +43,14 @@ impl RealNode {
     pub const HOST_ADDRESS: &'static str = config::GATEWAY;
     /// The pods' addresses, for a host service's allow list.
     pub const POD_CIDR: &'static str = config::POD_CIDR;
+
+    /// Where a PostgreSQL on the host also listens so the pods reach it, and whom it lets in.
+    pub fn postgres_for_pods() -> crate::postgres::AlsoListen<'static> {
+        crate::postgres::AlsoListen {
+            address: Self::HOST_ADDRESS,
+            clients: Self::POD_CIDR,
+        }
+    }
 }
 
 /// The node's names and directories for a cluster state directory.
