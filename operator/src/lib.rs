@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod notify;
 pub mod plugin;
 pub mod quantity;
+pub mod reason;
 pub mod resources;
 pub mod telemetry;
 #[cfg(test)]

@@ -14,6 +14,7 @@ use prometheus::{
 
 use crate::crd::BackupStatus;
 use crate::kube_requests::CountRequestsLayer;
+use crate::reason::Reason;
 use crate::resources::Kind;
 
 /// Labels of the per-instance backup series.
@@ -367,9 +368,9 @@ impl Metrics {
             .inc();
     }
 
-    /// A rollout stopped; `reason` is one of the fixed rollout reasons.
-    pub fn rolled_back(&self, reason: &str) {
-        self.rollbacks.with_label_values(&[reason]).inc();
+    /// A rollout stopped, and why.
+    pub fn rolled_back(&self, reason: Reason) {
+        self.rollbacks.with_label_values(&[reason.as_str()]).inc();
         self.rollouts.with_label_values(&["rolled_back"]).inc();
     }
 
@@ -378,8 +379,8 @@ impl Metrics {
         self.rollouts.with_label_values(&[result]).inc();
     }
 
-    pub fn event(&self, reason: &'static str) {
-        self.events.with_label_values(&[reason]).inc();
+    pub fn event(&self, reason: Reason) {
+        self.events.with_label_values(&[reason.as_str()]).inc();
     }
 
     pub fn set_leader(&self, leader: bool) {

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::crd::{BackupSpec, BackupStatus};
 use crate::cron::expected_interval;
+use crate::reason::Reason;
 use crate::resources::backup::BACKUP_CONTAINER as CONTAINER;
 
 /// Label the Job controller puts on a Job's pods.
@@ -250,17 +251,8 @@ pub fn merge(previous: Option<&BackupStatus>, outcomes: &[JobOutcome]) -> Backup
 pub struct Health {
     /// "True", "False" or "Unknown".
     pub status: &'static str,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
-}
-
-pub mod reasons {
-    pub const SUCCEEDED: &str = "BackupSucceeded";
-    pub const FAILED: &str = "BackupFailed";
-    pub const STALE: &str = "BackupStale";
-    pub const VERIFY_FAILED: &str = "VerifyFailed";
-    pub const NO_BACKUP_YET: &str = "NoBackupYet";
-    pub const SUSPENDED: &str = "Suspended";
 }
 
 /// False when the last backup failed, the last drill failed, or the newest successful backup
@@ -280,7 +272,7 @@ pub fn health(
         let reason = status.last_failure_reason.clone().unwrap_or_default();
         return Health {
             status: "False",
-            reason: reasons::FAILED,
+            reason: Reason::BackupFailed,
             message: format!("the last backup failed at {failed}: {reason}"),
         };
     }
@@ -289,14 +281,14 @@ pub fn health(
     {
         return Health {
             status: "False",
-            reason: reasons::VERIFY_FAILED,
+            reason: Reason::VerifyFailed,
             message: format!("the last restore drill did not pass: {result}"),
         };
     }
     if spec.suspend {
         return Health {
             status: "Unknown",
-            reason: reasons::SUSPENDED,
+            reason: Reason::Suspended,
             message: "spec.backup.suspend is set: no backups are taken".to_owned(),
         };
     }
@@ -312,26 +304,26 @@ pub fn health(
     match (last_ok, overdue) {
         (None, false) => Health {
             status: "Unknown",
-            reason: reasons::NO_BACKUP_YET,
+            reason: Reason::NoBackupYet,
             message: "no backup has finished yet".to_owned(),
         },
         (None, true) => Health {
             status: "False",
-            reason: reasons::STALE,
+            reason: Reason::BackupStale,
             message: format!(
                 "no successful backup since creation at {created} (one is expected within {allowed_text})"
             ),
         },
         (Some(ok), true) => Health {
             status: "False",
-            reason: reasons::STALE,
+            reason: Reason::BackupStale,
             message: format!(
                 "the newest successful backup finished at {ok} (one is expected within {allowed_text})"
             ),
         },
         (Some(ok), false) => Health {
             status: "True",
-            reason: reasons::SUCCEEDED,
+            reason: Reason::BackupSucceeded,
             message: format!(
                 "backup {} finished at {ok}",
                 status.last_backup_id.as_deref().unwrap_or("(id unknown)")
@@ -494,7 +486,10 @@ mod tests {
             ..BackupStatus::default()
         };
         let fresh = health(&ok, &daily, created, ts("2026-11-28T20:00:00Z"));
-        assert_eq!((fresh.status, fresh.reason), ("True", reasons::SUCCEEDED));
+        assert_eq!(
+            (fresh.status, fresh.reason),
+            ("True", Reason::BackupSucceeded)
+        );
         assert!(
             fresh.message.contains("20261128T030000Z"),
             "{}",
@@ -503,7 +498,7 @@ mod tests {
 
         // 1.5 days later without a new backup: stale.
         let stale = health(&ok, &daily, created, ts("2026-11-29T15:01:00Z"));
-        assert_eq!((stale.status, stale.reason), ("False", reasons::STALE));
+        assert_eq!((stale.status, stale.reason), ("False", Reason::BackupStale));
         let not_yet = health(&ok, &daily, created, ts("2026-11-29T14:59:00Z"));
         assert_eq!(not_yet.status, "True");
 
@@ -513,7 +508,7 @@ mod tests {
             ..ok.clone()
         };
         let h = health(&failed, &daily, created, ts("2026-11-29T04:00:00Z"));
-        assert_eq!((h.status, h.reason), ("False", reasons::FAILED));
+        assert_eq!((h.status, h.reason), ("False", Reason::BackupFailed));
         assert!(h.message.contains("password authentication failed"));
         // A later success clears it.
         let recovered = BackupStatus {
@@ -530,18 +525,18 @@ mod tests {
             ..ok.clone()
         };
         let h = health(&drill_failed, &daily, created, ts("2026-11-28T20:00:00Z"));
-        assert_eq!((h.status, h.reason), ("False", reasons::VERIFY_FAILED));
+        assert_eq!((h.status, h.reason), ("False", Reason::VerifyFailed));
 
         let none = BackupStatus::default();
         let first_day = health(&none, &daily, created, ts("2026-11-28T01:00:00Z"));
-        assert_eq!(first_day.reason, reasons::NO_BACKUP_YET);
+        assert_eq!(first_day.reason, Reason::NoBackupYet);
         let never = health(&none, &daily, created, ts("2026-11-29T02:00:00Z"));
-        assert_eq!((never.status, never.reason), ("False", reasons::STALE));
+        assert_eq!((never.status, never.reason), ("False", Reason::BackupStale));
 
         let suspended = spec(json!({"schedule": "0 3 * * *", "suspend": true}));
         assert_eq!(
             health(&none, &suspended, created, ts("2026-12-28T00:00:00Z")).reason,
-            reasons::SUSPENDED
+            Reason::Suspended
         );
     }
 }

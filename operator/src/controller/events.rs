@@ -3,106 +3,92 @@
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
 
-use super::backup_health::reasons as backup_reasons;
-use super::status::reasons;
 use crate::metrics::Metrics;
+use crate::reason::Reason;
 
-/// Every reason the operator puts on an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventReason {
-    Created,
-    Updated,
-    Deleted,
-    Serving,
-    InvalidSpec,
-    MissingDependency,
-    ApplyFailed,
-    DeleteFailed,
-    ProgressDeadlineExceeded,
-    CrdMissing,
-    BackupFailed,
-    BackupStale,
-    VerifyFailed,
-    RolloutStarted,
-    RolloutStage,
-    Promoted,
-    RolloutSucceeded,
-    RolledBack,
-    CommandApplied,
-    CommandRefused,
+/// The condition reasons that deserve an event when a Degraded or BackupHealthy condition turns
+/// to them (a rollout's own stop reasons have their RolledBack event instead).
+pub fn for_condition(reason: &str) -> Option<Reason> {
+    Reason::parse(reason).filter(|r| {
+        matches!(
+            r,
+            Reason::InvalidSpec
+                | Reason::MissingDependency
+                | Reason::ApplyFailed
+                | Reason::ProgressDeadlineExceeded
+                | Reason::CrdMissing
+                | Reason::BackupFailed
+                | Reason::BackupStale
+                | Reason::VerifyFailed
+        )
+    })
 }
 
-impl EventReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "Created",
-            Self::Updated => "Updated",
-            Self::Deleted => "Deleted",
-            Self::Serving => "Serving",
-            Self::InvalidSpec => "InvalidSpec",
-            Self::MissingDependency => "MissingDependency",
-            Self::ApplyFailed => "ApplyFailed",
-            Self::DeleteFailed => "DeleteFailed",
-            Self::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
-            Self::CrdMissing => "CrdMissing",
-            Self::BackupFailed => "BackupFailed",
-            Self::BackupStale => "BackupStale",
-            Self::VerifyFailed => "VerifyFailed",
-            Self::RolloutStarted => "RolloutStarted",
-            Self::RolloutStage => "RolloutStage",
-            Self::Promoted => "Promoted",
-            Self::RolloutSucceeded => "RolloutSucceeded",
-            Self::RolledBack => "RolledBack",
-            Self::CommandApplied => "CommandApplied",
-            Self::CommandRefused => "CommandRefused",
-        }
+/// Normal for changes and successes, Warning for everything that needs a look.
+fn event_type(reason: Reason) -> EventType {
+    use Reason::*;
+    match reason {
+        Created | Updated | Deleted | Serving | RolloutStarted | RolloutStage | Promoted
+        | RolloutSucceeded | CommandApplied | RolloutComplete | Healthy | Deploying | Issued
+        | Applied | Delivered | BackupSucceeded => EventType::Normal,
+        Paused
+        | InvalidSpec
+        | MissingDependency
+        | ApplyFailed
+        | ProgressDeadlineExceeded
+        | CrdMissing
+        | Pending
+        | DeliveryFailed
+        | NothingToSend
+        | BackupFailed
+        | BackupStale
+        | VerifyFailed
+        | NoBackupYet
+        | Suspended
+        | AnalysisFailed
+        | MigrationFailed
+        | ImagePullFailed
+        | ContainerCannotStart
+        | ContainerCrashLooping
+        | Aborted
+        | RolledBack
+        | DeleteFailed
+        | CommandRefused => EventType::Warning,
     }
+}
 
-    /// The event for a Degraded condition's reason.
-    pub fn from_condition_reason(reason: &str) -> Option<Self> {
-        match reason {
-            reasons::INVALID_SPEC => Some(Self::InvalidSpec),
-            reasons::MISSING_DEPENDENCY => Some(Self::MissingDependency),
-            reasons::APPLY_FAILED => Some(Self::ApplyFailed),
-            reasons::PROGRESS_DEADLINE_EXCEEDED => Some(Self::ProgressDeadlineExceeded),
-            reasons::CRD_MISSING => Some(Self::CrdMissing),
-            backup_reasons::FAILED => Some(Self::BackupFailed),
-            backup_reasons::STALE => Some(Self::BackupStale),
-            backup_reasons::VERIFY_FAILED => Some(Self::VerifyFailed),
-            _ => None,
+/// The `action` field: what the operator was doing.
+fn action(reason: Reason) -> &'static str {
+    use Reason::*;
+    match reason {
+        Created | Updated | ApplyFailed | Applied => "Apply",
+        Deleted | DeleteFailed => "Delete",
+        InvalidSpec | MissingDependency => "Validate",
+        Serving
+        | Deploying
+        | RolloutComplete
+        | Healthy
+        | Paused
+        | ProgressDeadlineExceeded
+        | CrdMissing
+        | Issued
+        | Pending => "Reconcile",
+        Delivered | DeliveryFailed | NothingToSend => "Notify",
+        BackupSucceeded | BackupFailed | BackupStale | VerifyFailed | NoBackupYet | Suspended => {
+            "Backup"
         }
-    }
-
-    fn event_type(self) -> EventType {
-        match self {
-            Self::Created
-            | Self::Updated
-            | Self::Deleted
-            | Self::Serving
-            | Self::RolloutStarted
-            | Self::RolloutStage
-            | Self::Promoted
-            | Self::RolloutSucceeded
-            | Self::CommandApplied => EventType::Normal,
-            _ => EventType::Warning,
-        }
-    }
-
-    /// The `action` field: what the operator was doing.
-    fn action(self) -> &'static str {
-        match self {
-            Self::Created | Self::Updated | Self::ApplyFailed => "Apply",
-            Self::Deleted | Self::DeleteFailed => "Delete",
-            Self::InvalidSpec | Self::MissingDependency => "Validate",
-            Self::Serving | Self::ProgressDeadlineExceeded | Self::CrdMissing => "Reconcile",
-            Self::BackupFailed | Self::BackupStale | Self::VerifyFailed => "Backup",
-            Self::RolloutStarted
-            | Self::RolloutStage
-            | Self::Promoted
-            | Self::RolloutSucceeded
-            | Self::RolledBack => "Rollout",
-            Self::CommandApplied | Self::CommandRefused => "Command",
-        }
+        RolloutStarted
+        | RolloutStage
+        | Promoted
+        | RolloutSucceeded
+        | RolledBack
+        | AnalysisFailed
+        | MigrationFailed
+        | ImagePullFailed
+        | ContainerCannotStart
+        | ContainerCrashLooping
+        | Aborted => "Rollout",
+        CommandApplied | CommandRefused => "Command",
     }
 }
 
@@ -129,17 +115,17 @@ pub async fn publish(
     metrics: &Metrics,
     reference: &ObjectReference,
     related: Option<ObjectReference>,
-    reason: EventReason,
+    reason: Reason,
     note: String,
 ) {
     let event = Event {
-        type_: reason.event_type(),
+        type_: event_type(reason),
         reason: reason.as_str().into(),
         note: Some(truncate(note)),
-        action: reason.action().into(),
+        action: action(reason).into(),
         secondary: related,
     };
-    metrics.event(reason.as_str());
+    metrics.event(reason);
     if let Err(e) = recorder.publish(&event, reference).await {
         tracing::warn!(error = %e, reason = reason.as_str(), "publishing an event failed");
     }
@@ -151,13 +137,16 @@ mod tests {
 
     #[test]
     fn failures_are_warnings_and_changes_are_normal() {
-        assert_eq!(EventReason::Created.event_type(), EventType::Normal);
-        assert_eq!(EventReason::InvalidSpec.event_type(), EventType::Warning);
+        assert_eq!(event_type(Reason::Created), EventType::Normal);
+        assert_eq!(event_type(Reason::InvalidSpec), EventType::Warning);
         assert_eq!(
-            EventReason::from_condition_reason("MissingDependency"),
-            Some(EventReason::MissingDependency)
+            for_condition("MissingDependency"),
+            Some(Reason::MissingDependency)
         );
-        assert_eq!(EventReason::from_condition_reason("Healthy"), None);
+        assert_eq!(for_condition("Healthy"), None);
+        // A rollout's stop reason on Degraded has its own RolledBack event.
+        assert_eq!(for_condition("AnalysisFailed"), None);
+        assert_eq!(for_condition("SomebodyElses"), None);
     }
 
     #[test]

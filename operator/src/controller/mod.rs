@@ -6,9 +6,9 @@ pub mod apply;
 pub mod backup_health;
 pub mod capabilities;
 pub mod events;
-pub mod progress;
 pub mod reconcile;
 pub mod rollout;
+pub mod rollout_io;
 pub mod status;
 
 use std::collections::{HashMap, HashSet};

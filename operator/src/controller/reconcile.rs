@@ -17,9 +17,9 @@ use serde_json::json;
 
 use super::apply::{self, ApplyContext, ApplyReport};
 use super::backup_health;
-use super::events::{self, EventReason};
-use super::progress;
+use super::events;
 use super::rollout;
+use super::rollout_io;
 use super::status::{
     self, BackupObservation, CertificateObservation, DeploymentView, Observed, Outcome,
 };
@@ -29,6 +29,7 @@ use crate::crd::{
     RolloutCommand, labels,
 };
 use crate::metrics::ReconcileResult;
+use crate::reason::Reason;
 use crate::resources::certificate::Certificate;
 use crate::resources::common::Component;
 use crate::resources::service::service_url;
@@ -92,7 +93,7 @@ async fn report_undecodable(invalid: &InvalidObject, ctx: &Context) -> Result<()
     tracing::warn!(%namespace, %name, error = %invalid.error, "cannot decode FootballPrediction");
     let now = Timestamp::now();
     let condition = |type_: &str, status: &str| {
-        json!({"type": type_, "status": status, "reason": status::reasons::INVALID_SPEC, "message": message,
+        json!({"type": type_, "status": status, "reason": Reason::InvalidSpec.as_str(), "message": message,
                "observedGeneration": invalid.metadata.generation, "lastTransitionTime": now.to_string()})
     };
     let body = json!({
@@ -125,7 +126,7 @@ async fn report_undecodable(invalid: &InvalidObject, ctx: &Context) -> Result<()
         &ctx.metrics,
         &reference,
         None,
-        EventReason::InvalidSpec,
+        Reason::InvalidSpec,
         message,
     )
     .await;
@@ -245,9 +246,9 @@ async fn reconcile_valid(
     let jwt_keys = secret_data(v.signing_keys.secret());
     let admin_password = secret_data(&v.admin_password.name);
     // The rollout: observe, maybe run one analysis round, take one step, plan the colors.
-    let secret_versions = progress::pod_secret_versions(&v, &found);
-    let desired = progress::desired(&v, &secret_versions);
-    let before = progress::state(fp.status.as_ref());
+    let secret_versions = rollout_io::pod_secret_versions(&v, &found);
+    let desired = rollout_io::desired(&v, &secret_versions);
+    let before = rollout_io::state(fp.status.as_ref());
     let live_deployment = |color: Color| {
         live.get(&Kind::Deployment)
             .and_then(|ds| {
@@ -269,13 +270,14 @@ async fn reconcile_valid(
         .as_ref()
         .and_then(|a| view_of(a.color))
         .map(|d| d.desired);
-    let rollout_settings = progress::settings(&v, serving_replicas);
+    let rollout_settings = rollout_io::settings(&v, serving_replicas);
     let target_view = before.rollout.target_color.and_then(view_of);
-    let migration = progress::migration_state(ctx, &v, &before, live.get(&Kind::Job)).await;
-    let backup = progress::pre_migration_backup_state(ctx, &v, &before, live.get(&Kind::Job)).await;
-    let stuck = progress::stuck_containers(ctx, &v, &before, live.get(&Kind::Job)).await;
+    let migration = rollout_io::migration_state(ctx, &v, &before, live.get(&Kind::Job)).await;
+    let backup =
+        rollout_io::pre_migration_backup_state(ctx, &v, &before, live.get(&Kind::Job)).await;
+    let stuck = rollout_io::stuck_containers(ctx, &v, &before, live.get(&Kind::Job)).await;
     let round = match rollout::machine::round_due(&before, &rollout_settings, now) {
-        Some(color) => Some(progress::run_round(ctx, &v, color).await),
+        Some(color) => Some(rollout_io::run_round(ctx, &v, color).await),
         None => None,
     };
     let annotations = fp.annotations().clone();
@@ -408,8 +410,8 @@ async fn reconcile_valid(
         .as_ref()
         .is_some_and(DeploymentView::rolled_out);
     write_status(fp, ctx, &observed, now).await?;
-    progress::perform(fp, ctx, &effects).await;
-    progress::clear_commands(ctx, fp, &commands).await?;
+    rollout_io::perform(fp, ctx, &effects).await;
+    rollout_io::clear_commands(ctx, fp, &commands).await?;
     let alive: Vec<String> = ctx
         .store()
         .iter()
@@ -517,9 +519,9 @@ fn record_backup_metrics(
 async fn announce_changes(fp: &FootballPrediction, ctx: &Context, report: &ApplyReport) {
     let reference = fp.object_ref(&());
     for (reason, keys) in [
-        (EventReason::Created, &report.created),
-        (EventReason::Updated, &report.updated),
-        (EventReason::Deleted, &report.deleted),
+        (Reason::Created, &report.created),
+        (Reason::Updated, &report.updated),
+        (Reason::Deleted, &report.deleted),
     ] {
         for (kind, name) in keys {
             let note = format!("{} {} {name}", reason.as_str(), kind.as_str());

@@ -7,12 +7,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::backup_health::{self, JobOutcome};
-use super::events::EventReason;
+use super::events;
 use super::rollout::State as RolloutState;
 use crate::crd::{
     BackupSpec, ColorStatus, Endpoints, FootballPredictionStatus, Phase, RolloutStage,
+    RolloutStatus,
 };
 use crate::notify::DeliveryState;
+use crate::reason::Reason;
 use crate::resources::ColorPlan;
 use crate::resources::certificate::CertificateState;
 
@@ -25,26 +27,6 @@ pub mod types {
     pub const MONITORING_READY: &str = "MonitoringReady";
     pub const BACKUP_HEALTHY: &str = "BackupHealthy";
     pub const NOTIFICATIONS_DELIVERED: &str = "NotificationsDelivered";
-}
-
-/// Condition reasons (CamelCase, a fixed set).
-pub mod reasons {
-    pub const SERVING: &str = "Serving";
-    pub const DEPLOYING: &str = "Deploying";
-    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
-    pub const HEALTHY: &str = "Healthy";
-    pub const INVALID_SPEC: &str = "InvalidSpec";
-    pub const MISSING_DEPENDENCY: &str = "MissingDependency";
-    pub const APPLY_FAILED: &str = "ApplyFailed";
-    pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
-    pub const CRD_MISSING: &str = "CrdMissing";
-    pub const ISSUED: &str = "Issued";
-    pub const PENDING: &str = "Pending";
-    pub const APPLIED: &str = "Applied";
-    pub const PAUSED: &str = "Paused";
-    pub const DELIVERED: &str = "Delivered";
-    pub const DELIVERY_FAILED: &str = "DeliveryFailed";
-    pub const NOTHING_TO_SEND: &str = "NothingToSend";
 }
 
 /// How the reconcile went.
@@ -166,6 +148,26 @@ pub struct Observed {
     pub endpoints: Option<Endpoints>,
 }
 
+/// One condition's value, before its timestamps: what each per-condition function below decides.
+#[derive(Clone, Debug, PartialEq)]
+struct Verdict<'a> {
+    /// "True", "False" or "Unknown".
+    status: &'static str,
+    /// A [`Reason`], or a rollout stage's name while that stage runs.
+    reason: &'a str,
+    message: String,
+}
+
+impl<'a> Verdict<'a> {
+    fn new(ok: bool, reason: impl Into<&'a str>, message: String) -> Self {
+        Self {
+            status: if ok { "True" } else { "False" },
+            reason: reason.into(),
+            message,
+        }
+    }
+}
+
 struct Conditions<'a> {
     previous: &'a [Condition],
     generation: Option<i64>,
@@ -175,22 +177,17 @@ struct Conditions<'a> {
 
 impl Conditions<'_> {
     /// Adds a condition, keeping lastTransitionTime when the status did not change.
-    fn set(&mut self, type_: &str, status: bool, reason: &str, message: String) {
-        let status = if status { "True" } else { "False" };
-        self.set_raw(type_, status, reason, message);
-    }
-
-    fn set_raw(&mut self, type_: &str, status: &str, reason: &str, message: String) {
+    fn put(&mut self, type_: &str, verdict: Verdict) {
         let last_transition_time = self
             .previous
             .iter()
-            .find(|c| c.type_ == type_ && c.status == status)
+            .find(|c| c.type_ == type_ && c.status == verdict.status)
             .map_or(Time(self.now), |c| c.last_transition_time.clone());
         self.out.push(Condition {
             type_: type_.to_owned(),
-            status: status.to_owned(),
-            reason: reason.to_owned(),
-            message,
+            status: verdict.status.to_owned(),
+            reason: verdict.reason.to_owned(),
+            message: verdict.message,
             observed_generation: self.generation,
             last_transition_time,
         });
@@ -225,6 +222,191 @@ fn summarize(messages: &[String]) -> String {
     }
 }
 
+/// Where the rollout stands, as the conditions and the phase read it.
+struct RolloutView<'a> {
+    rollout: Option<&'a RolloutStatus>,
+    stage: RolloutStage,
+    /// The spec's release serves on every wanted pod and no rollout is under way.
+    rolled_out: bool,
+    /// The rollout stopped (traffic kept on, or returned to, the last good color).
+    aborted: Option<&'a RolloutStatus>,
+    /// The active Deployment missed its progress deadline.
+    stalled: Option<&'a DeploymentView>,
+}
+
+impl<'a> RolloutView<'a> {
+    fn of(observed: &'a Observed) -> Self {
+        let rollout = observed.rollout.as_ref().map(|s| &s.rollout);
+        let stage = rollout.map_or(RolloutStage::Idle, |r| r.stage);
+        let serving = observed.plan.as_ref().is_some_and(|p| p.serving);
+        let rolled_out = serving
+            && matches!(stage, RolloutStage::Idle | RolloutStage::ScalingDown)
+            && rolled_out_desired(observed)
+            && observed
+                .active
+                .as_ref()
+                .is_some_and(DeploymentView::rolled_out);
+        Self {
+            rollout,
+            stage,
+            rolled_out,
+            aborted: rollout.filter(|r| r.stage == RolloutStage::Aborted),
+            stalled: observed.active.as_ref().filter(|v| v.deadline_exceeded),
+        }
+    }
+}
+
+/// Ready, Progressing and Degraded when the spec cannot be applied: whatever ran before keeps
+/// running, and all three say why.
+fn rejected(outcome: &Outcome, errors: &[String]) -> Verdict<'static> {
+    let reason = if matches!(outcome, Outcome::InvalidSpec(_)) {
+        Reason::InvalidSpec
+    } else {
+        Reason::MissingDependency
+    };
+    Verdict::new(false, reason, summarize(errors))
+}
+
+/// Ready and Progressing once the children were applied.
+fn ready_and_progressing<'a>(
+    observed: &'a Observed,
+    view: &RolloutView<'a>,
+) -> (Verdict<'a>, Verdict<'a>) {
+    let same = |ok: bool, reason: &'a str, message: String| {
+        (
+            Verdict::new(false, reason, message.clone()),
+            Verdict::new(ok, reason, message),
+        )
+    };
+    let rollout_message = || view.rollout.map(|r| r.message.clone()).unwrap_or_default();
+    let active_version = observed
+        .rollout
+        .as_ref()
+        .and_then(|s| s.active.as_ref())
+        .map(|a| a.version.as_str());
+    match (&observed.active, &observed.plan) {
+        _ if view.stage.in_progress() && view.stage != RolloutStage::ScalingDown => {
+            same(true, view.stage.as_str(), rollout_message())
+        }
+        _ if observed.paused
+            && view.stage != RolloutStage::Aborted
+            && active_version.is_some_and(|v| v != observed.desired_version) =>
+        {
+            let message = format!(
+                "spec.rollout.paused: {} waits, {} serves",
+                observed.desired_version,
+                active_version.unwrap_or_default()
+            );
+            same(false, Reason::Paused.as_str(), message)
+        }
+        _ if view.stage == RolloutStage::Aborted => {
+            let reason = view
+                .rollout
+                .map_or(Reason::Deploying.as_str(), |r| r.reason.as_str());
+            same(false, reason, rollout_message())
+        }
+        (Some(active), Some(plan)) => {
+            let message = pods_message(active, plan);
+            if view.rolled_out {
+                (
+                    Verdict::new(true, Reason::Serving, message.clone()),
+                    Verdict::new(false, Reason::RolloutComplete, message),
+                )
+            } else {
+                same(true, Reason::Deploying.as_str(), message)
+            }
+        }
+        _ => same(
+            true,
+            Reason::Deploying.as_str(),
+            "the active Deployment does not exist yet".to_owned(),
+        ),
+    }
+}
+
+/// Degraded once the children were applied: a stopped rollout, a stalled Deployment or failed
+/// applies, in that order.
+fn degraded<'a>(view: &RolloutView<'a>, errors: &[String]) -> Verdict<'a> {
+    if let Some(r) = view.aborted {
+        Verdict::new(true, r.reason.as_str(), r.message.clone())
+    } else if let Some(active) = view.stalled {
+        Verdict::new(
+            true,
+            Reason::ProgressDeadlineExceeded,
+            format!(
+                "Deployment {} did not become available within its progress deadline",
+                active.name
+            ),
+        )
+    } else if !errors.is_empty() {
+        Verdict::new(true, Reason::ApplyFailed, summarize(errors))
+    } else {
+        Verdict::new(false, Reason::Healthy, "all children applied".to_owned())
+    }
+}
+
+/// MonitoringReady: the alert rules and scrape config need prometheus-operator's CRDs.
+fn monitoring_ready(missing_crds: &[&str]) -> Verdict<'static> {
+    let monitoring: Vec<&str> = missing_crds
+        .iter()
+        .copied()
+        .filter(|crd| crd.ends_with("monitoring.coreos.com"))
+        .collect();
+    if monitoring.is_empty() {
+        Verdict::new(
+            true,
+            Reason::Applied,
+            "alert rules and scrape config applied".into(),
+        )
+    } else {
+        Verdict::new(
+            false,
+            Reason::CrdMissing,
+            format!(
+                "{} not served: install prometheus-operator's CRDs; the rest is reconciled",
+                monitoring.join(", ")
+            ),
+        )
+    }
+}
+
+fn backup_healthy(health: backup_health::Health) -> Verdict<'static> {
+    Verdict {
+        status: health.status,
+        reason: health.reason.as_str(),
+        message: health.message,
+    }
+}
+
+fn notifications_delivered(delivery: &DeliveryState) -> Verdict<'static> {
+    match (&delivery.last_error, delivery.delivered) {
+        (Some(error), _) => Verdict::new(false, Reason::DeliveryFailed, error.clone()),
+        (None, 0) => Verdict::new(
+            true,
+            Reason::NothingToSend,
+            "no notification sent yet".to_owned(),
+        ),
+        (None, n) => Verdict::new(
+            true,
+            Reason::Delivered,
+            format!("{n} notification(s) delivered"),
+        ),
+    }
+}
+
+/// The phase once the children were applied.
+fn phase(observed: &Observed, view: &RolloutView, errors: &[String]) -> Phase {
+    if view.aborted.is_some() || view.stalled.is_some() || !errors.is_empty() {
+        Phase::Degraded
+    } else if observed.paused && (view.stage.in_progress() || !rolled_out_desired(observed)) {
+        Phase::Paused
+    } else if view.rolled_out {
+        Phase::Healthy
+    } else {
+        Phase::Progressing
+    }
+}
+
 /// The new status. Fields other stages own (rollout, history, lastRollback, backup results) are
 /// carried over from `previous`.
 pub fn compute(
@@ -252,180 +434,44 @@ pub fn compute(
 
     let phase = match &observed.outcome {
         Outcome::InvalidSpec(errors) | Outcome::MissingDependency(errors) => {
-            let reason = if matches!(observed.outcome, Outcome::InvalidSpec(_)) {
-                reasons::INVALID_SPEC
-            } else {
-                reasons::MISSING_DEPENDENCY
-            };
-            let message = summarize(errors);
-            // Whatever ran before keeps running; Ready says the spec cannot be applied.
-            c.set(types::READY, false, reason, message.clone());
-            c.set(types::PROGRESSING, false, reason, message.clone());
-            c.set(types::DEGRADED, true, reason, message);
+            let verdict = rejected(&observed.outcome, errors);
+            c.put(types::READY, verdict.clone());
+            c.put(types::PROGRESSING, verdict.clone());
+            c.put(
+                types::DEGRADED,
+                Verdict {
+                    status: "True",
+                    ..verdict
+                },
+            );
             Phase::Degraded
         }
         Outcome::Applied {
             errors,
             missing_crds,
         } => {
-            let rollout = observed.rollout.as_ref().map(|s| &s.rollout);
-            let stage = rollout.map_or(RolloutStage::Idle, |r| r.stage);
-            let serving = observed.plan.as_ref().is_some_and(|p| p.serving);
-            let rolled_out = serving
-                && matches!(stage, RolloutStage::Idle | RolloutStage::ScalingDown)
-                && rolled_out_desired(observed)
-                && observed
-                    .active
-                    .as_ref()
-                    .is_some_and(DeploymentView::rolled_out);
-            let rollout_message = rollout.map(|r| r.message.clone()).unwrap_or_default();
-            match (&observed.active, &observed.plan) {
-                _ if stage.in_progress() && stage != RolloutStage::ScalingDown => {
-                    let message = rollout_message.clone();
-                    c.set(types::READY, false, stage.as_str(), message.clone());
-                    c.set(types::PROGRESSING, true, stage.as_str(), message);
-                }
-                _ if observed.paused
-                    && stage != RolloutStage::Aborted
-                    && observed
-                        .rollout
-                        .as_ref()
-                        .and_then(|s| s.active.as_ref())
-                        .is_some_and(|a| a.version != observed.desired_version) =>
-                {
-                    let serving = observed
-                        .rollout
-                        .as_ref()
-                        .and_then(|s| s.active.as_ref())
-                        .map(|a| a.version.clone())
-                        .unwrap_or_default();
-                    let message = format!(
-                        "spec.rollout.paused: {} waits, {serving} serves",
-                        observed.desired_version
-                    );
-                    c.set(types::READY, false, reasons::PAUSED, message.clone());
-                    c.set(types::PROGRESSING, false, reasons::PAUSED, message);
-                }
-                _ if stage == RolloutStage::Aborted => {
-                    let reason = rollout.map_or(reasons::DEPLOYING, |r| r.reason.as_str());
-                    c.set(types::READY, false, reason, rollout_message.clone());
-                    c.set(types::PROGRESSING, false, reason, rollout_message);
-                }
-
-                (Some(view), Some(plan)) => {
-                    let message = pods_message(view, plan);
-                    let reason = if rolled_out {
-                        reasons::SERVING
-                    } else {
-                        reasons::DEPLOYING
-                    };
-                    c.set(types::READY, rolled_out, reason, message.clone());
-                    if rolled_out {
-                        c.set(
-                            types::PROGRESSING,
-                            false,
-                            reasons::ROLLOUT_COMPLETE,
-                            message,
-                        );
-                    } else {
-                        c.set(types::PROGRESSING, true, reasons::DEPLOYING, message);
-                    }
-                }
-                _ => {
-                    let message = "the active Deployment does not exist yet".to_owned();
-                    c.set(types::READY, false, reasons::DEPLOYING, message.clone());
-                    c.set(types::PROGRESSING, true, reasons::DEPLOYING, message);
-                }
-            }
-            let stalled = observed.active.as_ref().filter(|v| v.deadline_exceeded);
-            let aborted = rollout.filter(|r| r.stage == RolloutStage::Aborted);
-            if let Some(r) = aborted {
-                c.set(types::DEGRADED, true, &r.reason, r.message.clone());
-            } else if let Some(view) = stalled {
-                c.set(
-                    types::DEGRADED,
-                    true,
-                    reasons::PROGRESS_DEADLINE_EXCEEDED,
-                    format!(
-                        "Deployment {} did not become available within its progress deadline",
-                        view.name
-                    ),
-                );
-            } else if !errors.is_empty() {
-                c.set(
-                    types::DEGRADED,
-                    true,
-                    reasons::APPLY_FAILED,
-                    summarize(errors),
-                );
-            } else {
-                c.set(
-                    types::DEGRADED,
-                    false,
-                    reasons::HEALTHY,
-                    "all children applied".to_owned(),
-                );
-            }
+            let view = RolloutView::of(observed);
+            let (ready, progressing) = ready_and_progressing(observed, &view);
+            c.put(types::READY, ready);
+            c.put(types::PROGRESSING, progressing);
+            c.put(types::DEGRADED, degraded(&view, errors));
             if let Some(cert) = &observed.certificate {
-                let (state, reason, message) = certificate_condition(cert);
-                c.set_raw(types::CERTIFICATE_READY, state, reason, message);
+                c.put(types::CERTIFICATE_READY, certificate_ready(cert));
             }
             if observed.monitoring_wanted {
-                let monitoring: Vec<&str> = missing_crds
-                    .iter()
-                    .copied()
-                    .filter(|crd| crd.ends_with("monitoring.coreos.com"))
-                    .collect();
-                if monitoring.is_empty() {
-                    c.set(
-                        types::MONITORING_READY,
-                        true,
-                        reasons::APPLIED,
-                        "alert rules and scrape config applied".into(),
-                    );
-                } else {
-                    c.set(
-                        types::MONITORING_READY,
-                        false,
-                        reasons::CRD_MISSING,
-                        format!("{} not served: install prometheus-operator's CRDs; the rest is reconciled", monitoring.join(", ")),
-                    );
-                }
+                c.put(types::MONITORING_READY, monitoring_ready(missing_crds));
             }
             if let (Some(backup), Some(merged)) = (&observed.backup, &merged_backup) {
                 let health = backup_health::health(merged, &backup.spec, backup.created, now);
-                c.set_raw(
-                    types::BACKUP_HEALTHY,
-                    health.status,
-                    health.reason,
-                    health.message,
-                );
+                c.put(types::BACKUP_HEALTHY, backup_healthy(health));
             }
             if let Some(delivery) = &observed.notifications {
-                let (ok, reason, message) = match (&delivery.last_error, delivery.delivered) {
-                    (Some(error), _) => (false, reasons::DELIVERY_FAILED, error.clone()),
-                    (None, 0) => (
-                        true,
-                        reasons::NOTHING_TO_SEND,
-                        "no notification sent yet".to_owned(),
-                    ),
-                    (None, n) => (
-                        true,
-                        reasons::DELIVERED,
-                        format!("{n} notification(s) delivered"),
-                    ),
-                };
-                c.set(types::NOTIFICATIONS_DELIVERED, ok, reason, message);
+                c.put(
+                    types::NOTIFICATIONS_DELIVERED,
+                    notifications_delivered(delivery),
+                );
             }
-            if aborted.is_some() || stalled.is_some() || !errors.is_empty() {
-                Phase::Degraded
-            } else if observed.paused && (stage.in_progress() || !rolled_out_desired(observed)) {
-                Phase::Paused
-            } else if rolled_out {
-                Phase::Healthy
-            } else {
-                Phase::Progressing
-            }
+            phase(observed, &view, errors)
         }
     };
     status.conditions = c.out;
@@ -470,40 +516,46 @@ pub fn compute(
     status
 }
 
-fn certificate_condition(cert: &CertificateObservation) -> (&'static str, &'static str, String) {
+/// CertificateReady: what cert-manager reports about the Certificate.
+fn certificate_ready(cert: &CertificateObservation) -> Verdict<'static> {
+    let verdict = |status, reason: Reason, message| Verdict {
+        status,
+        reason: reason.as_str(),
+        message,
+    };
     match cert {
-        CertificateObservation::CrdMissing => (
+        CertificateObservation::CrdMissing => verdict(
             "False",
-            reasons::CRD_MISSING,
+            Reason::CrdMissing,
             format!(
                 "{} not served: install cert-manager; the rest is reconciled",
                 crate::resources::certificate::CRD
             ),
         ),
-        CertificateObservation::Pending => (
+        CertificateObservation::Pending => verdict(
             "Unknown",
-            reasons::PENDING,
+            Reason::Pending,
             "cert-manager has not reported yet".into(),
         ),
         CertificateObservation::Reported(state) => {
             match state.conditions.iter().find(|c| c.type_ == "Ready") {
-                Some(ready) if ready.status == "True" => (
+                Some(ready) if ready.status == "True" => verdict(
                     "True",
-                    reasons::ISSUED,
+                    Reason::Issued,
                     ready.message.clone().unwrap_or_default(),
                 ),
-                Some(ready) => (
+                Some(ready) => verdict(
                     if ready.status == "False" {
                         "False"
                     } else {
                         "Unknown"
                     },
-                    reasons::PENDING,
+                    Reason::Pending,
                     ready.message.clone().unwrap_or_default(),
                 ),
-                None => (
+                None => verdict(
                     "Unknown",
-                    reasons::PENDING,
+                    Reason::Pending,
                     "cert-manager has not reported yet".into(),
                 ),
             }
@@ -516,7 +568,7 @@ fn certificate_condition(cert: &CertificateObservation) -> (&'static str, &'stat
 pub fn transition_events(
     previous: Option<&FootballPredictionStatus>,
     next: &FootballPredictionStatus,
-) -> Vec<(EventReason, String)> {
+) -> Vec<(Reason, String)> {
     let find = |s: Option<&FootballPredictionStatus>, t: &str| {
         s.and_then(|s| s.conditions.iter().find(|c| c.type_ == t).cloned())
     };
@@ -528,17 +580,17 @@ pub fn transition_events(
         let same = before.as_ref().is_some_and(|b| {
             b.status == now.status && b.reason == now.reason && b.message == now.message
         });
-        if !same && let Some(reason) = EventReason::from_condition_reason(&now.reason) {
+        if !same && let Some(reason) = events::for_condition(&now.reason) {
             out.push((reason, now.message.clone()));
         }
     }
     for t in [types::CERTIFICATE_READY, types::MONITORING_READY] {
         let before = find(previous, t);
         if let Some(now) = find(Some(next), t)
-            && now.reason == reasons::CRD_MISSING
+            && now.reason == Reason::CrdMissing.as_str()
             && before.as_ref().is_none_or(|b| b.reason != now.reason)
         {
-            out.push((EventReason::CrdMissing, now.message.clone()));
+            out.push((Reason::CrdMissing, now.message.clone()));
         }
     }
     // Backups: one Warning when BackupHealthy turns False or its reason changes while False
@@ -549,7 +601,7 @@ pub fn transition_events(
         && before
             .as_ref()
             .is_none_or(|b| b.status != now.status || b.reason != now.reason)
-        && let Some(reason) = EventReason::from_condition_reason(&now.reason)
+        && let Some(reason) = events::for_condition(&now.reason)
     {
         out.push((reason, now.message.clone()));
     }
@@ -558,7 +610,7 @@ pub fn transition_events(
         && now.status == "True"
         && !was_ready
     {
-        out.push((EventReason::Serving, now.message.clone()));
+        out.push((Reason::Serving, now.message.clone()));
     }
     out
 }
@@ -708,7 +760,7 @@ mod tests {
         assert!(
             events
                 .iter()
-                .any(|(r, m)| *r == EventReason::BackupFailed && m.contains("DatabaseUnavailable")),
+                .any(|(r, m)| *r == Reason::BackupFailed && m.contains("DatabaseUnavailable")),
             "{events:?}"
         );
         // The same situation an hour later: no status change, no second event.
@@ -1044,7 +1096,7 @@ mod tests {
         );
         assert_eq!(
             transition_events(None, &bad),
-            [(EventReason::InvalidSpec, "x: y".to_owned())]
+            [(Reason::InvalidSpec, "x: y".to_owned())]
         );
         assert!(
             transition_events(Some(&bad), &bad).is_empty(),
@@ -1058,7 +1110,7 @@ mod tests {
         );
         assert_eq!(
             transition_events(Some(&bad), &other),
-            [(EventReason::InvalidSpec, "z: w".to_owned())]
+            [(Reason::InvalidSpec, "z: w".to_owned())]
         );
         let good = compute(
             Some(&other),
@@ -1068,10 +1120,7 @@ mod tests {
         );
         assert_eq!(
             transition_events(Some(&other), &good),
-            [(
-                EventReason::Serving,
-                "3/3 pods of 1.4.2 (blue) ready".to_owned()
-            )]
+            [(Reason::Serving, "3/3 pods of 1.4.2 (blue) ready".to_owned())]
         );
         assert!(transition_events(Some(&good), &good).is_empty());
     }

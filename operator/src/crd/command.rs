@@ -85,13 +85,6 @@ impl RolloutCommand {
                 )),
             },
             Self::Abort => match stage {
-                RolloutStage::BackingUp
-                | RolloutStage::Migrating
-                | RolloutStage::Previewing
-                | RolloutStage::Analysing
-                | RolloutStage::AwaitingPromotion
-                | RolloutStage::Promoting
-                | RolloutStage::PostPromotion => Ok(()),
                 RolloutStage::ScalingDown => Err(format!(
                     "too late to abort: {target} passed analysis and serves traffic (stage \
                      ScalingDown); use rollback to go back to the previous release"
@@ -101,6 +94,8 @@ impl RolloutCommand {
                      BackingUp until PostPromotion",
                     stage.as_str()
                 )),
+                // Before promotion, and during post-promotion analysis.
+                _ => Ok(()),
             },
             Self::Retry => match stage {
                 RolloutStage::Aborted if rollout.target_version == spec_version => Ok(()),
@@ -121,7 +116,7 @@ impl RolloutCommand {
             },
             Self::Rollback => match stage {
                 // The old color still runs at full size: switching back is instant.
-                RolloutStage::PostPromotion | RolloutStage::ScalingDown => Ok(()),
+                s if s.switched() => Ok(()),
                 RolloutStage::Idle => {
                     let history = status.map_or(&[][..], |s| s.history.as_slice());
                     match (status.and_then(|s| s.rollback_target()), history.first()) {
@@ -141,12 +136,8 @@ impl RolloutCommand {
                     "nothing to roll back: the rollout of {target} was aborted and the active color \
                      still serves the last good release; change spec.version or retry"
                 )),
-                RolloutStage::BackingUp
-                | RolloutStage::Migrating
-                | RolloutStage::Previewing
-                | RolloutStage::Analysing
-                | RolloutStage::AwaitingPromotion
-                | RolloutStage::Promoting => Err(format!(
+                // The rest: before promotion.
+                _ => Err(format!(
                     "nothing to roll back yet: {target} does not serve traffic (stage {}); use \
                      abort to stop the rollout",
                     stage.as_str()

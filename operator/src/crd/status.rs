@@ -223,6 +223,80 @@ impl RolloutStage {
     pub fn in_progress(self) -> bool {
         !matches!(self, Self::Idle | Self::Aborted)
     }
+
+    // The stage sets the machine, the color plan, the status and the commands share. Each lists
+    // every stage, so a new stage must be placed in each.
+
+    /// Traffic has not moved yet: a new spec replaces the release under way, and abort (not
+    /// rollback) stops it.
+    pub fn before_promotion(self) -> bool {
+        match self {
+            Self::BackingUp
+            | Self::Migrating
+            | Self::Previewing
+            | Self::Analysing
+            | Self::AwaitingPromotion
+            | Self::Promoting => true,
+            Self::Idle | Self::PostPromotion | Self::ScalingDown | Self::Aborted => false,
+        }
+    }
+
+    /// Traffic moved to the target color; the old color still runs at full size.
+    pub fn switched(self) -> bool {
+        match self {
+            Self::PostPromotion | Self::ScalingDown => true,
+            Self::Idle
+            | Self::BackingUp
+            | Self::Migrating
+            | Self::Previewing
+            | Self::Analysing
+            | Self::AwaitingPromotion
+            | Self::Promoting
+            | Self::Aborted => false,
+        }
+    }
+
+    /// The stage starts pods (a Job's or the target color's), whose containers are watched for
+    /// trouble that needs a change.
+    pub fn starts_pods(self) -> bool {
+        match self {
+            Self::BackingUp | Self::Migrating | Self::Previewing | Self::Promoting => true,
+            Self::Idle
+            | Self::Analysing
+            | Self::AwaitingPromotion
+            | Self::PostPromotion
+            | Self::ScalingDown
+            | Self::Aborted => false,
+        }
+    }
+
+    /// Analysis rounds run against the target color.
+    pub fn analysed(self) -> bool {
+        match self {
+            Self::Previewing | Self::Analysing | Self::PostPromotion => true,
+            Self::Idle
+            | Self::BackingUp
+            | Self::Migrating
+            | Self::AwaitingPromotion
+            | Self::Promoting
+            | Self::ScalingDown
+            | Self::Aborted => false,
+        }
+    }
+
+    /// The target color runs at `previewReplicas`.
+    pub fn previews(self) -> bool {
+        match self {
+            Self::Previewing | Self::Analysing | Self::AwaitingPromotion => true,
+            Self::Idle
+            | Self::BackingUp
+            | Self::Migrating
+            | Self::Promoting
+            | Self::PostPromotion
+            | Self::ScalingDown
+            | Self::Aborted => false,
+        }
+    }
 }
 
 /// Analysis results of a rollout.

@@ -17,28 +17,10 @@ use crate::crd::{
     CheckTally, Color, ColorStatus, FootballPredictionStatus, HistoryEntry, RollbackRecord,
     RolloutCommand, RolloutStage, RolloutStatus, StartFailure,
 };
+use crate::reason::Reason;
 
 /// Entries kept in `status.history` (the CRD's limit).
 pub const HISTORY_LIMIT: usize = 20;
-
-/// Fixed reasons a rollout stops with (`status.rollout.reason`, `lastRollback.reason`, the
-/// Degraded condition and `fp_operator_rollbacks_total{reason}`).
-pub mod reasons {
-    pub const ANALYSIS_FAILED: &str = "AnalysisFailed";
-    pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
-    pub const MIGRATION_FAILED: &str = "MigrationFailed";
-    pub const BACKUP_FAILED: &str = "BackupFailed";
-    /// A container of the rollout's pods could not pull its image for the grace.
-    pub const IMAGE_PULL_FAILED: &str = "ImagePullFailed";
-    /// The runtime could not create or start a container (e.g. a missing Secret key) for the grace.
-    pub const CONTAINER_CANNOT_START: &str = "ContainerCannotStart";
-    /// A container stayed in CrashLoopBackOff for the grace.
-    pub const CONTAINER_CRASH_LOOPING: &str = "ContainerCrashLooping";
-    /// Stopped by `kubectl fp abort` (the annotation).
-    pub const ABORTED: &str = "Aborted";
-    /// Returned to the previous release by `kubectl fp rollback`.
-    pub const ROLLED_BACK: &str = "RolledBack";
-}
 
 /// A release: what one color runs. A change of any part (the version, the image, or the pod
 /// configuration: settings, the API server's config file, a referenced Secret) is a new release and
@@ -146,7 +128,7 @@ pub struct Inputs<'a> {
     pub commands: &'a [RolloutCommand],
     /// The release before the current one (`history[1]`), the target of a rollback.
     pub previous: Option<Release>,
-    /// Containers in trouble among the pods the stage starts ([`starts_pods`]): the backup Job's,
+    /// Containers in trouble among the pods the stage starts ([`RolloutStage::starts_pods`]): the backup Job's,
     /// the migration Job's, or the target color's pods of the target release.
     pub stuck: &'a [StuckContainer],
 }
@@ -170,7 +152,10 @@ pub enum Effect {
     /// The new release passed post-promotion analysis.
     Succeeded { version: String },
     /// The rollout stopped and traffic stayed on (or returned to) the last good color.
-    RolledBack(RollbackRecord),
+    RolledBack {
+        reason: Reason,
+        record: RollbackRecord,
+    },
     /// A command annotation was acted on (`applied`) or refused, with what happened or why not.
     Command {
         command: RolloutCommand,
@@ -198,25 +183,10 @@ fn seconds(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
 }
 
-/// The stages that start pods, whose containers are watched for trouble that needs a change.
-pub fn starts_pods(stage: RolloutStage) -> bool {
-    matches!(
-        stage,
-        RolloutStage::BackingUp
-            | RolloutStage::Migrating
-            | RolloutStage::Previewing
-            | RolloutStage::Promoting
-    )
-}
-
 /// Whether the reconcile should run an analysis round now, and against which color.
 pub fn round_due(state: &State, settings: &RolloutSettings, now: Timestamp) -> Option<Color> {
     let r = &state.rollout;
-    let analysed = matches!(
-        r.stage,
-        RolloutStage::Previewing | RolloutStage::Analysing | RolloutStage::PostPromotion
-    );
-    if settings.paused || !analysed {
+    if settings.paused || !r.stage.analysed() {
         return None;
     }
     let last = r.checks.as_ref().and_then(|c| c.last_round_at.as_ref());
@@ -236,7 +206,7 @@ pub fn next_step_in(state: &State, settings: &RolloutSettings, now: Timestamp) -
     let grace_left = r
         .start_failure
         .as_ref()
-        .filter(|_| starts_pods(r.stage))
+        .filter(|_| r.stage.starts_pods())
         .map(|f| {
             settings
                 .start_failure_grace
@@ -336,7 +306,7 @@ impl Machine<'_> {
                 self.enter(RolloutStage::Promoting, "promoted on request".into());
             }
             RolloutCommand::Abort => self.abort(
-                reasons::ABORTED,
+                Reason::Aborted,
                 format!(
                     "aborted on request; {target} is not rolled out again until spec.version changes or `kubectl fp retry`"
                 ),
@@ -364,7 +334,7 @@ impl Machine<'_> {
                         self.s.history.remove(0);
                     }
                     self.abort(
-                        reasons::ROLLED_BACK,
+                        Reason::RolledBack,
                         format!(
                             "rolled back on request; {target} is not rolled out again until spec.version changes or `kubectl fp retry`"
                         ),
@@ -385,18 +355,7 @@ impl Machine<'_> {
         let r = &self.s.rollout;
         let serves_desired = self.s.active.as_ref().is_some_and(|a| desired.matches(a));
         // A new spec during the pre-promotion stages replaces the release under way.
-        let superseded = r.stage.in_progress()
-            && !r.rollback
-            && matches!(
-                r.stage,
-                RolloutStage::BackingUp
-                    | RolloutStage::Migrating
-                    | RolloutStage::Previewing
-                    | RolloutStage::Analysing
-                    | RolloutStage::AwaitingPromotion
-                    | RolloutStage::Promoting
-            )
-            && self.target() != *desired;
+        let superseded = r.stage.before_promotion() && !r.rollback && self.target() != *desired;
         if superseded {
             if serves_desired {
                 self.finish_idle("spec returned to the serving release; rollout cancelled");
@@ -405,7 +364,7 @@ impl Machine<'_> {
             }
             return;
         }
-        if starts_pods(r.stage) && self.judge_start(inputs.stuck) {
+        if r.stage.starts_pods() && self.judge_start(inputs.stuck) {
             return;
         }
         let r = &self.s.rollout;
@@ -432,7 +391,7 @@ impl Machine<'_> {
                     self.enter(RolloutStage::Migrating, format!("backup {id} taken"));
                 }
                 JobState::Failed(why) => self.abort(
-                    reasons::BACKUP_FAILED,
+                    Reason::BackupFailed,
                     format!("the backup before the migration failed: {why}"),
                 ),
                 JobState::Missing | JobState::Running => {}
@@ -443,7 +402,7 @@ impl Machine<'_> {
                     format!("migrations of {} applied", r.target_version),
                 ),
                 JobState::Failed(why) => self.abort(
-                    reasons::MIGRATION_FAILED,
+                    Reason::MigrationFailed,
                     format!("the migration Job of {} failed: {why}", r.target_version),
                 ),
                 JobState::Missing | JobState::Running => {}
@@ -464,7 +423,7 @@ impl Machine<'_> {
                     }
                 }
                 if let Some(why) = self.failed_too_often() {
-                    self.abort(reasons::ANALYSIS_FAILED, why);
+                    self.abort(Reason::AnalysisFailed, why);
                     return;
                 }
                 let want = self.settings.preview_replicas;
@@ -542,10 +501,7 @@ impl Machine<'_> {
         r.stage_started_at = Some(Time(self.now));
         r.message = message.clone();
         r.start_failure = None;
-        if matches!(
-            stage,
-            RolloutStage::Previewing | RolloutStage::Analysing | RolloutStage::PostPromotion
-        ) {
+        if stage.analysed() {
             r.checks = Some(CheckTally::default());
         }
         self.effects.push(Effect::Stage { stage, message });
@@ -581,7 +537,7 @@ impl Machine<'_> {
         } else if self.stage_age() > self.settings.progress_deadline {
             let name = view.map_or_else(|| "the Deployment".to_owned(), |v| v.name.clone());
             self.abort(
-                reasons::PROGRESS_DEADLINE_EXCEEDED,
+                Reason::ProgressDeadlineExceeded,
                 format!(
                     "{name}: {available}/{want} pods of {} available after {}",
                     target.version,
@@ -670,7 +626,7 @@ impl Machine<'_> {
 
     fn judge_pre_promotion(&mut self) {
         if let Some(why) = self.failed_too_often() {
-            self.abort(reasons::ANALYSIS_FAILED, why);
+            self.abort(Reason::AnalysisFailed, why);
             return;
         }
         let t = self.s.rollout.checks.clone().unwrap_or_default();
@@ -695,7 +651,7 @@ impl Machine<'_> {
 
     fn judge_post_promotion(&mut self) {
         if let Some(why) = self.failed_too_often() {
-            self.abort(reasons::ANALYSIS_FAILED, format!("after promotion: {why}"));
+            self.abort(Reason::AnalysisFailed, format!("after promotion: {why}"));
             return;
         }
         if self.stage_age() < self.settings.post_promotion {
@@ -757,16 +713,8 @@ impl Machine<'_> {
         self.s.preview = self.s.active.replace(old);
     }
 
-    /// Traffic already moved to the target color.
-    fn switched(&self) -> bool {
-        matches!(
-            self.s.rollout.stage,
-            RolloutStage::PostPromotion | RolloutStage::ScalingDown
-        )
-    }
-
-    fn abort(&mut self, reason: &str, message: String) {
-        if self.switched() {
+    fn abort(&mut self, reason: Reason, message: String) {
+        if self.s.rollout.stage.switched() {
             self.switch_back();
         }
         let to = self
@@ -779,16 +727,16 @@ impl Machine<'_> {
             at: Time(self.now),
             from_version: self.s.rollout.target_version.clone(),
             to_version: to,
-            reason: reason.to_owned(),
+            reason: reason.to_string(),
             message: message.clone(),
         };
         self.s.last_rollback = Some(record.clone());
         let r = &mut self.s.rollout;
         r.stage = RolloutStage::Aborted;
         r.stage_started_at = Some(Time(self.now));
-        r.reason = reason.to_owned();
+        r.reason = reason.to_string();
         r.message = message;
-        self.effects.push(Effect::RolledBack(record));
+        self.effects.push(Effect::RolledBack { reason, record });
     }
 
     /// A rollout reached its end: Idle, or for a requested rollback, Aborted with the rejected
@@ -810,7 +758,7 @@ impl Machine<'_> {
                 target_config: rejected.map(|p| p.config).unwrap_or_default(),
                 target_color: r.target_color.map(Color::other),
                 stage_started_at: Some(Time(self.now)),
-                reason: reasons::ROLLED_BACK.to_owned(),
+                reason: Reason::RolledBack.to_string(),
                 message: format!(
                     "rolled back to {} on request; {} is not rolled out again until spec.version changes or `kubectl fp retry`",
                     r.target_version, r.from_version

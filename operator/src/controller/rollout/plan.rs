@@ -2,8 +2,9 @@
 //! same objects): the serving color at full size, the rollout's target color at the size its stage
 //! wants, the old color at full size until the scale-down delay is over, everything else at zero.
 
-use super::machine::{Release, RolloutSettings, State, reasons};
+use super::machine::{Release, RolloutSettings, State};
 use crate::crd::{Color, ColorStatus, RolloutStage};
+use crate::reason::Reason;
 use crate::resources::{ColorPlan, ColorTarget};
 
 /// The color plan for a state. `autoscaled` leaves the serving color's count to the autoscaler.
@@ -38,9 +39,7 @@ pub fn plan_colors(
     let color_target = |color: Color| -> ColorTarget {
         let is_target = r.target_color == Some(color);
         let target_replicas = match r.stage {
-            RolloutStage::Previewing
-            | RolloutStage::Analysing
-            | RolloutStage::AwaitingPromotion => Some(settings.preview_replicas),
+            stage if stage.previews() => Some(settings.preview_replicas),
             RolloutStage::Promoting => Some(full),
             RolloutStage::Aborted if keep_failed_pods => Some(settings.preview_replicas),
             _ => None,
@@ -62,11 +61,7 @@ pub fn plan_colors(
                 .filter(|p| p.color == color && !p.version.is_empty())
                 .map(release_of);
             // A first deploy has no old release to keep.
-            let keep_old = old.is_some()
-                && matches!(
-                    r.stage,
-                    RolloutStage::PostPromotion | RolloutStage::ScalingDown
-                );
+            let keep_old = old.is_some() && r.stage.switched();
             let last = old
                 .or(target.clone().filter(|_| is_target))
                 .unwrap_or_else(|| desired.clone());
@@ -79,7 +74,8 @@ pub fn plan_colors(
             replicas,
         }
     };
-    let failed_with = |reason: &str| r.stage == RolloutStage::Aborted && r.reason == reason;
+    let failed_with =
+        |reason: Reason| r.stage == RolloutStage::Aborted && r.reason == reason.as_str();
     // A configuration change of the serving version migrates nothing (the machine skips those
     // stages too).
     let same_schema = !r.from_version.is_empty() && r.from_version == r.target_version;
@@ -88,12 +84,12 @@ pub fn plan_colors(
         && match r.stage {
             RolloutStage::Idle | RolloutStage::BackingUp => false,
             // A failed migration Job stays for its logs.
-            RolloutStage::Aborted => failed_with(reasons::MIGRATION_FAILED),
+            RolloutStage::Aborted => failed_with(Reason::MigrationFailed),
             _ => true,
         };
     let backing_up = settings.backup_before_migration
         && !same_schema
-        && (r.stage.in_progress() || failed_with(reasons::BACKUP_FAILED));
+        && (r.stage.in_progress() || failed_with(Reason::BackupFailed));
     ColorPlan {
         pre_migration_backup: backing_up.then(|| rollout_key(state)),
         active: serving.or(r.target_color).unwrap_or(Color::Blue),

@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
-use super::machine::reasons;
+use crate::reason::Reason;
 
 /// What kind of trouble a waiting reason means, as the rollout reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,11 +31,11 @@ impl Trouble {
     }
 
     /// The rollout's reason when this trouble aborts it.
-    pub fn rollout_reason(self) -> &'static str {
+    pub fn rollout_reason(self) -> Reason {
         match self {
-            Self::ImagePull => reasons::IMAGE_PULL_FAILED,
-            Self::CannotStart => reasons::CONTAINER_CANNOT_START,
-            Self::CrashLoop => reasons::CONTAINER_CRASH_LOOPING,
+            Self::ImagePull => Reason::ImagePullFailed,
+            Self::CannotStart => Reason::ContainerCannotStart,
+            Self::CrashLoop => Reason::ContainerCrashLooping,
         }
     }
 

@@ -6,6 +6,7 @@ use super::plan::plan_colors;
 use super::stuck::{StuckContainer, Trouble};
 use crate::controller::status::DeploymentView;
 use crate::crd::{Color, ColorStatus, HistoryEntry, RolloutCommand, RolloutStage};
+use crate::reason::Reason;
 use pretty_assertions::assert_eq;
 use std::time::Duration;
 
@@ -222,7 +223,7 @@ fn failed_pre_promotion_analysis_aborts_and_names_the_check() {
     assert_eq!(d.round(false), RolloutStage::Analysing);
     assert_eq!(d.round(false), RolloutStage::Aborted);
     let r = &d.state.rollout;
-    assert_eq!(r.reason, reasons::ANALYSIS_FAILED);
+    assert_eq!(r.reason, Reason::AnalysisFailed.as_str());
     assert_eq!(
         r.message,
         "check ready: GET /health/ready on 127.0.3.4:8080 returned 503 (expected 200) (3 of 4 rounds failed; failureLimit 2)"
@@ -296,7 +297,7 @@ fn a_failed_migration_aborts_before_any_pod_of_the_release_starts() {
     assert_eq!(plan.green.replicas, Some(0));
     let failed = JobState::Failed("relation \"odds\" already exists (BackoffLimitExceeded)".into());
     assert_eq!(d.step_with(None, failed, None), RolloutStage::Aborted);
-    assert_eq!(d.state.rollout.reason, reasons::MIGRATION_FAILED);
+    assert_eq!(d.state.rollout.reason, Reason::MigrationFailed.as_str());
     assert!(
         d.state
             .rollout
@@ -333,7 +334,10 @@ fn a_preview_that_never_becomes_available_hits_the_deadline() {
         d.step_with(Some(&stuck), JobState::Missing, None),
         RolloutStage::Aborted
     );
-    assert_eq!(d.state.rollout.reason, reasons::PROGRESS_DEADLINE_EXCEEDED);
+    assert_eq!(
+        d.state.rollout.reason,
+        Reason::ProgressDeadlineExceeded.as_str()
+    );
     assert_eq!(
         d.state.rollout.message,
         "demo-green: 0/1 pods of 2.0.0 available after 1m"
@@ -483,7 +487,7 @@ fn the_backup_before_a_migration_is_recorded() {
         ..inputs
     };
     let (next, _) = step(&d.state, &failed);
-    assert_eq!(next.rollout.reason, reasons::BACKUP_FAILED);
+    assert_eq!(next.rollout.reason, Reason::BackupFailed.as_str());
 }
 
 #[test]
@@ -581,7 +585,7 @@ fn abort_after_promotion_switches_back_and_retry_starts_over() {
     assert_eq!(d.state.active.as_ref().unwrap().color, Color::Green);
     assert_eq!(d.command(RolloutCommand::Abort), RolloutStage::Aborted);
     assert_eq!(d.state.active, Some(serving(Color::Blue, "1.0.0")));
-    assert_eq!(d.state.rollout.reason, reasons::ABORTED);
+    assert_eq!(d.state.rollout.reason, Reason::Aborted.as_str());
     assert_eq!(d.state.last_rollback.clone().unwrap().reason, "Aborted");
     assert_eq!(d.step(), RolloutStage::Aborted, "not retried by itself");
     assert_eq!(d.command(RolloutCommand::Retry), RolloutStage::Previewing);
@@ -628,7 +632,7 @@ fn rollback_in_idle_rolls_out_the_previous_release_and_pins_it() {
     assert_eq!(d.round(true), RolloutStage::ScalingDown);
     d.t += 30;
     assert_eq!(d.step(), RolloutStage::Aborted);
-    assert_eq!(d.state.rollout.reason, reasons::ROLLED_BACK);
+    assert_eq!(d.state.rollout.reason, Reason::RolledBack.as_str());
     assert_eq!(
         d.state.rollout.target_version, "2.0.0",
         "the rejected release"
@@ -721,7 +725,7 @@ fn a_preview_whose_readiness_fails_is_rejected_before_the_deadline() {
     assert_eq!(d.round(false), RolloutStage::Previewing);
     assert_eq!(d.round(false), RolloutStage::Previewing);
     assert_eq!(d.round(false), RolloutStage::Aborted);
-    assert_eq!(d.state.rollout.reason, reasons::ANALYSIS_FAILED);
+    assert_eq!(d.state.rollout.reason, Reason::AnalysisFailed.as_str());
     assert!(
         d.state.rollout.message.contains("returned 503"),
         "{}",
@@ -867,32 +871,32 @@ fn a_container_in_trouble_for_the_grace_aborts_every_stage_that_starts_pods() {
         (
             RolloutStage::BackingUp,
             "ErrImagePull",
-            reasons::IMAGE_PULL_FAILED,
+            Reason::ImagePullFailed,
         ),
         (
             RolloutStage::Migrating,
             "ImagePullBackOff",
-            reasons::IMAGE_PULL_FAILED,
+            Reason::ImagePullFailed,
         ),
         (
             RolloutStage::Migrating,
             "InvalidImageName",
-            reasons::IMAGE_PULL_FAILED,
+            Reason::ImagePullFailed,
         ),
         (
             RolloutStage::Previewing,
             "CreateContainerConfigError",
-            reasons::CONTAINER_CANNOT_START,
+            Reason::ContainerCannotStart,
         ),
         (
             RolloutStage::Previewing,
             "CrashLoopBackOff",
-            reasons::CONTAINER_CRASH_LOOPING,
+            Reason::ContainerCrashLooping,
         ),
         (
             RolloutStage::Promoting,
             "ErrImagePull",
-            reasons::IMAGE_PULL_FAILED,
+            Reason::ImagePullFailed,
         ),
     ] {
         let mut d = drive_to(stage);
@@ -927,7 +931,7 @@ fn a_container_in_trouble_for_the_grace_aborts_every_stage_that_starts_pods() {
             "{stage:?}: grace over"
         );
         let r = &d.state.rollout;
-        assert_eq!(r.reason, reason, "{stage:?}");
+        assert_eq!(r.reason, reason.as_str(), "{stage:?}");
         assert!(
             r.message.contains("demo-green-1") && r.message.contains("registry.test/fp:2.0.0-typo"),
             "{}",
@@ -952,7 +956,7 @@ fn a_container_in_trouble_for_the_grace_aborts_every_stage_that_starts_pods() {
         assert!(
             d.effects
                 .iter()
-                .any(|e| matches!(e, Effect::RolledBack(rb) if rb.reason == reason)),
+                .any(|e| matches!(e, Effect::RolledBack { reason: r, .. } if *r == reason)),
             "{stage:?}"
         );
     }

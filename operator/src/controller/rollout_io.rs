@@ -13,13 +13,14 @@ use kube::{Api, Resource, ResourceExt};
 use super::Context;
 use super::analysis;
 use super::backup_health;
-use super::events::{self, EventReason};
+use super::events;
 use super::rollout::{self, Effect, JobState, Release, RolloutSettings, Round, State};
 use crate::crd::{
     Color, FootballPrediction, FootballPredictionStatus, NotificationEvent, RolloutCommand,
     RolloutStage,
 };
 use crate::notify::Notification;
+use crate::reason::Reason;
 use crate::resources::common::{API_PORT, api_selector_labels, short_hash};
 use crate::resources::{ColorTarget, deployment, migration_job};
 use crate::validate::Validated;
@@ -236,7 +237,7 @@ pub async fn stuck_containers(
     jobs: Option<&Vec<DynamicObject>>,
 ) -> Vec<rollout::StuckContainer> {
     let r = &state.rollout;
-    if !rollout::machine::starts_pods(r.stage) {
+    if !r.stage.starts_pods() {
         return Vec::new();
     }
     let pods: Vec<Pod> = match r.stage {
@@ -356,11 +357,11 @@ fn notification(fp: &FootballPrediction, effect: &Effect) -> Option<Notification
             format!("{who}: {version} passed post-promotion analysis and serves"),
             Vec::new(),
         ),
-        Effect::RolledBack(record) => (
+        Effect::RolledBack { reason, record } => (
             NotificationEvent::RolledBack,
             format!(
-                "{who}: {} rolled back ({}): {}",
-                record.from_version, record.reason, record.message
+                "{who}: {} rolled back ({reason}): {}",
+                record.from_version, record.message
             ),
             vec![
                 ("Rejected".to_owned(), record.from_version.clone()),
@@ -372,7 +373,7 @@ fn notification(fp: &FootballPrediction, effect: &Effect) -> Option<Notification
                         record.to_version.clone()
                     },
                 ),
-                ("Reason".to_owned(), record.reason.clone()),
+                ("Reason".to_owned(), reason.to_string()),
             ],
         ),
         _ => return None,
@@ -433,22 +434,22 @@ pub async fn perform(fp: &FootballPrediction, ctx: &Context, effects: &[Effect])
                 let kind = if *rollback { "rollback" } else { "rollout" };
                 let from = from.as_deref().unwrap_or("nothing (first deploy)");
                 (
-                    EventReason::RolloutStarted,
+                    Reason::RolloutStarted,
                     format!("{kind} of {to} started, serving {from}"),
                 )
             }
             Effect::Stage { stage, message } => (
-                EventReason::RolloutStage,
+                Reason::RolloutStage,
                 format!("{}: {message}", stage.as_str()),
             ),
             Effect::Switched { color, version } => (
-                EventReason::Promoted,
+                Reason::Promoted,
                 format!("active Service switched to {} ({version})", color.as_str()),
             ),
             Effect::Succeeded { version } => {
                 ctx.metrics.rollout("succeeded");
                 (
-                    EventReason::RolloutSucceeded,
+                    Reason::RolloutSucceeded,
                     format!("{version} passed post-promotion analysis"),
                 )
             }
@@ -458,24 +459,24 @@ pub async fn perform(fp: &FootballPrediction, ctx: &Context, effects: &[Effect])
                 message,
             } => {
                 let reason = if *applied {
-                    EventReason::CommandApplied
+                    Reason::CommandApplied
                 } else {
-                    EventReason::CommandRefused
+                    Reason::CommandRefused
                 };
                 (reason, format!("{}: {message}", command.as_str()))
             }
-            Effect::RolledBack(record) => {
-                ctx.metrics.rolled_back(&record.reason);
+            Effect::RolledBack { reason, record } => {
+                ctx.metrics.rolled_back(*reason);
                 let to = if record.to_version.is_empty() {
                     "no release (nothing serves)"
                 } else {
                     record.to_version.as_str()
                 };
                 (
-                    EventReason::RolledBack,
+                    Reason::RolledBack,
                     format!(
-                        "{}: {} stopped, serving {to}: {}",
-                        record.reason, record.from_version, record.message
+                        "{reason}: {} stopped, serving {to}: {}",
+                        record.from_version, record.message
                     ),
                 )
             }
