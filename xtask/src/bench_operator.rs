@@ -179,7 +179,7 @@ fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<String> {
     Ok(body.to_owned())
 }
 
-/// The operator pod as the node agent runs it: its admin address and its process.
+/// An operator pod: its admin address and its process.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OperatorPod {
     pub name: String,
@@ -187,9 +187,10 @@ pub struct OperatorPod {
     pub pid: u32,
 }
 
-/// The running operator pods of a pod list, with the admin port and the process id the node
-/// agent reports (`containerID`).
-pub fn operator_pods(pods: &Value) -> Vec<OperatorPod> {
+/// The running operator pods of a pod list, with the admin port and the process id: the one the
+/// node agent reports (`containerID`), else what `pod_process` finds for the pod's UID (on a real
+/// node, through the container's cgroup).
+pub fn operator_pods(pods: &Value, pod_process: impl Fn(&str) -> Option<u32>) -> Vec<OperatorPod> {
     let items = pods["items"]
         .as_array()
         .map(Vec::as_slice)
@@ -215,7 +216,8 @@ pub fn operator_pods(pods: &Value) -> Vec<OperatorPod> {
             Some(OperatorPod {
                 name: pod["metadata"]["name"].as_str()?.to_owned(),
                 admin: SocketAddr::new(ip, u16::try_from(port).ok()?),
-                pid: container_pid(status["containerID"].as_str()?)?,
+                pid: container_pid(status["containerID"].as_str()?)
+                    .or_else(|| pod_process(pod["metadata"]["uid"].as_str()?))?,
             })
         })
         .collect()
@@ -807,7 +809,9 @@ fn find_operator(kubectl: &Kubectl) -> anyhow::Result<OperatorPod> {
         "-o",
         "json",
     ])?;
-    let pods = operator_pods(&serde_json::from_str(&out)?);
+    let pods = operator_pods(&serde_json::from_str(&out)?, |uid| {
+        crate::procfs::pod_process(uid, "fp-operator")
+    });
     anyhow::ensure!(
         !pods.is_empty(),
         "no running operator pod in {OPERATOR_NAMESPACE}: start the platform with `cargo xtask up`"
@@ -1030,7 +1034,7 @@ mod tests {
 
     fn pod(name: &str, ip: &str, running: bool, id: &str) -> Value {
         json!({
-            "metadata": {"name": name},
+            "metadata": {"name": name, "uid": format!("uid-{name}")},
             "spec": {"containers": [{"name": "operator", "ports": [{"name": "admin", "containerPort": 8081}]}]},
             "status": {"podIP": ip, "containerStatuses": [{
                 "name": "operator", "containerID": id,
@@ -1046,11 +1050,24 @@ mod tests {
             pod("c", "127.0.4.4", true, "other://1"),
         ]});
         assert_eq!(
-            operator_pods(&pods),
+            operator_pods(&pods, |_| None),
             vec![OperatorPod {
                 name: "a".into(),
                 admin: "127.0.4.2:8081".parse().unwrap(),
                 pid: 100
+            }]
+        );
+        // On a real node the container id names no process: the pod's UID finds it.
+        let real = json!({"items": [
+            pod("d", "198.18.0.7", true, "containerd://0123abcd"),
+            pod("e", "198.18.0.8", true, "containerd://4567ef01"),
+        ]});
+        assert_eq!(
+            operator_pods(&real, |uid| (uid == "uid-d").then_some(4242)),
+            vec![OperatorPod {
+                name: "d".into(),
+                admin: "198.18.0.7:8081".parse().unwrap(),
+                pid: 4242
             }]
         );
     }

@@ -3,6 +3,7 @@
 //! Ready, to the end) and then a release that turns unhealthy after promotion (time from its first
 //! failing health check to the active Service selecting the good color again). Medians and spread
 //! over the runs; a table on stdout and JSON under target/bench/.
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
@@ -10,14 +11,17 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::bench_platform::{self, Spread, ready, serving, spread};
+use crate::cluster::{self, node::RealNode};
 use crate::interrupt;
 use crate::kubectl::Kubectl;
 use crate::platform::NAMESPACE;
 
 const NAME: &str = "bench";
-/// The node agent's `*-broken-later` image turns readiness to 503 this long after a pod started
-/// (e2e/src/node_agent/default-images.yaml).
+/// The unhealthy release turns readiness to 503 this long after its pod started: on the real node
+/// through the fault settings published with its image ([`broken_env`]), on the node agent through
+/// its `*-broken-later` image mapping (e2e/src/node_agent/default-images.yaml).
 const BROKEN_AFTER: Duration = Duration::from_secs(40);
+const BROKEN_SUFFIX: &str = "-broken-later";
 const POLL: Duration = Duration::from_millis(100);
 const STEP_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -43,11 +47,37 @@ fn instance(version: &str) -> Value {
     })
 }
 
+/// The API server's fault switch set to fail readiness [`BROKEN_AFTER`] after the start.
+fn broken_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("FP_TEST_FAULTS", "enabled".to_owned()),
+        (
+            "FP_TEST_FAULT_READY_FAIL_AFTER",
+            format!("{}s", BROKEN_AFTER.as_secs()),
+        ),
+    ]
+}
+
 struct Platform {
     kubectl: Kubectl,
+    /// On a real node, a release must exist as an image in its registry before the spec names
+    /// it (crane publishes it there); the node agent maps every tag itself.
+    real_node: Option<(RealNode, PathBuf)>,
 }
 
 impl Platform {
+    fn publish(&self, version: &str) -> anyhow::Result<()> {
+        let Some((node, crane)) = &self.real_node else {
+            return Ok(());
+        };
+        let env = if version.ends_with(BROKEN_SUFFIX) {
+            broken_env()
+        } else {
+            Vec::new()
+        };
+        node.publish_api_release(crane, version, &env)
+    }
+
     fn status(&self) -> Value {
         self.kubectl
             .run(&["-n", NAMESPACE, "get", "fp", NAME, "-o", "json"])
@@ -74,6 +104,7 @@ impl Platform {
     }
 
     fn set_version(&self, version: &str) -> anyhow::Result<()> {
+        self.publish(version)?;
         let patch = json!({"spec": {"version": version}}).to_string();
         self.kubectl.run(&[
             "-n", NAMESPACE, "patch", "fp", NAME, "--type", "merge", "-p", &patch,
@@ -200,8 +231,11 @@ pub fn rollout(options: &RolloutOptions) -> anyhow::Result<()> {
         "--ignore-not-found",
         "--wait",
     ]);
-    let platform = Platform { kubectl };
+    let layout = cluster::layout();
+    let real_node = cluster::node::running(&layout)?.map(|n| (n, layout.bin().join("crane")));
+    let platform = Platform { kubectl, real_node };
     let first = "1.0.0";
+    platform.publish(first)?;
     platform
         .kubectl
         .run_with_input(&["apply", "-f", "-"], Some(&instance(first).to_string()))?;
@@ -219,7 +253,7 @@ pub fn rollout(options: &RolloutOptions) -> anyhow::Result<()> {
         samples.healthy_switch.push(switch);
         samples.healthy_ready.push(ready_at);
         samples.healthy_total.push(total);
-        let broken = format!("1.{run}.1-broken-later");
+        let broken = format!("1.{run}.1{BROKEN_SUFFIX}");
         let rollback = failing_after_promotion(&platform, &broken)?;
         eprintln!(
             "[bench] run {run}/{}: {broken} switched back {rollback:.1}s after its first failing check",

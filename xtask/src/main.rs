@@ -37,7 +37,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The whole platform on this machine: control plane and node agent (or an existing
+    /// The whole platform on this machine: control plane and a real node (or an existing
     /// cluster), PostgreSQL, the operator (Helm chart) and docs/samples/local.yaml, waited for
     /// until Ready.
     Up {
@@ -52,10 +52,10 @@ enum Command {
         /// no Ready node; default), always, never. It serves loopback API servers only.
         #[arg(long, value_enum, value_name = "WHEN", requires = "kubeconfig")]
         node_agent: Option<platform::plan::NodeAgentMode>,
-        /// What runs the local cluster's pods: `agent` (our node agent) or `kubelet` (one real
-        /// node; the images are built from the debug binaries and pushed to its registry, the
-        /// pods reach PostgreSQL at the bridge address; needs root).
-        #[arg(long, value_enum, default_value_t = cluster::node::NodeKind::Agent, conflicts_with = "kubeconfig")]
+        /// What runs the local cluster's pods: `kubelet` (one real node; the images are built
+        /// from the debug binaries and pushed to its registry, the pods reach PostgreSQL at the
+        /// bridge address; needs root) or `agent` (our node agent, host processes).
+        #[arg(long, value_enum, default_value_t = cluster::node::NodeKind::default(), conflicts_with = "kubeconfig")]
         node: cluster::node::NodeKind,
     },
     /// Stop everything `up` started and remove its state (an existing cluster keeps running).
@@ -68,9 +68,9 @@ enum Command {
     /// Everything CI runs: install what is missing, fmt check, clippy with warnings denied,
     /// unit and integration tests (real PostgreSQL), e2e tests on the local control plane.
     Test {
-        /// What runs the e2e suite's pods: `agent` (our node agent; what CI runs) or `kubelet`
-        /// (one real node pulling the images from its registry; needs root).
-        #[arg(long, value_enum, default_value_t = cluster::node::NodeKind::Agent)]
+        /// What runs the e2e suite's pods: `kubelet` (one real node pulling the images from its
+        /// registry; needs root; what CI runs) or `agent` (our node agent, host processes).
+        #[arg(long, value_enum, default_value_t = cluster::node::NodeKind::default())]
         node: cluster::node::NodeKind,
     },
     /// OCI images of fp-api-server and fp-operator, built without a container engine from
@@ -181,16 +181,15 @@ enum BenchCommand {
 #[derive(Subcommand)]
 enum ClusterAction {
     /// Build (or reuse) the binaries and start etcd, kube-apiserver, kube-controller-manager
-    /// and kube-scheduler on 127.0.0.1; install the CRDs; start the node agent; write a
-    /// kubeconfig.
+    /// and kube-scheduler on 127.0.0.1; install the CRDs; start the node; write a kubeconfig.
     Up {
-        /// Nodes the node agent registers (0: no node agent).
+        /// With `--node agent`: nodes the node agent registers (0: no node agent).
         #[arg(long, default_value_t = 2)]
         nodes: usize,
-        /// What runs the pods: `agent` (our node agent, host processes on 127.0.x.y) or
-        /// `kubelet` (one real node: kubelet, containerd, runc, CNI bridge in 198.18.0.0/15,
-        /// kube-proxy, images from a loopback registry; needs root).
-        #[arg(long, value_enum, default_value_t = cluster::node::NodeKind::Agent)]
+        /// What runs the pods: `kubelet` (one real node: kubelet, containerd, runc, CNI bridge
+        /// in 198.18.0.0/15, kube-proxy, CoreDNS, images from a loopback registry; needs root)
+        /// or `agent` (our node agent, host processes on 127.0.x.y).
+        #[arg(long, value_enum, default_value_t = cluster::node::NodeKind::default())]
         node: cluster::node::NodeKind,
     },
     /// Print `export KUBECONFIG=…` (and PATH with our kubectl/helm) for a running cluster.
@@ -336,6 +335,32 @@ mod tests {
     }
 
     use std::path::PathBuf;
+
+    #[test]
+    fn the_test_command_and_the_cluster_run_on_the_real_node_unless_told() {
+        use cluster::node::NodeKind;
+        let test_node = |args: &[&str]| {
+            let mut argv = vec!["cargo xtask", "test"];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(argv).unwrap().command {
+                Command::Test { node } => node,
+                _ => unreachable!("parsed as test"),
+            }
+        };
+        assert_eq!(test_node(&[]), NodeKind::Kubelet);
+        assert_eq!(test_node(&["--node", "agent"]), NodeKind::Agent);
+        let up_node = |args: &[&str]| {
+            let mut argv = vec!["cargo xtask", "up"];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(argv).unwrap().command {
+                Command::Up { node, .. } => node,
+                _ => unreachable!("parsed as up"),
+            }
+        };
+        assert_eq!(up_node(&[]), NodeKind::Kubelet);
+        assert_eq!(up_node(&["--node", "agent"]), NodeKind::Agent);
+        assert_eq!(cluster::UpOptions::default().node, NodeKind::Kubelet);
+    }
 
     #[test]
     fn up_takes_a_kubeconfig_and_a_node_agent_choice() {

@@ -1,5 +1,6 @@
-//! What the benchmarks read from /proc: memory fields, CPU time and the load average. The parsers
-//! are pure; the readers return `None` (or zero) once a process is gone.
+//! What the benchmarks read from /proc: memory fields, CPU time, the load average and which process
+//! belongs to a pod. The parsers are pure; the readers return `None` (or zero) once a process is
+//! gone.
 
 /// Linux reports /proc times in USER_HZ, 100 per second on every architecture it runs on.
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -54,6 +55,27 @@ pub fn load_average() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Whether a /proc/PID/cgroup text puts the process in the pod with this UID: kubelet's cgroupfs
+/// layout names the pod `pod<uid>` (with underscores for dashes under the systemd driver).
+pub fn in_pod_cgroup(cgroup: &str, pod_uid: &str) -> bool {
+    !pod_uid.is_empty()
+        && (cgroup.contains(&format!("/pod{pod_uid}"))
+            || cgroup.contains(&format!("pod{}", pod_uid.replace('-', "_"))))
+}
+
+/// The process of a real node's pod (by UID) whose program is `program`, found through its cgroup.
+pub fn pod_process(pod_uid: &str, program: &str) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).ok()?;
+            (comm.trim() == program && in_pod_cgroup(&cgroup, pod_uid)).then_some(pid)
+        })
+}
+
 pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -61,6 +83,25 @@ pub fn mib(kib: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pod_is_found_by_the_uid_in_its_cgroup_path() {
+        let uid = "6f1c2a3b-0d4e-4f50-8a6b-7c8d9e0f1a2b";
+        let cgroup = format!(
+            "12:memory:/fp-node/kubepods/burstable/pod{uid}/0123abcd\n1:name=systemd:/fp-node/kubepods/burstable/pod{uid}/0123abcd\n"
+        );
+        assert!(in_pod_cgroup(&cgroup, uid));
+        assert!(in_pod_cgroup(
+            "3:cpu:/kubepods.slice/kubepods-pod6f1c2a3b_0d4e_4f50_8a6b_7c8d9e0f1a2b.slice/x\n",
+            uid
+        ));
+        assert!(!in_pod_cgroup(
+            &cgroup,
+            "6f1c2a3b-0d4e-4f50-8a6b-000000000000"
+        ));
+        assert!(!in_pod_cgroup("0::/user.slice\n", uid));
+        assert!(!in_pod_cgroup(&cgroup, ""));
+    }
 
     #[test]
     fn reads_kib_fields_of_status_and_meminfo() {

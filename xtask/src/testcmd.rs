@@ -1,7 +1,8 @@
 //! `cargo xtask test`: what CI runs. Installs what is missing, checks formatting and lints,
-//! runs unit and integration tests against a real PostgreSQL, then the e2e suite on the
-//! local control plane; builds and checks the images (dev binaries); everything it started is
-//! stopped by pid, also on failure or Ctrl-C.
+//! runs unit and integration tests against a real PostgreSQL, builds and checks the images (dev
+//! binaries), then the e2e suite on the local control plane with a real node (kubelet,
+//! containerd) that pulls those images; everything it started is stopped by pid, also on
+//! failure or Ctrl-C.
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -160,7 +161,13 @@ pub fn run(node: cluster::node::NodeKind) -> anyhow::Result<()> {
         }
         None => {
             let t_cluster = Instant::now();
-            let cluster = Guard::new(cluster::up(cluster::UpOptions::default())?, stop_cluster);
+            let cluster = Guard::new(
+                cluster::up(cluster::UpOptions {
+                    node,
+                    ..cluster::UpOptions::default()
+                })?,
+                stop_cluster,
+            );
             timings.push(("cluster build + up", t_cluster.elapsed()));
             cluster
         }

@@ -38,16 +38,16 @@ const NODE_AGENT_PACKAGE: &str = "fp-e2e";
 pub struct UpOptions {
     /// Nodes the node agent registers; 0 runs no agent (no pod will start).
     pub nodes: usize,
-    /// What runs the pods: the node agent (default) or one real node.
+    /// What runs the pods: one real node (default) or the node agent.
     pub node: node::NodeKind,
 }
 
 impl Default for UpOptions {
     fn default() -> Self {
-        // Two nodes so spreading and anti-affinity rules can be satisfied.
+        // Two agent nodes so spreading and anti-affinity rules can be satisfied.
         Self {
             nodes: 2,
-            node: node::NodeKind::Agent,
+            node: node::NodeKind::default(),
         }
     }
 }

@@ -24,15 +24,17 @@ use config::{Names, NodeDirs, NodePorts};
 /// What runs the pods of `cluster up`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum NodeKind {
-    /// fp-node-agent: our binaries as host processes on 127.0.x.y (docs/node-agent.md).
-    #[default]
+    /// fp-node-agent: our binaries as host processes on 127.0.x.y (docs/node-agent.md); kept
+    /// for `bench operator`'s hundreds of pods until the real node takes them.
     Agent,
     /// kubelet + containerd + runc + CNI bridge + kube-proxy, images from a loopback registry.
+    #[default]
     Kubelet,
 }
 
-/// What the rest of the platform needs to know about a running real node.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the rest of the platform needs to know about a running real node (also written to its
+/// state directory, so commands run later, like the benchmarks, find it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RealNode {
     /// `127.0.0.1:<port>`: the loopback registry every image reference of the node resolves to.
     pub registry: String,
@@ -43,6 +45,43 @@ impl RealNode {
     pub const HOST_ADDRESS: &'static str = config::GATEWAY;
     /// The pods' addresses, for a host service's allow list.
     pub const POD_CIDR: &'static str = config::POD_CIDR;
+
+    /// Makes `footballprediction/fp-api-server:<version>` exist in the node's registry: the image
+    /// `up` pushed (the workspace version) copied under that tag, with `env` added to its config
+    /// when given (a benchmark's faulty release). The kubelet then pulls it like any image.
+    pub fn publish_api_release(
+        &self,
+        crane: &Path,
+        version: &str,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<()> {
+        let repository = format!("{}/fp-api-server", crate::images::spec::NAMESPACE);
+        let base = format!(
+            "{}/{repository}:{}",
+            self.registry,
+            crate::images::spec::tag()
+        );
+        let target = format!("{}/{repository}:{version}", self.registry);
+        let mut crane = std::process::Command::new(crane);
+        if env.is_empty() {
+            crane.args(["copy", &base, &target]);
+        } else {
+            crane.args(["mutate", &base, "-t", &target]);
+            for (key, value) in env {
+                crane.arg(format!("--env={key}={value}"));
+            }
+        }
+        let out = crane
+            .output()
+            .with_context(|| format!("running crane to publish {target}"))?;
+        if !out.status.success() {
+            bail!(
+                "publishing {target} from {base}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
 
     /// Where a PostgreSQL on the host also listens so the pods reach it, and whom it lets in.
     pub fn postgres_for_pods() -> crate::postgres::AlsoListen<'static> {
@@ -418,9 +457,28 @@ pub fn start(
         config::POD_CIDR,
         config::SERVICE_CIDR
     ));
-    Ok(RealNode {
+    let node = RealNode {
         registry: format!("127.0.0.1:{}", ports.registry),
-    })
+    };
+    write(&record_path(&dirs), &serde_json::to_string_pretty(&node)?)?;
+    Ok(node)
+}
+
+fn record_path(dirs: &NodeDirs) -> PathBuf {
+    dirs.root.join("real-node.json")
+}
+
+/// The real node of the running cluster, `None` when its pods run elsewhere (the node agent).
+pub fn running(layout: &Layout) -> anyhow::Result<Option<RealNode>> {
+    let (_, dirs) = names_and_dirs(layout);
+    let path = record_path(&dirs);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("reading {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// Before the rest is stopped: stops kubelet (so nothing restarts) and kills the pods'
