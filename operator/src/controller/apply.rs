@@ -230,7 +230,6 @@ pub async fn sync(
         .iter()
         .flat_map(|(kind, objects)| objects.iter().map(move |o| ((*kind, o.name_any()), o)))
         .collect();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut built = Vec::with_capacity(children.len());
     for mut child in children {
         if let Some(crd) = child.kind.required_crd()
@@ -241,65 +240,86 @@ pub async fn sync(
             }
             continue;
         }
-        let key = (child.kind, child.name.clone());
-        let hash = stamp(&mut child.object);
-        let live_object = live_by_key.get(&key).copied();
-        let live_value = live_object.and_then(|o| serde_json::to_value(o).ok());
-        let remembered = ctx.memo.get(child.kind, ctx.namespace, &child.name);
         *report.counts.entry(child.kind).or_default() += 1;
-        if !needs_apply(
-            &child.object,
-            &hash,
-            live_value.as_ref(),
-            remembered.as_ref(),
-        ) {
-            ctx.metrics.applied(child.kind, ApplyResult::Unchanged);
+        let live_object = live_by_key.get(&(child.kind, child.name.clone())).copied();
+        apply_one(ctx, &mut child, live_object, &mut report).await;
+        built.push(child);
+    }
+    delete_orphans(ctx, &built, live, &mut report).await;
+    report
+}
+
+/// Applies one child when [`needs_apply`] says so, and records its newest known state.
+async fn apply_one(
+    ctx: &ApplyContext<'_>,
+    child: &mut Child,
+    live_object: Option<&DynamicObject>,
+    report: &mut ApplyReport,
+) {
+    let key = (child.kind, child.name.clone());
+    let hash = stamp(&mut child.object);
+    let live_value = live_object.and_then(|o| serde_json::to_value(o).ok());
+    let remembered = ctx.memo.get(child.kind, ctx.namespace, &child.name);
+    if !needs_apply(
+        &child.object,
+        &hash,
+        live_value.as_ref(),
+        remembered.as_ref(),
+    ) {
+        ctx.metrics.applied(child.kind, ApplyResult::Unchanged);
+        if let Some(o) = live_object {
+            report.current.insert(key, o.clone());
+        }
+        return;
+    }
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        ctx.namespace,
+        &child.kind.api_resource(),
+    );
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match api
+        .patch(&child.name, &params, &Patch::Apply(&child.object))
+        .await
+    {
+        Ok(applied) => {
+            let result = if live_object.is_some() {
+                ApplyResult::Updated
+            } else {
+                ApplyResult::Created
+            };
+            ctx.metrics.applied(child.kind, result);
+            if let Some(rv) = applied.metadata.resource_version.clone() {
+                ctx.memo
+                    .put(child.kind, ctx.namespace, &child.name, hash, rv);
+            }
+            tracing::info!(kind = child.kind.as_str(), name = %child.name, result = result.as_str(), "applied");
+            match result {
+                ApplyResult::Created => report.created.push(key.clone()),
+                _ => report.updated.push(key.clone()),
+            }
+            report.current.insert(key, applied);
+        }
+        Err(e) => {
+            ctx.metrics.applied(child.kind, ApplyResult::Failed);
+            let message = describe_error(child.kind, &child.name, &e);
+            tracing::warn!(kind = child.kind.as_str(), name = %child.name, error = %message, "apply failed");
+            report.errors.push(message);
             if let Some(o) = live_object {
                 report.current.insert(key, o.clone());
             }
-            built.push(child);
-            continue;
         }
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            ctx.client.clone(),
-            ctx.namespace,
-            &child.kind.api_resource(),
-        );
-        match api
-            .patch(&child.name, &params, &Patch::Apply(&child.object))
-            .await
-        {
-            Ok(applied) => {
-                let result = if live_object.is_some() {
-                    ApplyResult::Updated
-                } else {
-                    ApplyResult::Created
-                };
-                ctx.metrics.applied(child.kind, result);
-                if let Some(rv) = applied.metadata.resource_version.clone() {
-                    ctx.memo
-                        .put(child.kind, ctx.namespace, &child.name, hash, rv);
-                }
-                tracing::info!(kind = child.kind.as_str(), name = %child.name, result = result.as_str(), "applied");
-                match result {
-                    ApplyResult::Created => report.created.push(key.clone()),
-                    _ => report.updated.push(key.clone()),
-                }
-                report.current.insert(key, applied);
-            }
-            Err(e) => {
-                ctx.metrics.applied(child.kind, ApplyResult::Failed);
-                let message = describe_error(child.kind, &child.name, &e);
-                tracing::warn!(kind = child.kind.as_str(), name = %child.name, error = %message, "apply failed");
-                report.errors.push(message);
-                if let Some(o) = live_object {
-                    report.current.insert(key, o.clone());
-                }
-            }
-        }
-        built.push(child);
     }
-    for (kind, object) in orphans(&built, live, ctx.owner_uid) {
+}
+
+/// Deletes the controlled children that were not built this time.
+async fn delete_orphans(
+    ctx: &ApplyContext<'_>,
+    built: &[Child],
+    live: &BTreeMap<Kind, Vec<DynamicObject>>,
+    report: &mut ApplyReport,
+) {
+    for (kind, object) in orphans(built, live, ctx.owner_uid) {
         let name = object.name_any();
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), ctx.namespace, &kind.api_resource());
@@ -318,7 +338,6 @@ pub async fn sync(
             Err(e) => report.errors.push(describe_error(kind, &name, &e)),
         }
     }
-    report
 }
 
 #[cfg(test)]

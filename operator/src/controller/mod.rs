@@ -5,7 +5,9 @@ pub mod analysis;
 pub mod apply;
 pub mod backup_health;
 pub mod capabilities;
+pub mod decide;
 pub mod events;
+pub mod observe;
 pub mod reconcile;
 pub mod rollout;
 pub mod rollout_io;
@@ -55,6 +57,8 @@ pub enum Error {
     Apply(usize),
     #[error("writing status: {0}")]
     Status(#[source] kube::Error),
+    #[error("reading a child: {0}")]
+    Decode(String),
 }
 
 impl Error {
@@ -65,6 +69,7 @@ impl Error {
             Self::Build(_) => "build",
             Self::Apply(_) => "apply",
             Self::Status(_) => "status",
+            Self::Decode(_) => "decode",
         }
     }
 }
@@ -92,6 +97,55 @@ pub struct Context {
 }
 
 impl Context {
+    fn new(
+        client: Client,
+        config: &RunConfig,
+        metrics: Arc<Metrics>,
+        capabilities: Capabilities,
+        store: Store<DeserializeGuard<FootballPrediction>>,
+    ) -> Self {
+        Self {
+            recorder: Recorder::new(client.clone(), config.reporter.clone()),
+            client,
+            metrics,
+            settings: config.settings.clone(),
+            memo: apply::Memo::default(),
+            capabilities,
+            store,
+            failures: Mutex::new(HashMap::new()),
+            undecodable: Mutex::new(HashMap::new()),
+            probe_client: config.probe_client.clone(),
+            notifier: crate::notify::Notifier::spawn(
+                config.webhook_client.clone(),
+                crate::notify::RetryPolicy::default(),
+            ),
+            request_counts: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A context around `client` (a fake API server in tests), with fresh memos and metrics.
+    #[cfg(test)]
+    pub(crate) fn for_tests(client: Client) -> Self {
+        let config = RunConfig {
+            namespace: None,
+            settings: Settings {
+                operator_namespace: Some("fp-system".into()),
+            },
+            leader: None,
+            concurrency: 1,
+            reporter: Reporter {
+                controller: "fp-operator".into(),
+                instance: None,
+            },
+            probe_client: reqwest::Client::new(),
+            webhook_client: reqwest::Client::new(),
+        };
+        let metrics = Arc::new(Metrics::new().expect("metrics register once per registry"));
+        let store = kube::runtime::reflector::store().0;
+        Self::new(client, &config, metrics, Capabilities::default(), store)
+    }
+
     fn store(&self) -> Vec<Arc<DeserializeGuard<FootballPrediction>>> {
         self.store.state()
     }
@@ -329,101 +383,12 @@ async fn run_controller(
     readiness: Arc<Readiness>,
     stop: watch::Receiver<bool>,
 ) {
-    let ns = config.namespace.as_deref();
-    let main: Api<DeserializeGuard<FootballPrediction>> = api(&client, ns);
-    // Children are watched only if we manage them: keeps the caches small.
-    let children = watcher::Config::default().labels(&format!(
-        "{}={}",
-        labels::MANAGED_BY,
-        labels::MANAGED_BY_VALUE
-    ));
-    let controller_config = ControllerConfig::default()
-        .debounce(Duration::from_millis(500))
-        .concurrency(config.concurrency);
-    let mut controller = Controller::new(main, watcher::Config::default().any_semantic())
-        .with_config(controller_config)
-        .owns(api::<ServiceAccount>(&client, ns), children.clone())
-        .owns(api::<ConfigMap>(&client, ns), children.clone())
-        .owns(api::<Secret>(&client, ns), children.clone())
-        .owns(api::<Deployment>(&client, ns), children.clone())
-        .owns(api::<Service>(&client, ns), children.clone())
-        .owns(api::<Ingress>(&client, ns), children.clone())
-        .owns(api::<PodDisruptionBudget>(&client, ns), children.clone())
-        .owns(
-            api::<HorizontalPodAutoscaler>(&client, ns),
-            children.clone(),
-        )
-        .owns(api::<NetworkPolicy>(&client, ns), children.clone())
-        // By instance label rather than ownerReference: backup Jobs belong to their CronJobs,
-        // and their results feed status.backup.
-        .watches(api::<Job>(&client, ns), children.clone(), |job: Job| {
-            let instance = job.labels().get(labels::INSTANCE)?.clone();
-            Some(ObjectRef::new(&instance).within(&job.namespace()?))
-        })
-        .owns(api::<CronJob>(&client, ns), children.clone());
-    // Optional kinds are watched only if their CRD is served at start-up (a watch on a missing
-    // resource would fail forever); they are still reconciled periodically when added later.
     let capabilities = Capabilities::default();
     let served = capabilities.served(&client).await;
-    if served.contains(crate::resources::certificate::CRD) {
-        controller = controller.owns(api::<Certificate>(&client, ns), children.clone());
-    }
-    if served.contains(crate::resources::prometheus_rule::CRD) {
-        controller = controller.owns(api::<PrometheusRule>(&client, ns), children.clone());
-    }
-    if served.contains(crate::resources::service_monitor::CRD) {
-        controller = controller.owns(api::<ServiceMonitor>(&client, ns), children.clone());
-    }
-
+    let controller = controller(&client, config.namespace.as_deref(), &served, &config);
     let store = controller.store();
-    // An edit of a user's Secret the API pods read (e.g. the database URL) is a new release: map
-    // it to the instances of its namespace that name it. Secrets are only passed through, never
-    // cached or logged.
-    let referencing = store.clone();
-    controller = controller.watches(
-        api::<Secret>(&client, ns),
-        watcher::Config::default(),
-        move |secret: Secret| {
-            let (Some(namespace), Some(name)) = (secret.namespace(), secret.metadata.name) else {
-                return Vec::new();
-            };
-            instances_reading_secret(&referencing.state(), &namespace, &name)
-        },
-    );
-    let synced = store.clone();
-    tokio::spawn(async move {
-        // The store's ready signal wakes only its most recent waiter (the controller's runner), so
-        // look again every second rather than wait once.
-        loop {
-            match tokio::time::timeout(Duration::from_secs(1), synced.wait_until_ready()).await {
-                Ok(Ok(())) => {
-                    readiness.set_caches_synced(true);
-                    tracing::info!("FootballPrediction cache synced");
-                    return;
-                }
-                Ok(Err(_)) => return,
-                Err(_) => {}
-            }
-        }
-    });
-    let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), config.reporter.clone()),
-        client,
-        metrics,
-        settings: config.settings.clone(),
-        memo: apply::Memo::default(),
-        capabilities,
-        store,
-        failures: Mutex::new(HashMap::new()),
-        undecodable: Mutex::new(HashMap::new()),
-        probe_client: config.probe_client.clone(),
-        notifier: crate::notify::Notifier::spawn(
-            config.webhook_client.clone(),
-            crate::notify::RetryPolicy::default(),
-        ),
-        request_counts: Mutex::new(HashMap::new()),
-        written: Mutex::new(HashMap::new()),
-    });
+    report_synced(store.clone(), readiness);
+    let ctx = Arc::new(Context::new(client, &config, metrics, capabilities, store));
     let mut stop = stop;
     controller
         .graceful_shutdown_on(async move {
@@ -439,6 +404,88 @@ async fn run_controller(
         })
         .await;
     tracing::info!("controller stopped");
+}
+
+/// The controller and what it watches: FootballPredictions, the children it owns, the optional
+/// kinds whose CRD is `served` at start-up, and the user's Secrets the API pods read.
+fn controller(
+    client: &Client,
+    ns: Option<&str>,
+    served: &std::collections::BTreeSet<&'static str>,
+    config: &RunConfig,
+) -> Controller<DeserializeGuard<FootballPrediction>> {
+    let main: Api<DeserializeGuard<FootballPrediction>> = api(client, ns);
+    // Children are watched only if we manage them: keeps the caches small.
+    let children = watcher::Config::default().labels(&format!(
+        "{}={}",
+        labels::MANAGED_BY,
+        labels::MANAGED_BY_VALUE
+    ));
+    let controller_config = ControllerConfig::default()
+        .debounce(Duration::from_millis(500))
+        .concurrency(config.concurrency);
+    let mut controller = Controller::new(main, watcher::Config::default().any_semantic())
+        .with_config(controller_config)
+        .owns(api::<ServiceAccount>(client, ns), children.clone())
+        .owns(api::<ConfigMap>(client, ns), children.clone())
+        .owns(api::<Secret>(client, ns), children.clone())
+        .owns(api::<Deployment>(client, ns), children.clone())
+        .owns(api::<Service>(client, ns), children.clone())
+        .owns(api::<Ingress>(client, ns), children.clone())
+        .owns(api::<PodDisruptionBudget>(client, ns), children.clone())
+        .owns(api::<HorizontalPodAutoscaler>(client, ns), children.clone())
+        .owns(api::<NetworkPolicy>(client, ns), children.clone())
+        // By instance label rather than ownerReference: backup Jobs belong to their CronJobs,
+        // and their results feed status.backup.
+        .watches(api::<Job>(client, ns), children.clone(), |job: Job| {
+            let instance = job.labels().get(labels::INSTANCE)?.clone();
+            Some(ObjectRef::new(&instance).within(&job.namespace()?))
+        })
+        .owns(api::<CronJob>(client, ns), children.clone());
+    // Optional kinds are watched only if their CRD is served at start-up (a watch on a missing
+    // resource would fail forever); they are still reconciled periodically when added later.
+    if served.contains(crate::resources::certificate::CRD) {
+        controller = controller.owns(api::<Certificate>(client, ns), children.clone());
+    }
+    if served.contains(crate::resources::prometheus_rule::CRD) {
+        controller = controller.owns(api::<PrometheusRule>(client, ns), children.clone());
+    }
+    if served.contains(crate::resources::service_monitor::CRD) {
+        controller = controller.owns(api::<ServiceMonitor>(client, ns), children.clone());
+    }
+    // An edit of a user's Secret the API pods read (e.g. the database URL) is a new release: map
+    // it to the instances of its namespace that name it. Secrets are only passed through, never
+    // cached or logged.
+    let referencing = controller.store();
+    controller.watches(
+        api::<Secret>(client, ns),
+        watcher::Config::default(),
+        move |secret: Secret| {
+            let (Some(namespace), Some(name)) = (secret.namespace(), secret.metadata.name) else {
+                return Vec::new();
+            };
+            instances_reading_secret(&referencing.state(), &namespace, &name)
+        },
+    )
+}
+
+/// Marks the readiness endpoint once the FootballPrediction cache has synced.
+fn report_synced(synced: Store<DeserializeGuard<FootballPrediction>>, readiness: Arc<Readiness>) {
+    tokio::spawn(async move {
+        // The store's ready signal wakes only its most recent waiter (the controller's runner), so
+        // look again every second rather than wait once.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(1), synced.wait_until_ready()).await {
+                Ok(Ok(())) => {
+                    readiness.set_caches_synced(true);
+                    tracing::info!("FootballPrediction cache synced");
+                    return;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => {}
+            }
+        }
+    });
 }
 
 #[cfg(test)]

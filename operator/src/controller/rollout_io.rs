@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 
 use super::Context;
@@ -105,14 +105,6 @@ pub fn state(status: Option<&FootballPredictionStatus>) -> State {
     }
 }
 
-/// The listed Job named `name`, typed.
-fn find_job(jobs: Option<&Vec<DynamicObject>>, name: &str) -> Option<Job> {
-    let object = jobs.into_iter().flatten().find(|j| j.name_any() == name)?;
-    serde_json::to_value(object)
-        .ok()
-        .and_then(|v| serde_json::from_value(v).ok())
-}
-
 /// The pods of Job `name` (empty when listing fails: the Job's own status still decides).
 async fn job_pods(ctx: &Context, namespace: &str, name: &str) -> Vec<Pod> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
@@ -159,15 +151,15 @@ pub async fn migration_state(
     ctx: &Context,
     v: &Validated,
     state: &State,
-    jobs: Option<&Vec<DynamicObject>>,
+    jobs: &BTreeMap<String, Job>,
 ) -> JobState {
     let Some(name) = migration_job_name(v, state) else {
         return JobState::Missing;
     };
-    let Some(job) = find_job(jobs, &name) else {
+    let Some(job) = jobs.get(&name) else {
         return JobState::Missing;
     };
-    let status = job.status.unwrap_or_default();
+    let status = job.status.clone().unwrap_or_default();
     let failed = status
         .conditions
         .iter()
@@ -208,17 +200,17 @@ pub async fn pre_migration_backup_state(
     ctx: &Context,
     v: &Validated,
     state: &State,
-    jobs: Option<&Vec<DynamicObject>>,
+    jobs: &BTreeMap<String, Job>,
 ) -> JobState {
     if state.rollout.stage != RolloutStage::BackingUp {
         return JobState::Missing;
     }
     let name = pre_migration_backup_job_name(v, state);
-    let Some(job) = find_job(jobs, &name) else {
+    let Some(job) = jobs.get(&name) else {
         return JobState::Missing;
     };
     let pods = job_pods(ctx, &v.namespace, &name).await;
-    match backup_health::job_outcome(&job, &pods) {
+    match backup_health::job_outcome(job, &pods) {
         None => JobState::Running,
         Some(outcome) if outcome.succeeded => JobState::Succeeded {
             backup_id: outcome.summary.and_then(|s| s.id),
@@ -234,7 +226,7 @@ pub async fn stuck_containers(
     ctx: &Context,
     v: &Validated,
     state: &State,
-    jobs: Option<&Vec<DynamicObject>>,
+    jobs: &BTreeMap<String, Job>,
 ) -> Vec<rollout::StuckContainer> {
     let r = &state.rollout;
     if !r.stage.starts_pods() {
@@ -245,9 +237,7 @@ pub async fn stuck_containers(
             job_pods(ctx, &v.namespace, &pre_migration_backup_job_name(v, state)).await
         }
         RolloutStage::Migrating => match migration_job_name(v, state) {
-            Some(name) if find_job(jobs, &name).is_some() => {
-                job_pods(ctx, &v.namespace, &name).await
-            }
+            Some(name) if jobs.contains_key(&name) => job_pods(ctx, &v.namespace, &name).await,
             _ => Vec::new(),
         },
         _ => {

@@ -2,16 +2,16 @@
 //! the events a status change deserves. Conditions follow the Kubernetes API conventions and are
 //! kstatus-compatible (`observedGeneration`, `Ready`), so `kubectl wait --for=condition=Ready` works.
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::backup_health::{self, JobOutcome};
 use super::events;
+use super::rollout::DeploymentView;
 use super::rollout::State as RolloutState;
 use crate::crd::{
-    BackupSpec, ColorStatus, Endpoints, FootballPredictionStatus, Phase, RolloutStage,
-    RolloutStatus,
+    BackupSpec, BackupStatus, ColorStatus, Endpoints, FootballPredictionStatus, Phase,
+    RolloutStage, RolloutStatus,
 };
 use crate::notify::DeliveryState;
 use crate::reason::Reason;
@@ -41,72 +41,6 @@ pub enum Outcome {
         errors: Vec<String>,
         missing_crds: Vec<&'static str>,
     },
-}
-
-/// The rollout state of one color's Deployment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeploymentView {
-    pub name: String,
-    /// Pods wanted (`spec.replicas`, which the autoscaler may own).
-    pub desired: i32,
-    pub ready: i32,
-    pub updated: i32,
-    pub available: i32,
-    /// The Deployment controller has seen the latest spec.
-    pub current: bool,
-    /// The Deployment's own Progressing condition says ProgressDeadlineExceeded.
-    pub deadline_exceeded: bool,
-    /// Image of the API container in the pod template.
-    pub image: String,
-    /// Configuration revision of the pod template (empty when it has none).
-    pub config: String,
-}
-
-impl DeploymentView {
-    pub fn from_deployment(d: &Deployment) -> Self {
-        let status = d.status.clone().unwrap_or_default();
-        let generation = d.metadata.generation.unwrap_or(0);
-        let deadline_exceeded = status.conditions.iter().flatten().any(|c| {
-            c.type_.as_deref() == Some("Progressing")
-                && c.status.as_deref() == Some("False")
-                && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
-        });
-        Self {
-            name: d.metadata.name.clone().unwrap_or_default(),
-            desired: d.spec.replicas.unwrap_or(1),
-            ready: status.ready_replicas.unwrap_or(0),
-            updated: status.updated_replicas.unwrap_or(0),
-            available: status.available_replicas.unwrap_or(0),
-            current: status.observed_generation.unwrap_or(0) >= generation,
-            deadline_exceeded,
-            image: d
-                .spec
-                .template
-                .spec
-                .as_ref()
-                .and_then(|p| p.containers.first())
-                .and_then(|c| c.image.clone())
-                .unwrap_or_default(),
-            config: d
-                .spec
-                .template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.annotations.as_ref())
-                .and_then(|a| a.get(crate::crd::annotations::RELEASE_CONFIG))
-                .cloned()
-                .unwrap_or_default(),
-        }
-    }
-
-    /// Every wanted pod runs the current template and is available.
-    pub fn rolled_out(&self) -> bool {
-        self.current
-            && self.desired > 0
-            && self.updated >= self.desired
-            && self.available >= self.desired
-            && self.ready >= self.desired
-    }
 }
 
 /// What cert-manager reports about the Certificate.
@@ -432,7 +366,38 @@ pub fn compute(
         .as_ref()
         .map(|b| backup_health::merge(previous.and_then(|p| p.backup.as_ref()), &b.outcomes));
 
-    let phase = match &observed.outcome {
+    let phase = put_conditions(&mut c, observed, merged_backup.as_ref(), now);
+    status.conditions = c.out;
+    status.phase = Some(phase);
+    carry_rollout(&mut status, observed);
+    if let Some(endpoints) = &observed.endpoints {
+        status.endpoints = Some(endpoints.clone());
+    }
+    match merged_backup {
+        Some(merged) => status.backup = Some(merged),
+        None => {
+            // Only a spec without backups drops them; a failed validation keeps the last known.
+            if matches!(observed.outcome, Outcome::Applied { .. }) {
+                status.backup = None;
+            }
+        }
+    }
+    if let Some(CertificateObservation::Reported(state)) = &observed.certificate {
+        status.certificate = Some(crate::crd::CertificateStatus {
+            not_after: state.not_after.clone(),
+        });
+    }
+    status
+}
+
+/// Every condition the outcome calls for, and the phase they add up to.
+fn put_conditions(
+    c: &mut Conditions<'_>,
+    observed: &Observed,
+    merged_backup: Option<&BackupStatus>,
+    now: Timestamp,
+) -> Phase {
+    match &observed.outcome {
         Outcome::InvalidSpec(errors) | Outcome::MissingDependency(errors) => {
             let verdict = rejected(&observed.outcome, errors);
             c.put(types::READY, verdict.clone());
@@ -461,7 +426,7 @@ pub fn compute(
             if observed.monitoring_wanted {
                 c.put(types::MONITORING_READY, monitoring_ready(missing_crds));
             }
-            if let (Some(backup), Some(merged)) = (&observed.backup, &merged_backup) {
+            if let (Some(backup), Some(merged)) = (&observed.backup, merged_backup) {
                 let health = backup_health::health(merged, &backup.spec, backup.created, now);
                 c.put(types::BACKUP_HEALTHY, backup_healthy(health));
             }
@@ -473,47 +438,33 @@ pub fn compute(
             }
             phase(observed, &view, errors)
         }
+    }
+}
+
+/// The rollout machine's state after this step: the colors (with their ready pods), the rollout,
+/// history and last rollback.
+fn carry_rollout(status: &mut FootballPredictionStatus, observed: &Observed) {
+    let (Some(plan), Some(state)) = (&observed.plan, &observed.rollout) else {
+        return;
     };
-    status.conditions = c.out;
-    status.phase = Some(phase);
-    if let (Some(plan), Some(state)) = (&observed.plan, &observed.rollout) {
-        let ready = |v: &Option<DeploymentView>| v.as_ref().map_or(0, |v| v.ready);
-        status.active = state.active.clone().map(|a| ColorStatus {
-            ready_replicas: ready(&observed.active),
-            ..a
-        });
-        // The machine's own record (what the other color last served), not the plan's template:
-        // the next step reads it back.
-        status.preview = state.preview.clone().map(|p| ColorStatus {
-            ready_replicas: if p.color == plan.preview() {
-                ready(&observed.preview)
-            } else {
-                0
-            },
-            ..p
-        });
-        status.rollout = Some(state.rollout.clone());
-        status.history = state.history.clone();
-        status.last_rollback = state.last_rollback.clone();
-    }
-    if let Some(endpoints) = &observed.endpoints {
-        status.endpoints = Some(endpoints.clone());
-    }
-    match merged_backup {
-        Some(merged) => status.backup = Some(merged),
-        None => {
-            // Only a spec without backups drops them; a failed validation keeps the last known.
-            if matches!(observed.outcome, Outcome::Applied { .. }) {
-                status.backup = None;
-            }
-        }
-    }
-    if let Some(CertificateObservation::Reported(state)) = &observed.certificate {
-        status.certificate = Some(crate::crd::CertificateStatus {
-            not_after: state.not_after.clone(),
-        });
-    }
-    status
+    let ready = |v: &Option<DeploymentView>| v.as_ref().map_or(0, |v| v.ready);
+    status.active = state.active.clone().map(|a| ColorStatus {
+        ready_replicas: ready(&observed.active),
+        ..a
+    });
+    // The machine's own record (what the other color last served), not the plan's template:
+    // the next step reads it back.
+    status.preview = state.preview.clone().map(|p| ColorStatus {
+        ready_replicas: if p.color == plan.preview() {
+            ready(&observed.preview)
+        } else {
+            0
+        },
+        ..p
+    });
+    status.rollout = Some(state.rollout.clone());
+    status.history = state.history.clone();
+    status.last_rollback = state.last_rollback.clone();
 }
 
 /// CertificateReady: what cert-manager reports about the Certificate.

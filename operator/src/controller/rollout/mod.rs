@@ -9,7 +9,10 @@ pub mod plan;
 pub mod stuck;
 #[cfg(test)]
 mod tests;
+mod transitions;
+pub mod view;
 
 pub use machine::{Effect, Inputs, JobState, Release, RolloutSettings, Round, State, step};
 pub use plan::plan_colors;
 pub use stuck::{StuckContainer, stuck_containers};
+pub use view::DeploymentView;

@@ -3,7 +3,7 @@
 //! wants, the old color at full size until the scale-down delay is over, everything else at zero.
 
 use super::machine::{Release, RolloutSettings, State};
-use crate::crd::{Color, ColorStatus, RolloutStage};
+use crate::crd::{Color, ColorStatus, RolloutStage, RolloutStatus};
 use crate::reason::Reason;
 use crate::resources::{ColorPlan, ColorTarget};
 
@@ -74,6 +74,24 @@ pub fn plan_colors(
             replicas,
         }
     };
+    let (migrating, backing_up) = planned_jobs(r, settings);
+    ColorPlan {
+        pre_migration_backup: backing_up.then(|| rollout_key(state)),
+        active: serving.or(r.target_color).unwrap_or(Color::Blue),
+        serving: serving.is_some(),
+        blue: color_target(Color::Blue),
+        green: color_target(Color::Green),
+        migration: target.filter(|_| migrating).map(|t| ColorTarget {
+            version: t.version,
+            image: t.image,
+            config: t.config,
+            replicas: None,
+        }),
+    }
+}
+
+/// Whether the rollout's migration Job and its pre-migration backup Job should exist now.
+fn planned_jobs(r: &RolloutStatus, settings: &RolloutSettings) -> (bool, bool) {
     let failed_with =
         |reason: Reason| r.stage == RolloutStage::Aborted && r.reason == reason.as_str();
     // A configuration change of the serving version migrates nothing (the machine skips those
@@ -90,19 +108,7 @@ pub fn plan_colors(
     let backing_up = settings.backup_before_migration
         && !same_schema
         && (r.stage.in_progress() || failed_with(Reason::BackupFailed));
-    ColorPlan {
-        pre_migration_backup: backing_up.then(|| rollout_key(state)),
-        active: serving.or(r.target_color).unwrap_or(Color::Blue),
-        serving: serving.is_some(),
-        blue: color_target(Color::Blue),
-        green: color_target(Color::Green),
-        migration: target.filter(|_| migrating).map(|t| ColorTarget {
-            version: t.version,
-            image: t.image,
-            config: t.config,
-            replicas: None,
-        }),
-    }
+    (migrating, backing_up)
 }
 
 /// Identifies one rollout: a retried rollout of the same release is another one.

@@ -4,7 +4,7 @@
 use super::machine::*;
 use super::plan::plan_colors;
 use super::stuck::{StuckContainer, Trouble};
-use crate::controller::status::DeploymentView;
+use super::view::DeploymentView;
 use crate::crd::{Color, ColorStatus, HistoryEntry, RolloutCommand, RolloutStage};
 use crate::reason::Reason;
 use pretty_assertions::assert_eq;
