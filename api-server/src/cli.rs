@@ -151,7 +151,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Import(args) => {
             let storage = storage_settings(&args.storage)?;
             crate::telemetry::init(&storage.log);
-            crate::import::cli::run(&storage, &args).await?;
+            crate::import::cli::run(&storage, &import_files(&args)?, !args.no_refit).await?;
         }
         Command::Backup(backup) => {
             let code = crate::backup::cli::run(backup).await;
@@ -161,4 +161,16 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The files `import` reads: the one named with `--league --season FILE`, or every
+/// `LEAGUE/SEASON.csv` under `--dir`.
+fn import_files(args: &ImportArgs) -> anyhow::Result<Vec<(String, String, PathBuf)>> {
+    match (&args.dir, &args.file, &args.league, &args.season) {
+        (Some(dir), _, _, _) => crate::import::cli::discover(dir),
+        (None, Some(file), Some(league), Some(season)) => {
+            Ok(vec![(league.clone(), season.clone(), file.clone())])
+        }
+        _ => anyhow::bail!("give --league, --season and FILE, or --dir DIR"),
+    }
 }

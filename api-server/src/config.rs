@@ -500,7 +500,7 @@ pub fn resolve_serve(
         .clone()
         .or_else(|| file.admin_username.clone())
         .unwrap_or_else(|| "admin".to_string());
-    if crate::auth::validate_username(&admin_username).is_err() {
+    if crate::accounts::validate_username(&admin_username).is_err() {
         return Err(invalid(
             "admin-username",
             "3-32 characters of a-z, 0-9, '.', '_' or '-'",

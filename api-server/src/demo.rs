@@ -7,11 +7,10 @@ use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Utc};
 
 use crate::db::Db;
 use crate::db::auth::AuditEntry;
-use crate::db::import::ImportSummary;
+use crate::import::write::ImportSummary;
 use crate::import::{ImportPlan, MatchSpec, TeamSpec, league_meta, season_of};
 
-pub const LEAGUE_CODE: &str = "DEMO";
-pub const LEAGUE_NAME: &str = "Demo League";
+pub use crate::import::{DEMO_LEAGUE_CODE as LEAGUE_CODE, DEMO_LEAGUE_NAME as LEAGUE_NAME};
 
 const CLUBS: [&str; 20] = [
     "Ashford Rovers",
@@ -171,7 +170,7 @@ pub async fn seed(db: &Db) -> Result<ImportSummary, crate::db::DbError> {
         target: format!("{LEAGUE_CODE}/{}", plan.season.name),
         details: serde_json::json!({"matches": plan.matches.len()}),
     };
-    crate::db::import::write(db, &plan, "generated demo league", "", &entry).await
+    crate::import::write::write(db, &plan, "generated demo league", "", &entry).await
 }
 
 #[cfg(test)]

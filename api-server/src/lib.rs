@@ -1,6 +1,7 @@
 //! fp-api-server: football data, Dixon-Coles predictions, JWT auth, health and metrics.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod accounts;
 pub mod auth;
 pub mod backup;
 pub mod cache;
@@ -17,6 +18,5 @@ pub mod metrics;
 pub mod model;
 pub mod predict;
 pub mod server;
-pub mod state;
 pub mod telemetry;
 pub mod views;

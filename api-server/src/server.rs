@@ -15,9 +15,9 @@ use crate::config::Settings;
 use crate::db::{Db, schema};
 use crate::faults::Faults;
 use crate::http::ratelimit::RateLimits;
+use crate::http::state::{AppState, Parts, WeakState};
 use crate::metrics::Metrics;
 use crate::predict::ModelService;
-use crate::state::{AppState, Parts, WeakState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -107,7 +107,7 @@ pub async fn build_state(
     {
         tracing::info!(league = %outcome.league, version = %outcome.model_version, "fitted at start-up");
     }
-    for (league, at) in crate::db::import::last_import_times(&db).await? {
+    for (league, at) in crate::import::write::last_import_times(&db).await? {
         #[allow(clippy::cast_precision_loss)]
         metrics
             .last_import_timestamp

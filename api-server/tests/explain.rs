@@ -58,7 +58,7 @@ async fn hot_queries_use_indexes() {
             target: code.into(),
             details: serde_json::json!({}),
         };
-        fp_api_server::db::import::write(&app.state.db, &plan, "test", "", &entry)
+        fp_api_server::import::write::write(&app.state.db, &plan, "test", "", &entry)
             .await
             .unwrap();
     }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Db, DbError, DbResult, now_unix, version, with_db};
-use crate::auth::Role;
+use crate::accounts::Role;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct UserRow {

@@ -10,7 +10,6 @@
 pub mod auth;
 pub mod binds;
 pub mod data;
-pub mod import;
 pub mod models;
 pub mod schema;
 pub mod version;

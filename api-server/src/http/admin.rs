@@ -11,11 +11,11 @@ use super::extract::{Analyst, ApiQuery, body_error, is_json, parse_json};
 use super::models::model_error;
 use crate::db::auth::{self as users, AuditEntry};
 use crate::db::data;
-use crate::db::import::ImportSummary;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::state::AppState;
+use crate::import::write::ImportSummary;
 use crate::import::{ImportError, ImportRejection, LineError, import_file};
 use crate::predict::{FitOutcome, ModelError};
-use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -12,7 +12,7 @@ use crate::auth::password::PasswordError;
 use crate::auth::{AuthError, CredentialError, Role, TokenPair};
 use crate::db::auth::UserRow;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -14,8 +14,8 @@ use super::extract::{ApiPath, ApiQuery, Viewer};
 use super::params;
 use crate::db::data::{self, MatchFilter};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::state::AppState;
 use crate::import::{SeasonName, validate_league_code};
-use crate::state::AppState;
 use crate::views::{
     MatchOddsView, MatchView, OddsView, OverUnderView, TeamRef, TeamStatsView, team_record,
 };

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::{Principal, Role, TokenError};
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// A JSON request body.
 pub struct ApiJson<T>(pub T);

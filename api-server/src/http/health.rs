@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::schema;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LiveBody {

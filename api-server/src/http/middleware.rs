@@ -11,8 +11,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, InternalErrorDetail};
+use crate::http::state::AppState;
 use crate::metrics::{UNMATCHED_ROUTE, method_label};
-use crate::state::AppState;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

@@ -1,5 +1,5 @@
 //! The HTTP surface: `router(state)` builds the whole app (tests drive it with `oneshot`);
-//! serving, signals and draining live in [`crate::server`].
+//! serving, signals and draining live in the `server` module.
 
 pub mod admin;
 pub mod auth;
@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod params;
 pub mod predictions;
 pub mod ratelimit;
+pub mod state;
 pub mod users;
 
 use axum::Router;
@@ -22,7 +23,7 @@ use axum::routing::{get, patch, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// Every `/api` route, rate limited per client; login, register and refresh more strictly.
 fn api_routes(state: &AppState) -> Router<AppState> {

@@ -9,11 +9,11 @@ use super::data::{json_bytes, json_response};
 use super::extract::{Analyst, ApiPath, ApiQuery, Viewer};
 use crate::db::{data, models};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::state::AppState;
 use crate::import::{SeasonName, validate_league_code};
 use crate::model::MODEL_NAME;
 use crate::predict::ModelError;
 use crate::predict::evaluate::{self, EvaluationReport};
-use crate::state::AppState;
 use crate::views::rfc3339;
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -59,7 +59,7 @@ impl Modify for BearerAuth {
         models::ModelList, models::ModelInfo, models::LeagueFit,
         crate::predict::evaluate::EvaluationReport, crate::predict::evaluate::Scores,
         crate::predict::evaluate::ClosingOddsComparison,
-        admin::ImportResponse, admin::ImportErrors, crate::import::LineError, crate::db::import::ImportSummary,
+        admin::ImportResponse, admin::ImportErrors, crate::import::LineError, crate::import::write::ImportSummary,
         crate::predict::FitOutcome, admin::RefitRequest, admin::RefitResponse,
     )),
     tags(

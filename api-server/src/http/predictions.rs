@@ -18,8 +18,8 @@ use super::params;
 use crate::db::data::{self, MatchFilter, MatchRow};
 use crate::db::models;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::state::AppState;
 use crate::predict::PredictionView;
-use crate::state::AppState;
 
 fn model_not_fitted(league: &str) -> ApiError {
     ApiError::unavailable(

@@ -14,7 +14,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::RateLimitSettings;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 pub struct RateLimits {
     api: Option<DefaultKeyedRateLimiter<IpAddr>>,

@@ -12,7 +12,7 @@ use crate::auth::Role;
 use crate::db::auth::{self as users, AuditEntry, UserChange};
 use crate::db::now_unix;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

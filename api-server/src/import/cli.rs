@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::{ImportError, ImportRejection, import_file};
-use crate::cli::ImportArgs;
 use crate::config::StorageSettings;
 use crate::db::{Db, schema};
 
@@ -66,14 +65,13 @@ fn describe(rejection: &ImportRejection) -> String {
     }
 }
 
-pub async fn run(storage: &StorageSettings, args: &ImportArgs) -> anyhow::Result<()> {
-    let files = match (&args.dir, &args.file, &args.league, &args.season) {
-        (Some(dir), _, _, _) => discover(dir)?,
-        (None, Some(file), Some(league), Some(season)) => {
-            vec![(league.clone(), season.clone(), file.clone())]
-        }
-        _ => anyhow::bail!("give --league, --season and FILE, or --dir DIR"),
-    };
+/// Imports `files` (`(league, season, path)`, each its own transaction) and, with `refit`, refits
+/// the leagues they touched.
+pub async fn run(
+    storage: &StorageSettings,
+    files: &[(String, String, PathBuf)],
+    refit: bool,
+) -> anyhow::Result<()> {
     anyhow::ensure!(!files.is_empty(), "no LEAGUE/SEASON.csv files found");
     let db = Db::connect(storage).await?;
     let state = schema::state(&db).await?;
@@ -82,7 +80,7 @@ pub async fn run(storage: &StorageSettings, args: &ImportArgs) -> anyhow::Result
     }
     let mut touched: BTreeMap<i64, String> = BTreeMap::new();
     let mut failed = 0usize;
-    for (league, season, path) in &files {
+    for (league, season, path) in files {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let source = path
             .file_name()
@@ -111,7 +109,7 @@ pub async fn run(storage: &StorageSettings, args: &ImportArgs) -> anyhow::Result
             Err(ImportError::Db(e)) => return Err(e.into()),
         }
     }
-    if !args.no_refit {
+    if refit {
         let metrics = crate::metrics::Metrics::new("cli")?;
         let models = crate::predict::ModelService::default();
         for (league_id, code) in &touched {

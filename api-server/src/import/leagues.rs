@@ -23,6 +23,10 @@ pub fn validate_league_code(code: &str) -> Result<(), String> {
     }
 }
 
+/// The generated demo league that `serve` seeds, named like a real one.
+pub const DEMO_LEAGUE_CODE: &str = "DEMO";
+pub const DEMO_LEAGUE_NAME: &str = "Demo League";
+
 /// Known leagues get their names; any other valid code is named after itself.
 pub fn league_meta(code: &str) -> LeagueMeta {
     let (name, country) = match code {
@@ -34,7 +38,7 @@ pub fn league_meta(code: &str) -> LeagueMeta {
         "F1" => ("Ligue 1", "France"),
         "N1" => ("Eredivisie", "Netherlands"),
         "P1" => ("Primeira Liga", "Portugal"),
-        crate::demo::LEAGUE_CODE => (crate::demo::LEAGUE_NAME, "Nowhere"),
+        DEMO_LEAGUE_CODE => (DEMO_LEAGUE_NAME, "Nowhere"),
         other => (other, "unknown"),
     };
     LeagueMeta {

@@ -1,13 +1,16 @@
 //! Importing football-data.co.uk files: a pure planning step turns parsed CSV records into the
 //! rows to write (or a list of line errors that rejects the whole file), then
-//! [`crate::db::import::write`] writes the plan in one transaction.
+//! [`write::write`] writes the plan in one transaction.
 
 pub mod cli;
 mod leagues;
 mod plan;
 mod time;
+pub mod write;
 
-pub use leagues::{LeagueMeta, league_meta, validate_league_code};
+pub use leagues::{
+    DEMO_LEAGUE_CODE, DEMO_LEAGUE_NAME, LeagueMeta, league_meta, validate_league_code,
+};
 pub use plan::{
     ImportPlan, ImportRejection, LineError, MatchSpec, OddsSpec, OverUnderSpec, SeasonName,
     TeamSpec, plan, season_of,
@@ -17,8 +20,8 @@ pub use time::{kickoff_utc, uk_offset_hours};
 use sha2::{Digest, Sha256};
 
 use crate::db::auth::AuditEntry;
-use crate::db::import::ImportSummary;
 use crate::db::{Db, DbError};
+use crate::import::write::ImportSummary;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -55,5 +58,5 @@ pub async fn import_file(
             "matches": plan.matches.len(),
         }),
     };
-    Ok(crate::db::import::write(db, &plan, source, &sha256, &entry).await?)
+    Ok(crate::import::write::write(db, &plan, source, &sha256, &entry).await?)
 }

@@ -12,7 +12,7 @@ use clap::Parser;
 use fp_api_server::cli::{Cli, Command};
 use fp_api_server::config::{FileConfig, Settings, resolve_serve};
 use fp_api_server::faults::Faults;
-use fp_api_server::state::AppState;
+use fp_api_server::http::state::AppState;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use sqlx::Connection;

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::auth::{AUDIT_SQL, AuditEntry};
-use super::binds::{Bind, bind_all, chunk_rows, values_list};
-use super::{Db, DbError, DbResult, now_unix, version, with_db};
-use crate::import::ImportPlan;
+use super::ImportPlan;
+use crate::db::auth::{AUDIT_SQL, AuditEntry};
+use crate::db::binds::{Bind, bind_all, chunk_rows, values_list};
+use crate::db::{Db, DbError, DbResult, now_unix, version, with_db};
 
 /// What an import did.
 #[derive(Clone, Debug, Serialize, ToSchema)]
