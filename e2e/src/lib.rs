@@ -1,4 +1,2 @@
-//! End-to-end test support: the node agent that stands in for kubelet, and scenario helpers.
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
-
-pub mod node_agent;
+//! End-to-end scenarios against the local control plane and its real node: they live in
+//! `tests/` and run through `cargo xtask test` (docs/local-cluster.md).

@@ -1,5 +1,5 @@
-//! The platform on the real control plane: the operator installed by its Helm chart and run by the
-//! node agent, docs/samples/local.yaml reconciled to Ready against the test PostgreSQL, a backup
+//! The platform on the real control plane: the operator installed by its Helm chart and run on the
+//! real node, docs/samples/local.yaml reconciled to Ready against the test PostgreSQL, a backup
 //! Job from the operator's CronJob feeding `status.backup`, the restore drill passing, and a
 //! backup with a wrong database password turning BackupHealthy False with a Warning event.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -74,7 +74,7 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
     api_pods_answer(&client, &namespace).await;
     real_containers_hold_to_the_contract(&client, &namespace, &installed.server).await;
 
-    // A backup through the node agent against the real PostgreSQL, started and followed by the
+    // A backup Job on the real node against the real PostgreSQL, started and followed by the
     // kubectl plugin, which prints the program's summary and exits with its code.
     let (code, summary) = kubectl_fp(&["backup", INSTANCE, "-n", &namespace]);
     assert_eq!(code, 0, "{summary}");
@@ -259,17 +259,10 @@ fn root_mount_options(pid: i32) -> String {
         .unwrap_or_default()
 }
 
-/// On the real node only (the node agent runs our binaries as host processes): what kubelet,
-/// containerd and runc made of the image and the operator's pod spec, read from the kernel's view
+/// What kubelet, containerd and runc made of the image and the operator's pod spec, read from the kernel's view
 /// of the container process, and what users do with pods: `kubectl exec`, `kubectl logs`, a hung
 /// process restarted by its liveness probe, a deleted pod replaced.
 async fn real_containers_hold_to_the_contract(client: &Client, namespace: &str, server: &str) {
-    if common::node::registry().is_none() {
-        eprintln!(
-            "container checks skipped: they need the real node (`cargo xtask test --node kubelet`)"
-        );
-        return;
-    }
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let api_pods = async || {
         pods.list(&ListParams::default().labels("app.kubernetes.io/component=api"))
@@ -367,8 +360,7 @@ async fn real_containers_hold_to_the_contract(client: &Client, namespace: &str, 
     .await;
 }
 
-/// Every ready API pod answers `/health/ready` with 200 at its pod IP (the node agent runs the
-/// real fp-api-server there).
+/// Every ready API pod answers `/health/ready` with 200 at its pod IP.
 async fn api_pods_answer(client: &Client, namespace: &str) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = pods
@@ -389,10 +381,7 @@ async fn api_pods_answer(client: &Client, namespace: &str) {
         .build()
         .unwrap();
     for ip in ips {
-        assert!(
-            common::node::is_pod_ip(&ip),
-            "pod IPs are the node's (loopback on the node agent): {ip}"
-        );
+        assert!(common::node::is_pod_ip(&ip), "pod IPs are the node's: {ip}");
         let url = format!("http://{ip}:8080/health/ready");
         wait_for(&format!("{url} answers 200"), async || {
             match http.get(&url).send().await {

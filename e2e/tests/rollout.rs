@@ -1,9 +1,9 @@
 //! Blue-green rollouts on the real control plane, with the operator installed by Helm (two
-//! replicas) and real API server processes as pods. Broken releases are image tags that turn on
-//! the API server's test-only fault switch: the node agent maps them (docs/node-agent.md), on the
-//! real node they are images published with those settings (common/node.rs):
+//! replicas) and real API server containers as pods on the real node. Broken releases are image
+//! tags that turn on the API server's test-only fault switch: images published with those
+//! settings (common/node.rs):
 //! (g) a broken first deploy never serves; (a) a healthy rollout under traffic loses no request
-//! (on the real node, traffic through the active Service's ClusterIP, also across (c));
+//! (traffic through the active Service's ClusterIP, also across (c));
 //! (b) a release failing readiness is rolled back before any traffic reaches it; (d) a failing
 //! migration aborts; (c) a release failing after promotion is switched back; (e) the leader killed
 //! in every stage is rollout_failover.rs; (f) manual promotion and rollback through `kubectl fp`;
@@ -60,10 +60,9 @@ async fn active_color_endpoints(client: &Client, namespace: &str) -> (String, Ve
     (color, endpoints)
 }
 
-/// Requests sent without pause to the active Service while a rollout runs. On a real node they go
-/// to its ClusterIP, so kube-proxy routes them as it would any client's; on the node agent
-/// (Services have no endpoints there, docs/local-cluster.md) to the Ready pods the Service's
-/// selector picks. Every request opens a new connection, like many clients would: a kept-alive
+/// Requests sent without pause to the active Service's ClusterIP while a rollout runs, so
+/// kube-proxy routes them as it would any client's. Every request opens a new connection, like
+/// many clients would: a kept-alive
 /// connection stays with the pod it reached (conntrack), so it would never see the switch.
 ///
 /// Each round asks `/health/live` (must answer 200: a refused connection, a reset or another
@@ -91,19 +90,13 @@ struct Tally {
 
 impl Traffic {
     async fn start(client: &Client, namespace: &str) -> Self {
-        let cluster_ip = match common::node::registry() {
-            Some(_) => {
-                let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-                let spec = services.get(NAME).await.unwrap().spec.unwrap();
-                let port = spec.ports.as_ref().unwrap()[0].port;
-                Some(format!("{}:{port}", spec.cluster_ip.unwrap()))
-            }
-            None => None,
-        };
+        let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+        let spec = services.get(NAME).await.unwrap().spec.unwrap();
+        let port = spec.ports.as_ref().unwrap()[0].port;
+        let target = format!("{}:{port}", spec.cluster_ip.unwrap());
         let stop = Arc::new(AtomicBool::new(false));
         let tally: Arc<std::sync::Mutex<Tally>> = Arc::default();
         let task = {
-            let (client, namespace) = (client.clone(), namespace.to_owned());
             let (stop, tally) = (stop.clone(), tally.clone());
             tokio::spawn(async move {
                 // An answer that is merely late (a busy machine) is not a failure.
@@ -118,21 +111,6 @@ impl Traffic {
                     if turn > 1 {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
-                    let target = match &cluster_ip {
-                        Some(ip) => Some(ip.clone()),
-                        None => {
-                            let endpoints = active_endpoints(&client, &namespace).await;
-                            endpoints.get(turn % endpoints.len().max(1)).cloned()
-                        }
-                    };
-                    let Some(target) = target else {
-                        tally
-                            .lock()
-                            .unwrap()
-                            .failures
-                            .push("no endpoints".to_owned());
-                        continue;
-                    };
                     let live = format!("http://{target}/health/live");
                     let t0 = Instant::now();
                     let live_failure = match http.get(&live).send().await {
@@ -360,8 +338,8 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     assert_eq!(status["active"]["version"], "2.0.0");
     assert_eq!(active_selector(&client, &namespace).await, second_color);
 
-    // (i) An image that cannot be pulled (a typo in the repository: no registry has it; the real
-    // node's registry answers 404, the node agent has no mapping): the migration Job's pod waits
+    // (i) An image that cannot be pulled (a typo in the repository: the node's registry answers
+    // 404): the migration Job's pod waits
     // in ErrImagePull, and the rollout aborts after the default 30 s grace instead of at the
     // Job's 600 s deadline.
     let unpullable = "footballprediction/fp-api-servr";
@@ -667,7 +645,7 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
     drop(installed);
 }
 
-/// The leader's /metrics (the node agent runs the operator at a loopback pod IP).
+/// The leader's /metrics, at its pod IP.
 async fn operator_metrics(client: &Client, operator_namespace: &str) -> String {
     let pods: Api<Pod> = Api::namespaced(client.clone(), operator_namespace);
     let http = reqwest::Client::new();

@@ -27,12 +27,12 @@ use crate::prom::{self, Scrape};
 /// Everything the bench creates lives here; deleting it cleans up.
 pub const NAMESPACE: &str = "fp-bench-operator";
 const SECRET: &str = "bench-database";
+/// Both are published to the local node's registry from the image `up` pushed.
 const FIRST_VERSION: &str = "1.0.0";
-/// Any tag maps to the fp-api-server binary in the node agent's default images.
 const SECOND_VERSION: &str = "1.1.0";
 const POLL: Duration = Duration::from_secs(2);
 const PROGRESS_EVERY: Duration = Duration::from_secs(6);
-/// Stop before the machine runs out of memory (hundreds of API server processes run here).
+/// Stop before the machine runs out of memory (many API server containers run here).
 const MIN_AVAILABLE_MIB: u64 = 1536;
 /// The target for the operator's resident memory.
 const RSS_TARGET_MIB: f64 = 100.0;
@@ -63,7 +63,7 @@ pub fn instance_name(index: usize) -> String {
 }
 
 /// One bench instance: one pod per color, a short analysis, no migration Job (the shared
-/// database is migrated already), tiny resource requests so hundreds fit on the local nodes.
+/// database is migrated already), tiny resource requests so many fit on the local node.
 /// Monitoring and the NetworkPolicy keep their defaults: the operator does its full work.
 pub fn instance(index: usize, version: &str) -> Value {
     json!({
@@ -98,11 +98,6 @@ pub fn instances(count: usize, version: &str) -> Value {
         "kind": "List",
         "items": (0..count).map(|i| instance(i, version)).collect::<Vec<_>>(),
     })
-}
-
-/// The pid in a node agent container id (`fp-node-agent://<pid>`).
-pub fn container_pid(container_id: &str) -> Option<u32> {
-    container_id.strip_prefix("fp-node-agent://")?.parse().ok()
 }
 
 /// Samples a process's VmRSS in the background and keeps the highest value since the last reset.
@@ -155,7 +150,7 @@ impl Drop for RssSampler {
     }
 }
 
-/// A plain HTTP/1.0 GET on a loopback pod address; the body of a 200 answer.
+/// A plain HTTP/1.0 GET on a pod address; the body of a 200 answer.
 fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<String> {
     let timeout = Duration::from_secs(10);
     let mut stream = TcpStream::connect_timeout(&address, timeout)
@@ -187,9 +182,8 @@ pub struct OperatorPod {
     pub pid: u32,
 }
 
-/// The running operator pods of a pod list, with the admin port and the process id: the one the
-/// node agent reports (`containerID`), else what `pod_process` finds for the pod's UID (on a real
-/// node, through the container's cgroup).
+/// The running operator pods of a pod list, with the admin port and the process id that
+/// `pod_process` finds for the pod's UID (through the container's cgroup).
 pub fn operator_pods(pods: &Value, pod_process: impl Fn(&str) -> Option<u32>) -> Vec<OperatorPod> {
     let items = pods["items"]
         .as_array()
@@ -216,8 +210,7 @@ pub fn operator_pods(pods: &Value, pod_process: impl Fn(&str) -> Option<u32>) ->
             Some(OperatorPod {
                 name: pod["metadata"]["name"].as_str()?.to_owned(),
                 admin: SocketAddr::new(ip, u16::try_from(port).ok()?),
-                pid: container_pid(status["containerID"].as_str()?)
-                    .or_else(|| pod_process(pod["metadata"]["uid"].as_str()?))?,
+                pid: pod_process(pod["metadata"]["uid"].as_str()?)?,
             })
         })
         .collect()
@@ -444,8 +437,8 @@ impl Bench<'_> {
             .unwrap_or_default();
         let pss: u64 = items
             .iter()
-            .filter_map(|p| p["status"]["containerStatuses"][0]["containerID"].as_str())
-            .filter_map(container_pid)
+            .filter_map(|p| p["metadata"]["uid"].as_str())
+            .filter_map(|uid| crate::procfs::pod_process(uid, "fp-api-server"))
             .filter_map(|pid| {
                 let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
                 kib_field(&rollup, "Pss")
@@ -917,6 +910,22 @@ fn print_table(count: usize, phases: &[PhaseReport]) {
     });
 }
 
+/// Makes both versions exist as images in the local node's registry (the kubelet pulls them like
+/// any image); an existing cluster is expected to reach them in its own registry.
+fn publish_versions() -> anyhow::Result<()> {
+    let layout = crate::cluster::layout();
+    let Some(node) = crate::cluster::node::running(&layout)? else {
+        eprintln!(
+            "[bench] no local node: the cluster must pull fp-api-server {FIRST_VERSION} and {SECOND_VERSION} itself"
+        );
+        return Ok(());
+    };
+    for version in [FIRST_VERSION, SECOND_VERSION] {
+        node.publish_api_release(&layout.bin().join("crane"), version, &[])?;
+    }
+    Ok(())
+}
+
 pub fn operator(options: &OperatorOptions) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=9999).contains(&options.count),
@@ -934,6 +943,7 @@ pub fn operator(options: &OperatorOptions) -> anyhow::Result<()> {
         delete_namespace(&kubectl);
     }
     check_capacity(&kubectl, options.count)?;
+    publish_versions()?;
 
     let _guard = NamespaceGuard { kubectl: &kubectl };
     let namespace =
@@ -1026,12 +1036,6 @@ mod tests {
         assert_eq!(items[1]["metadata"]["namespace"], NAMESPACE);
     }
 
-    #[test]
-    fn node_agent_container_ids_carry_the_pid() {
-        assert_eq!(container_pid("fp-node-agent://4242"), Some(4242));
-        assert_eq!(container_pid("containerd://abc"), None);
-    }
-
     fn pod(name: &str, ip: &str, running: bool, id: &str) -> Value {
         json!({
             "metadata": {"name": name, "uid": format!("uid-{name}")},
@@ -1045,19 +1049,19 @@ mod tests {
     #[test]
     fn operator_pods_have_admin_address_and_pid() {
         let pods = json!({"items": [
-            pod("a", "127.0.4.2", true, "fp-node-agent://100"),
-            pod("b", "127.0.4.3", false, "fp-node-agent://101"),
-            pod("c", "127.0.4.4", true, "other://1"),
+            pod("a", "198.18.0.2", true, "containerd://89ab"),
+            pod("b", "198.18.0.3", false, "containerd://cdef"),
         ]});
         assert_eq!(
-            operator_pods(&pods, |_| None),
+            operator_pods(&pods, |_| Some(100)),
             vec![OperatorPod {
                 name: "a".into(),
-                admin: "127.0.4.2:8081".parse().unwrap(),
+                admin: "198.18.0.2:8081".parse().unwrap(),
                 pid: 100
-            }]
+            }],
+            "a pod whose operator is not running is left out"
         );
-        // On a real node the container id names no process: the pod's UID finds it.
+        // The container id names no process: the pod's UID finds it.
         let real = json!({"items": [
             pod("d", "198.18.0.7", true, "containerd://0123abcd"),
             pod("e", "198.18.0.8", true, "containerd://4567ef01"),

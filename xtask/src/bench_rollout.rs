@@ -17,9 +17,8 @@ use crate::kubectl::Kubectl;
 use crate::platform::NAMESPACE;
 
 const NAME: &str = "bench";
-/// The unhealthy release turns readiness to 503 this long after its pod started: on the real node
-/// through the fault settings published with its image ([`broken_env`]), on the node agent through
-/// its `*-broken-later` image mapping (e2e/src/node_agent/default-images.yaml).
+/// The unhealthy release turns readiness to 503 this long after its pod started, through the
+/// fault settings published with its image ([`broken_env`]).
 const BROKEN_AFTER: Duration = Duration::from_secs(40);
 const BROKEN_SUFFIX: &str = "-broken-later";
 const POLL: Duration = Duration::from_millis(100);
@@ -60,22 +59,21 @@ fn broken_env() -> Vec<(&'static str, String)> {
 
 struct Platform {
     kubectl: Kubectl,
-    /// On a real node, a release must exist as an image in its registry before the spec names
-    /// it (crane publishes it there); the node agent maps every tag itself.
-    real_node: Option<(RealNode, PathBuf)>,
+    /// A release must exist as an image in the node's registry before the spec names it (crane
+    /// publishes it there).
+    real_node: RealNode,
+    crane: PathBuf,
 }
 
 impl Platform {
     fn publish(&self, version: &str) -> anyhow::Result<()> {
-        let Some((node, crane)) = &self.real_node else {
-            return Ok(());
-        };
         let env = if version.ends_with(BROKEN_SUFFIX) {
             broken_env()
         } else {
             Vec::new()
         };
-        node.publish_api_release(crane, version, &env)
+        self.real_node
+            .publish_api_release(&self.crane, version, &env)
     }
 
     fn status(&self) -> Value {
@@ -232,8 +230,13 @@ pub fn rollout(options: &RolloutOptions) -> anyhow::Result<()> {
         "--wait",
     ]);
     let layout = cluster::layout();
-    let real_node = cluster::node::running(&layout)?.map(|n| (n, layout.bin().join("crane")));
-    let platform = Platform { kubectl, real_node };
+    let real_node = cluster::node::running(&layout)?
+        .context("no local cluster with its real node runs; start one with `cargo xtask up`")?;
+    let platform = Platform {
+        kubectl,
+        real_node,
+        crane: layout.bin().join("crane"),
+    };
     let first = "1.0.0";
     platform.publish(first)?;
     platform

@@ -75,7 +75,7 @@ pub fn executables_in_messages(lines: &str) -> BTreeMap<String, PathBuf> {
 }
 
 /// Builds every binary of the workspace (one feature set with the test builds, so nothing is
-/// compiled twice) and returns their paths by name. Pods of the node agent run these.
+/// compiled twice) and returns their paths by name.
 pub fn build_workspace_bins() -> Result<BTreeMap<String, PathBuf>, CargoError> {
     build_bins(&["--workspace"])
 }
@@ -118,7 +118,7 @@ mod tests {
         let meta = serde_json::json!({"packages": [
             {"name": "fp-e2e", "targets": [
                 {"name": "fp_e2e", "kind": ["lib"]},
-                {"name": "fp-node-agent", "kind": ["bin"]},
+                {"name": "fp-e2e-tool", "kind": ["bin"]},
                 {"name": "cluster", "kind": ["test"]}]},
             {"name": "other", "targets": [{"name": "x", "kind": ["test"]}]}
         ]});
@@ -128,7 +128,7 @@ mod tests {
         );
         assert_eq!(
             targets_in_metadata(&meta, "fp-e2e", "bin"),
-            vec!["fp-node-agent"]
+            vec!["fp-e2e-tool"]
         );
         assert!(targets_in_metadata(&meta, "missing", "bin").is_empty());
     }
@@ -138,7 +138,7 @@ mod tests {
         let lines = concat!(
             r#"{"reason":"compiler-artifact","target":{"name":"fp_e2e"},"executable":null}"#,
             "\n",
-            r#"{"reason":"compiler-artifact","target":{"name":"fp-node-agent"},"executable":"/t/debug/fp-node-agent"}"#,
+            r#"{"reason":"compiler-artifact","target":{"name":"fp-operator"},"executable":"/t/debug/fp-operator"}"#,
             "\n",
             r#"{"reason":"build-finished","success":true}"#,
             "\n",
@@ -146,9 +146,6 @@ mod tests {
         );
         let exes = executables_in_messages(lines);
         assert_eq!(exes.len(), 1);
-        assert_eq!(
-            exes["fp-node-agent"],
-            PathBuf::from("/t/debug/fp-node-agent")
-        );
+        assert_eq!(exes["fp-operator"], PathBuf::from("/t/debug/fp-operator"));
     }
 }

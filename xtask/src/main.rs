@@ -48,15 +48,6 @@ enum Command {
         /// starting a control plane; `down` then removes only what `up` created there.
         #[arg(long, value_name = "PATH")]
         kubeconfig: Option<std::path::PathBuf>,
-        /// With --kubeconfig: run the pods with our node agent: auto (only when the cluster has
-        /// no Ready node; default), always, never. It serves loopback API servers only.
-        #[arg(long, value_enum, value_name = "WHEN", requires = "kubeconfig")]
-        node_agent: Option<platform::plan::NodeAgentMode>,
-        /// What runs the local cluster's pods: `kubelet` (one real node; the images are built
-        /// from the debug binaries and pushed to its registry, the pods reach PostgreSQL at the
-        /// bridge address; needs root) or `agent` (our node agent, host processes).
-        #[arg(long, value_enum, default_value_t = cluster::node::NodeKind::default(), conflicts_with = "kubeconfig")]
-        node: cluster::node::NodeKind,
     },
     /// Stop everything `up` started and remove its state (an existing cluster keeps running).
     Down,
@@ -66,13 +57,9 @@ enum Command {
         what: BenchCommand,
     },
     /// Everything CI runs: install what is missing, fmt check, clippy with warnings denied,
-    /// unit and integration tests (real PostgreSQL), e2e tests on the local control plane.
-    Test {
-        /// What runs the e2e suite's pods: `kubelet` (one real node pulling the images from its
-        /// registry; needs root; what CI runs) or `agent` (our node agent, host processes).
-        #[arg(long, value_enum, default_value_t = cluster::node::NodeKind::default())]
-        node: cluster::node::NodeKind,
-    },
+    /// unit and integration tests (real PostgreSQL), the images, e2e tests on the local control
+    /// plane with a real node (needs root).
+    Test,
     /// OCI images of fp-api-server and fp-operator, built without a container engine from
     /// the binaries and Debian packages, into target/images/ (docs/images.md).
     Images {
@@ -135,8 +122,9 @@ enum BenchCommand {
     /// not write; reconcile latency, API requests per reconcile and the operator's peak RSS from
     /// its own metrics and process; table on stdout, JSON under target/bench/.
     Operator {
-        /// FootballPredictions created at once
-        #[arg(long, default_value_t = 200)]
+        /// FootballPredictions created at once (two pods each during a rollout: 40 leave room
+        /// on the local node, whose kubelet admits 110 pods)
+        #[arg(long, default_value_t = 40)]
         count: usize,
         /// Length of the steady-state window in which nothing changes
         #[arg(long, default_value = "60s", value_parser = bench::parse_duration)]
@@ -181,17 +169,10 @@ enum BenchCommand {
 #[derive(Subcommand)]
 enum ClusterAction {
     /// Build (or reuse) the binaries and start etcd, kube-apiserver, kube-controller-manager
-    /// and kube-scheduler on 127.0.0.1; install the CRDs; start the node; write a kubeconfig.
-    Up {
-        /// With `--node agent`: nodes the node agent registers (0: no node agent).
-        #[arg(long, default_value_t = 2)]
-        nodes: usize,
-        /// What runs the pods: `kubelet` (one real node: kubelet, containerd, runc, CNI bridge
-        /// in 198.18.0.0/15, kube-proxy, CoreDNS, images from a loopback registry; needs root)
-        /// or `agent` (our node agent, host processes on 127.0.x.y).
-        #[arg(long, value_enum, default_value_t = cluster::node::NodeKind::default())]
-        node: cluster::node::NodeKind,
-    },
+    /// and kube-scheduler; install the CRDs; start one real node (kubelet, containerd, runc, CNI
+    /// bridge in 198.18.0.0/15, kube-proxy, CoreDNS, images from a loopback registry; needs
+    /// root); write a kubeconfig.
+    Up,
     /// Print `export KUBECONFIG=…` (and PATH with our kubectl/helm) for a running cluster.
     Env,
     /// Stop every process `up` started and remove the cluster's state.
@@ -201,17 +182,9 @@ enum ClusterAction {
 fn run(cli: Cli) -> anyhow::Result<()> {
     interrupt::install()?;
     match cli.command {
-        Command::Up {
-            import,
-            kubeconfig,
-            node_agent,
-            node,
-        } => platform::up(&platform::UpOptions {
-            import,
-            kubeconfig,
-            node_agent: node_agent.unwrap_or_default(),
-            node,
-        }),
+        Command::Up { import, kubeconfig } => {
+            platform::up(&platform::UpOptions { import, kubeconfig })
+        }
         Command::Down => platform::down(),
         Command::Bench {
             what:
@@ -268,7 +241,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             steady,
             timeout,
         }),
-        Command::Test { node } => testcmd::run(node),
+        Command::Test => testcmd::run(),
         Command::Images {
             push,
             profile,
@@ -294,8 +267,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         })
         .map(|_| ()),
         Command::Cluster {
-            action: ClusterAction::Up { nodes, node },
-        } => cluster::up(cluster::UpOptions { nodes, node }).map(|_| ()),
+            action: ClusterAction::Up,
+        } => cluster::up().map(|_| ()),
         Command::Cluster {
             action: ClusterAction::Env,
         } => cluster::env(),
@@ -319,17 +292,12 @@ fn main() -> std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use platform::plan::NodeAgentMode;
 
-    fn up(args: &[&str]) -> Result<(Option<PathBuf>, Option<NodeAgentMode>), clap::Error> {
+    fn up(args: &[&str]) -> Result<Option<PathBuf>, clap::Error> {
         let mut argv = vec!["cargo xtask", "up"];
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv)?.command {
-            Command::Up {
-                kubeconfig,
-                node_agent,
-                ..
-            } => Ok((kubeconfig, node_agent)),
+            Command::Up { kubeconfig, .. } => Ok(kubeconfig),
             _ => unreachable!("parsed as up"),
         }
     }
@@ -337,47 +305,23 @@ mod tests {
     use std::path::PathBuf;
 
     #[test]
-    fn the_test_command_and_the_cluster_run_on_the_real_node_unless_told() {
-        use cluster::node::NodeKind;
-        let test_node = |args: &[&str]| {
-            let mut argv = vec!["cargo xtask", "test"];
-            argv.extend_from_slice(args);
-            match Cli::try_parse_from(argv).unwrap().command {
-                Command::Test { node } => node,
-                _ => unreachable!("parsed as test"),
-            }
-        };
-        assert_eq!(test_node(&[]), NodeKind::Kubelet);
-        assert_eq!(test_node(&["--node", "agent"]), NodeKind::Agent);
-        let up_node = |args: &[&str]| {
-            let mut argv = vec!["cargo xtask", "up"];
-            argv.extend_from_slice(args);
-            match Cli::try_parse_from(argv).unwrap().command {
-                Command::Up { node, .. } => node,
-                _ => unreachable!("parsed as up"),
-            }
-        };
-        assert_eq!(up_node(&[]), NodeKind::Kubelet);
-        assert_eq!(up_node(&["--node", "agent"]), NodeKind::Agent);
-        assert_eq!(cluster::UpOptions::default().node, NodeKind::Kubelet);
-    }
-
-    #[test]
-    fn up_takes_a_kubeconfig_and_a_node_agent_choice() {
-        assert_eq!(up(&[]).unwrap(), (None, None));
+    fn up_takes_a_kubeconfig_and_nothing_chooses_a_node_agent_any_more() {
+        assert_eq!(up(&[]).unwrap(), None);
         assert_eq!(
             up(&["--kubeconfig", "k.yaml"]).unwrap(),
-            (Some(PathBuf::from("k.yaml")), None)
+            Some(PathBuf::from("k.yaml"))
         );
-        assert_eq!(
-            up(&["--kubeconfig", "k", "--node-agent", "never"]).unwrap(),
-            (Some(PathBuf::from("k")), Some(NodeAgentMode::Never))
-        );
-        assert_eq!(
-            up(&["--kubeconfig", "k", "--node-agent", "always"])
-                .unwrap()
-                .1,
-            Some(NodeAgentMode::Always)
+        for retired in [
+            &["--node", "agent"][..],
+            &["--kubeconfig", "k", "--node-agent", "always"][..],
+        ] {
+            let error = up(retired).unwrap_err();
+            assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
+        }
+        let test = Cli::try_parse_from(["cargo xtask", "test", "--node", "agent"]);
+        assert!(
+            test.is_err(),
+            "the test command always runs on the real node"
         );
     }
 
@@ -404,17 +348,5 @@ mod tests {
         let bad = parse(&["--profile", "debug"]).unwrap_err();
         assert_eq!(bad.kind(), clap::error::ErrorKind::InvalidValue);
         assert!(bad.to_string().contains("release, dev"), "{bad}");
-    }
-
-    #[test]
-    fn node_agent_needs_a_kubeconfig_and_a_known_value() {
-        let alone = up(&["--node-agent", "auto"]).unwrap_err();
-        assert_eq!(
-            alone.kind(),
-            clap::error::ErrorKind::MissingRequiredArgument
-        );
-        let bad = up(&["--kubeconfig", "k", "--node-agent", "sometimes"]).unwrap_err();
-        assert_eq!(bad.kind(), clap::error::ErrorKind::InvalidValue);
-        assert_eq!(NodeAgentMode::default(), NodeAgentMode::Auto);
     }
 }

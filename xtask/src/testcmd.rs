@@ -51,7 +51,7 @@ fn fmt_duration(d: Duration) -> String {
     format!("{}m{:02}s", s / 60, s % 60)
 }
 
-pub fn run(node: cluster::node::NodeKind) -> anyhow::Result<()> {
+pub fn run() -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut timings: Vec<(&str, Duration)> = Vec::new();
 
@@ -79,27 +79,16 @@ pub fn run(node: cluster::node::NodeKind) -> anyhow::Result<()> {
             eprintln!("[cluster] cleanup failed: {e:#}");
         }
     };
-    // A real node's bridge must exist before PostgreSQL can listen where its pods reach the host,
-    // so that cluster starts first (it idles while the unit tests run).
+    // The node's bridge must exist before PostgreSQL can listen where its pods reach the host,
+    // so the cluster starts first (it idles while the unit tests run).
     let t_cluster = Instant::now();
-    let early_cluster = match node {
-        cluster::node::NodeKind::Kubelet => Some(Guard::new(
-            cluster::up(cluster::UpOptions {
-                node,
-                ..cluster::UpOptions::default()
-            })?,
-            stop_cluster,
-        )),
-        cluster::node::NodeKind::Agent => None,
-    };
-    let early_cluster_took = t_cluster.elapsed();
-    let real_node = early_cluster
-        .as_ref()
-        .and_then(|c| c.get())
-        .and_then(|c| c.real_node.clone());
-    let for_pods = real_node
-        .as_ref()
-        .map(|_| cluster::node::RealNode::postgres_for_pods());
+    let cluster = Guard::new(cluster::up()?, stop_cluster);
+    timings.push(("cluster build + up", t_cluster.elapsed()));
+    let registry = cluster
+        .get()
+        .map(|c| c.real_node.registry.clone())
+        .unwrap_or_default();
+    let for_pods = Some(cluster::node::RealNode::postgres_for_pods());
 
     let pg_state = paths::state_root().join("postgres-test");
     let pg = Guard::new(
@@ -122,7 +111,7 @@ pub fn run(node: cluster::node::NodeKind) -> anyhow::Result<()> {
     };
 
     // One `--workspace` feature set for every cargo call, so nothing is compiled twice. The
-    // e2e targets skip here (no cluster yet) and run for real below.
+    // e2e targets skip here (they are not given the cluster yet) and run for real below.
     timings.push((
         "unit + integration tests",
         steps::run(&mut with_pg(cargo(&["test", "--workspace"])))?,
@@ -132,12 +121,12 @@ pub fn run(node: cluster::node::NodeKind) -> anyhow::Result<()> {
     // `cargo xtask images` makes the release ones with the same recipe): built twice with the
     // same digests, proved with skopeo, umoci and runc, pushed to and pulled from a loopback
     // registry, refused by a read-only one and reported unreachable for an absent one.
-    // On a real node they are pushed to its registry: the e2e suite's pods run them.
+    // They are pushed to the node's registry: the e2e suite's pods run them.
     timings.push(("images (dev) + checks", {
         let t = Instant::now();
         crate::images::build(&crate::images::Options {
             profile: crate::images::Profile::Dev,
-            push: real_node.as_ref().map(|n| n.registry.clone()),
+            push: Some(registry),
             check: true,
             reproducible: true,
         })?;
@@ -154,24 +143,6 @@ pub fn run(node: cluster::node::NodeKind) -> anyhow::Result<()> {
     }));
 
     let e2e_targets = crate::cargo::targets(E2E_PACKAGE, "test")?;
-    let cluster = match early_cluster {
-        Some(cluster) => {
-            timings.push(("cluster build + up (real node)", early_cluster_took));
-            cluster
-        }
-        None => {
-            let t_cluster = Instant::now();
-            let cluster = Guard::new(
-                cluster::up(cluster::UpOptions {
-                    node,
-                    ..cluster::UpOptions::default()
-                })?,
-                stop_cluster,
-            );
-            timings.push(("cluster build + up", t_cluster.elapsed()));
-            cluster
-        }
-    };
     let mut args = vec!["test", "--workspace"];
     for target in &e2e_targets {
         args.extend(["--test", target.as_str()]);

@@ -1,4 +1,4 @@
-//! `cluster up --node kubelet`, a pod, `cluster down`: while it runs, `kubectl exec` reaches the
+//! `cluster up` (the real node), a pod, `cluster down`: while it runs, `kubectl exec` reaches the
 //! pod, CoreDNS answers on its Service ClusterIP through kube-proxy with the `kubernetes`
 //! Service's address (so it reached the API server from its pod), and its EndpointSlice holds a
 //! pod address in 198.18.0.0/24; afterwards the host's network namespaces, links, iptables and
@@ -154,7 +154,7 @@ fn a_real_node_leaves_nothing_behind() {
     let state = tempfile::tempdir().unwrap();
     let before = host_state();
 
-    let up = xtask(state.path(), &["cluster", "up", "--node", "kubelet"]);
+    let up = xtask(state.path(), &["cluster", "up"]);
     let up_log = String::from_utf8_lossy(&up.stderr).into_owned();
     let kubeconfig = state.path().join("cluster").join("kubeconfig");
     let kubectl = state.path().join("cluster").join("bin").join("kubectl");

@@ -1,8 +1,6 @@
-//! What differs when the scenarios run on the real node (`cargo xtask test --node kubelet`):
-//! release versions must exist as images in the node's registry, and pods reach the host's
-//! PostgreSQL at the bridge address. On the node agent these are no-ops: its image table maps
-//! every tag to the workspace's binary (docs/node-agent.md) and its pods share the host's
-//! loopback.
+//! The real node the scenarios run on (`cargo xtask test` starts it and names it in the
+//! environment): release versions must exist as images in the node's registry, and pods reach
+//! the host's PostgreSQL at the bridge address.
 
 use std::process::Command;
 
@@ -13,22 +11,28 @@ pub const POD_HOST_ENV: &str = "FP_E2E_POD_HOST";
 
 const API_REPOSITORY: &str = "footballprediction/fp-api-server";
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+/// A setting `cargo xtask test` gives the e2e suite with the cluster's kubeconfig.
+fn env(name: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| {
+            panic!("{name} is not set: run the e2e suite through `cargo xtask test`, which sets it")
+        })
 }
 
-/// The real node's registry, or `None` on the node agent.
-pub fn registry() -> Option<String> {
+/// The real node's registry.
+pub fn registry() -> String {
     env(REGISTRY_ENV)
 }
 
-/// Where pods reach the host, or `None` when they share its loopback (the node agent).
-pub fn pod_host() -> Option<String> {
+/// Where pods reach the host (the bridge's address).
+pub fn pod_host() -> String {
     env(POD_HOST_ENV)
 }
 
 /// The fault switch's settings a `-broken-*` release stands for in the rollout scenarios
-/// (the node agent's default-images.yaml maps the same tags; docs/architecture.md).
+/// (docs/architecture.md).
 pub fn fault_env(version: &str) -> Vec<(&'static str, &'static str)> {
     let fault: Option<(&str, &str)> = if version.ends_with("-broken-ready") {
         Some(("FP_TEST_FAULT_READY_FAIL_AFTER", "0s"))
@@ -47,13 +51,11 @@ pub fn fault_env(version: &str) -> Vec<(&'static str, &'static str)> {
         .unwrap_or_default()
 }
 
-/// On the real node: makes `footballprediction/fp-api-server:<version>` exist in its registry,
-/// made from the image `cargo xtask test` pushed (the workspace version) with crane, plus the
-/// fault settings of a `-broken-*` version. The kubelet pulls it like any image.
+/// Makes `footballprediction/fp-api-server:<version>` exist in the node's registry, made from
+/// the image `cargo xtask test` pushed (the workspace version) with crane, plus the fault
+/// settings of a `-broken-*` version. The kubelet pulls it like any image.
 pub fn publish_api_version(version: &str) {
-    let Some(registry) = registry() else {
-        return;
-    };
+    let registry = registry();
     let base = format!("{registry}/{API_REPOSITORY}:{}", env!("CARGO_PKG_VERSION"));
     let target = format!("{registry}/{API_REPOSITORY}:{version}");
     let faults = fault_env(version);
@@ -78,30 +80,23 @@ pub fn publish_api_version(version: &str) {
 
 /// `url` (on 127.0.0.1) as pods reach it.
 pub fn url_for_pods(url: &str) -> String {
-    url_via(url, pod_host().as_deref())
+    url_via(url, &pod_host())
 }
 
-/// `url` with its 127.0.0.1 host replaced by `host` (unchanged without one).
-fn url_via(url: &str, host: Option<&str>) -> String {
-    match host {
-        Some(host) => url.replacen("@127.0.0.1:", &format!("@{host}:"), 1),
-        None => url.to_owned(),
-    }
+/// `url` with its 127.0.0.1 host replaced by `host`.
+fn url_via(url: &str, host: &str) -> String {
+    url.replacen("@127.0.0.1:", &format!("@{host}:"), 1)
 }
 
 /// Whether `ip` is in the address range pods of this node get.
 pub fn is_pod_ip(ip: &str) -> bool {
-    in_pod_range(ip, pod_host().as_deref())
+    in_pod_range(ip, &pod_host())
 }
 
-/// The bridge's /24 beside `host` (the host itself is not a pod), or loopback without a host.
-fn in_pod_range(ip: &str, host: Option<&str>) -> bool {
-    match host {
-        Some(host) => host
-            .rsplit_once('.')
-            .is_some_and(|(net, _)| ip.starts_with(&format!("{net}.")) && ip != host),
-        None => ip.starts_with("127."),
-    }
+/// The bridge's /24 beside `host` (the host itself is not a pod).
+fn in_pod_range(ip: &str, host: &str) -> bool {
+    host.rsplit_once('.')
+        .is_some_and(|(net, _)| ip.starts_with(&format!("{net}.")) && ip != host)
 }
 
 #[cfg(test)]
@@ -133,14 +128,12 @@ mod tests {
     fn pods_reach_the_host_at_the_bridge_and_get_addresses_beside_it() {
         let url = "postgres://u:p@127.0.0.1:5432/db";
         assert_eq!(
-            url_via(url, Some("198.18.0.1")),
+            url_via(url, "198.18.0.1"),
             "postgres://u:p@198.18.0.1:5432/db"
         );
-        assert_eq!(url_via(url, None), url);
-        assert!(in_pod_range("198.18.0.7", Some("198.18.0.1")));
-        assert!(!in_pod_range("198.18.0.1", Some("198.18.0.1")));
-        assert!(!in_pod_range("198.18.1.7", Some("198.18.0.1")));
-        assert!(!in_pod_range("127.0.3.4", Some("198.18.0.1")));
-        assert!(in_pod_range("127.0.3.4", None));
+        assert!(in_pod_range("198.18.0.7", "198.18.0.1"));
+        assert!(!in_pod_range("198.18.0.1", "198.18.0.1"));
+        assert!(!in_pod_range("198.18.1.7", "198.18.0.1"));
+        assert!(!in_pod_range("127.0.3.4", "198.18.0.1"));
     }
 }

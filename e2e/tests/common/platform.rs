@@ -98,10 +98,8 @@ pub fn install(prefix: &str, instance: &str) -> Installed {
         ],
     );
     let backups = tempfile::tempdir().unwrap();
-    if super::node::pod_host().is_some() {
-        // Real containers run as the images' user, not as root like the node agent's pods.
-        std::os::unix::fs::chown(backups.path(), Some(RUN_AS), Some(RUN_AS)).unwrap();
-    }
+    // The containers run as the images' user.
+    std::os::unix::fs::chown(backups.path(), Some(RUN_AS), Some(RUN_AS)).unwrap();
     let manifests = json!({"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
         {"apiVersion": "v1", "kind": "Secret",
@@ -164,7 +162,7 @@ pub fn is_serving(pod: &Pod) -> bool {
 /// The user and group the images run as (xtask's image spec).
 const RUN_AS: u32 = 65532;
 
-/// Creates the FootballPrediction `fp` (its release image published first on a real node).
+/// Creates the FootballPrediction `fp` (its release image published first).
 pub async fn create_fp(fps: &Api<DynamicObject>, fp: Value) {
     if let Some(version) = fp["spec"]["version"].as_str() {
         super::node::publish_api_version(version);
@@ -174,8 +172,7 @@ pub async fn create_fp(fps: &Api<DynamicObject>, fp: Value) {
         .expect("create FootballPrediction");
 }
 
-/// Sets fields of `name`'s spec (a JSON merge patch); a new release's image is published first
-/// on a real node.
+/// Sets fields of `name`'s spec (a JSON merge patch); a new release's image is published first.
 pub async fn patch_spec(fps: &Api<DynamicObject>, name: &str, spec: Value) {
     if let Some(version) = spec["version"].as_str() {
         super::node::publish_api_version(version);

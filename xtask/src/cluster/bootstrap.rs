@@ -20,8 +20,6 @@ pub enum BootstrapError {
     },
 }
 
-/// User name of the node agent; bound to the built-in `system:node` ClusterRole.
-pub const NODE_AGENT_USER: &str = "fp-node-agent";
 pub const ADMIN_USER: &str = "fp-admin";
 pub const CLUSTER_NAME: &str = "fp-local";
 /// Common name of the front-proxy client certificate (`--requestheader-allowed-names`).
@@ -47,7 +45,7 @@ pub fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), Boots
 }
 
 /// The identities of the components that talk to the API server.
-fn component_identities() -> [(&'static str, ClientIdentity); 4] {
+fn component_identities() -> [(&'static str, ClientIdentity); 3] {
     [
         (
             "admin",
@@ -61,16 +59,15 @@ fn component_identities() -> [(&'static str, ClientIdentity); 4] {
             "kube-scheduler",
             ClientIdentity::new("system:kube-scheduler", &[]),
         ),
-        ("node-agent", ClientIdentity::new(NODE_AGENT_USER, &[])),
     ]
 }
 
 /// Generates both CAs, the serving and client certificates, the service-account key pair
-/// and a kubeconfig per component.
+/// and a kubeconfig per component, the node's kubelet and kube-proxy included.
 pub fn write_pki_and_kubeconfigs(
     layout: &Layout,
     ports: &Ports,
-    node: Option<&Names>,
+    node: &Names,
 ) -> Result<(), BootstrapError> {
     let put = |name: &str, pem: &str, secret: bool| write_file(&layout.pki_file(name), pem, secret);
 
@@ -85,21 +82,19 @@ pub fn write_pki_and_kubeconfigs(
 
     let ca = Authority::new("fp-local-ca")?;
     put("ca.crt", &ca.cert_pem, false)?;
-    // In-cluster names are listed so a client that validates them succeeds, but every
-    // client is given 127.0.0.1 to connect to.
-    let mut sans = vec![
+    // In-cluster names are listed so a client that validates them succeeds. Pods reach the API
+    // server at the `kubernetes` Service's ClusterIP (the first of the range), which kube-proxy
+    // forwards to the bridge address it listens on.
+    let sans = [
         "127.0.0.1",
         "localhost",
         "kubernetes",
         "kubernetes.default",
         "kubernetes.default.svc",
         "kubernetes.default.svc.cluster.local",
+        node_config::GATEWAY,
+        node_config::KUBERNETES_SERVICE_IP,
     ];
-    if node.is_some() {
-        // Pods reach the API server at the `kubernetes` Service's ClusterIP (the first of the
-        // range), which kube-proxy forwards to the bridge address it listens on.
-        sans.extend([node_config::GATEWAY, node_config::KUBERNETES_SERVICE_IP]);
-    }
     let serving = ca.server("kube-apiserver", &sans)?;
     put("apiserver.crt", &serving.cert_pem, false)?;
     put("apiserver.key", &serving.key_pem, true)?;
@@ -118,25 +113,23 @@ pub fn write_pki_and_kubeconfigs(
 
     let server = ports.apiserver_url();
     let mut identities = component_identities().to_vec();
-    if let Some(names) = node {
-        // The real node: kubelet as its Node (system:node:<name> in system:nodes, bound to the
-        // system:node role by `node_rbac_manifest`), kube-proxy as the user the built-in
-        // system:node-proxier binding names, and the API server's client for kubelet's API.
-        identities.push((
-            "kubelet",
-            ClientIdentity::new(&format!("system:node:{}", names.node), &["system:nodes"]),
-        ));
-        identities.push(("kube-proxy", ClientIdentity::new("system:kube-proxy", &[])));
-        let serving = ca.server(&names.node, &[node_config::GATEWAY, &names.node])?;
-        put("kubelet.crt", &serving.cert_pem, false)?;
-        put("kubelet.key", &serving.key_pem, true)?;
-        let client = ca.client(&ClientIdentity::new(
-            "kube-apiserver-kubelet-client",
-            &["system:masters"],
-        ))?;
-        put("apiserver-kubelet-client.crt", &client.cert_pem, false)?;
-        put("apiserver-kubelet-client.key", &client.key_pem, true)?;
-    }
+    // kubelet as its Node (system:node:<name> in system:nodes, bound to the system:node role by
+    // `node_rbac_manifest`), kube-proxy as the user the built-in system:node-proxier binding
+    // names, and the API server's client for kubelet's API.
+    identities.push((
+        "kubelet",
+        ClientIdentity::new(&format!("system:node:{}", node.node), &["system:nodes"]),
+    ));
+    identities.push(("kube-proxy", ClientIdentity::new("system:kube-proxy", &[])));
+    let serving = ca.server(&node.node, &[node_config::GATEWAY, &node.node])?;
+    put("kubelet.crt", &serving.cert_pem, false)?;
+    put("kubelet.key", &serving.key_pem, true)?;
+    let client = ca.client(&ClientIdentity::new(
+        "kube-apiserver-kubelet-client",
+        &["system:masters"],
+    ))?;
+    put("apiserver-kubelet-client.crt", &client.cert_pem, false)?;
+    put("apiserver-kubelet-client.key", &client.key_pem, true)?;
     for (component, identity) in identities {
         let client = ca.client(&identity)?;
         let text = Kubeconfig {
@@ -158,15 +151,8 @@ pub fn write_pki_and_kubeconfigs(
     Ok(())
 }
 
-/// RBAC that the built-in bootstrap policy does not already give: the node agent acts as
-/// kubelet, so it gets exactly kubelet's `system:node` role.
-pub fn rbac_manifest() -> String {
-    format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: fp-node-agent\n  labels:\n    app.kubernetes.io/managed-by: xtask\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: system:node\nsubjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: {NODE_AGENT_USER}\n"
-    )
-}
-
-/// The real node's kubelet acts with kubelet's role (the API server runs RBAC only, without
+/// RBAC that the built-in bootstrap policy does not already give: the node's kubelet acts with
+/// kubelet's role (the API server runs RBAC only, without
 /// the Node authorizer that would otherwise scope it).
 pub fn node_rbac_manifest(names: &Names) -> String {
     format!(
@@ -186,12 +172,11 @@ mod tests {
         let layout = Layout::new(dir.path().to_path_buf());
         let ports = Ports::pick().unwrap();
         let names = Names::for_state_dir(dir.path());
-        write_pki_and_kubeconfigs(&layout, &ports, Some(&names)).unwrap();
-        let kind = super::super::node::NodeKind::Kubelet;
+        write_pki_and_kubeconfigs(&layout, &ports, &names).unwrap();
         let args = [
             super::super::flags::etcd(&layout, &ports),
-            super::super::flags::apiserver(&layout, &ports, kind),
-            super::super::flags::controller_manager(&layout, &ports, kind),
+            super::super::flags::apiserver(&layout, &ports),
+            super::super::flags::controller_manager(&layout, &ports),
             super::super::flags::scheduler(&layout, &ports),
         ];
         let root = dir.path().display().to_string();
@@ -219,10 +204,11 @@ mod tests {
     }
 
     #[test]
-    fn rbac_binds_the_node_agent_to_the_kubelet_role_only() {
-        let m = rbac_manifest();
+    fn rbac_binds_the_kubelet_to_the_node_role_only() {
+        let names = Names::for_state_dir(Path::new("/s"));
+        let m = node_rbac_manifest(&names);
         assert!(m.contains("  name: system:node\n"));
-        assert!(m.contains("  name: fp-node-agent\n"));
+        assert!(m.contains(&format!("  name: system:node:{}\n", names.node)));
         assert!(!m.contains("cluster-admin"));
     }
 }

@@ -12,15 +12,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::gobuild::{self, Binaries, GoEnv, NodeBinaries};
+use crate::interrupt;
 use crate::kubectl::Kubectl;
 use crate::paths;
 use crate::proc::{self, DaemonSpec, PidRecord};
-use crate::{cargo, interrupt};
 pub use layout::Layout;
 use layout::Ports;
 
-/// How long a stopped component gets to exit before SIGKILL (the node agent first stops its
-/// pods with their own grace period).
+/// How long a stopped component gets to exit before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// How long `up` waits for each start-up step (etcd listening, `/readyz`, the controller
@@ -29,29 +28,6 @@ const STOP_GRACE: Duration = Duration::from_secs(30);
 /// dies fails the wait at once, one that never gets there after this.
 const START_LIMIT: Duration = Duration::from_secs(300);
 
-/// The node agent binary (package fp-e2e) that stands in for kubelet.
-pub const NODE_AGENT_BIN: &str = "fp-node-agent";
-const NODE_AGENT_PACKAGE: &str = "fp-e2e";
-
-/// What `up` starts besides the control plane.
-#[derive(Debug, Clone, Copy)]
-pub struct UpOptions {
-    /// Nodes the node agent registers; 0 runs no agent (no pod will start).
-    pub nodes: usize,
-    /// What runs the pods: one real node (default) or the node agent.
-    pub node: node::NodeKind,
-}
-
-impl Default for UpOptions {
-    fn default() -> Self {
-        // Two agent nodes so spreading and anti-affinity rules can be satisfied.
-        Self {
-            nodes: 2,
-            node: node::NodeKind::default(),
-        }
-    }
-}
-
 pub fn layout() -> Layout {
     Layout::new(paths::state_root().join("cluster"))
 }
@@ -59,8 +35,8 @@ pub fn layout() -> Layout {
 /// A running local cluster.
 pub struct Cluster {
     pub layout: Layout,
-    /// With `--node kubelet`: the registry its images come from and where pods reach the host.
-    pub real_node: Option<node::RealNode>,
+    /// The registry its images come from.
+    pub real_node: node::RealNode,
 }
 
 impl Cluster {
@@ -68,7 +44,7 @@ impl Cluster {
     /// and helm first.
     pub fn env(&self) -> Vec<(String, String)> {
         let path = std::env::var("PATH").unwrap_or_default();
-        let mut env = vec![
+        vec![
             (
                 "KUBECONFIG".into(),
                 self.layout.admin_kubeconfig().display().to_string(),
@@ -81,15 +57,12 @@ impl Cluster {
                 "PATH".into(),
                 format!("{}:{path}", self.layout.bin().display()),
             ),
-        ];
-        if let Some(node) = &self.real_node {
-            env.push(("FP_E2E_REGISTRY".into(), node.registry.clone()));
-            env.push((
+            ("FP_E2E_REGISTRY".into(), self.real_node.registry.clone()),
+            (
                 "FP_E2E_POD_HOST".into(),
                 node::RealNode::HOST_ADDRESS.into(),
-            ));
-        }
-        env
+            ),
+        ]
     }
 }
 
@@ -177,46 +150,19 @@ pub fn own_crds() -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The node agent executable, built with the rest of the workspace's binaries (its pods run
-/// them from the same directory); `None` when this checkout has no node agent yet.
-pub fn build_node_agent() -> anyhow::Result<Option<PathBuf>> {
-    if !cargo::targets(NODE_AGENT_PACKAGE, "bin")?
-        .iter()
-        .any(|t| t == NODE_AGENT_BIN)
-    {
-        log(format!(
-            "{NODE_AGENT_BIN} is not part of this checkout; starting without nodes"
-        ));
-        return Ok(None);
-    }
-    let exes = cargo::build_workspace_bins()?;
-    let exe = exes.get(NODE_AGENT_BIN).cloned();
-    anyhow::ensure!(exe.is_some(), "cargo built no {NODE_AGENT_BIN} executable");
-    Ok(exe)
-}
-
-pub fn up(options: UpOptions) -> anyhow::Result<Cluster> {
+/// Starts the control plane and the real node, and waits until the node is Ready.
+pub fn up() -> anyhow::Result<Cluster> {
     let started = Instant::now();
     let layout = layout();
     // Build first: a failing build leaves a running cluster alone.
     let (binaries, mut crds) = prepare()?;
     interrupt::check()?;
-    let real_node = match options.node {
-        node::NodeKind::Kubelet => Some(node::prepare()?),
-        node::NodeKind::Agent => None,
-    };
-    interrupt::check()?;
-    let node_agent = if options.nodes > 0 && real_node.is_none() {
-        build_node_agent()?
-    } else {
-        None
-    };
+    let node_binaries = node::prepare()?;
     interrupt::check()?;
     clean_previous(&layout)?;
     let mut all_crds = own_crds()?;
     all_crds.append(&mut crds);
-    let agent = node_agent.map(|exe| (exe, options.nodes));
-    match start(&layout, &binaries, &all_crds, agent, real_node.as_ref()) {
+    match start(&layout, &binaries, &all_crds, &node_binaries) {
         Ok(cluster) => {
             log(format!(
                 "ready in {}: export KUBECONFIG={}",
@@ -308,21 +254,14 @@ fn start(
     layout: &Layout,
     binaries: &Binaries,
     crds: &[PathBuf],
-    node_agent: Option<(PathBuf, usize)>,
-    real_node: Option<&NodeBinaries>,
+    node_binaries: &NodeBinaries,
 ) -> anyhow::Result<Cluster> {
     let mut ports = Ports::pick()?;
-    let kind = if real_node.is_some() {
-        node::NodeKind::Kubelet
-    } else {
-        node::NodeKind::Agent
-    };
-    if real_node.is_some() {
-        node::setup_host(layout)?;
-        ports.apiserver_host = node::config::GATEWAY.parse()?;
-    }
+    node::setup_host(layout)?;
+    // The API server listens on the bridge address too: pods reach it there.
+    ports.apiserver_host = node::config::GATEWAY.parse()?;
     let (names, _) = node::names_and_dirs(layout);
-    bootstrap::write_pki_and_kubeconfigs(layout, &ports, real_node.map(|_| &names))?;
+    bootstrap::write_pki_and_kubeconfigs(layout, &ports, &names)?;
     link_binaries(layout, binaries)?;
     let kubectl = Kubectl::new(&binaries.kubectl, &layout.admin_kubeconfig());
     let mut seq = 0;
@@ -353,7 +292,7 @@ fn start(
     let apiserver = launch(spec(
         "kube-apiserver",
         &binaries.kube_apiserver,
-        flags::apiserver(layout, &ports, kind),
+        flags::apiserver(layout, &ports),
     ))?;
     let t = wait_until(
         "kube-apiserver /readyz",
@@ -371,18 +310,15 @@ fn start(
         ports.apiserver_url(),
         fmt_secs(t)
     ));
-    kubectl.run_with_input(&["apply", "-f", "-"], Some(&bootstrap::rbac_manifest()))?;
-    if real_node.is_some() {
-        kubectl.run_with_input(
-            &["apply", "-f", "-"],
-            Some(&bootstrap::node_rbac_manifest(&names)),
-        )?;
-    }
+    kubectl.run_with_input(
+        &["apply", "-f", "-"],
+        Some(&bootstrap::node_rbac_manifest(&names)),
+    )?;
 
     let kcm = launch(spec(
         "kube-controller-manager",
         &binaries.kube_controller_manager,
-        flags::controller_manager(layout, &ports, kind),
+        flags::controller_manager(layout, &ports),
     ))?;
     let scheduler = launch(spec(
         "kube-scheduler",
@@ -425,36 +361,13 @@ fn start(
 
     install_crds(&kubectl, crds)?;
 
-    let real_node = match real_node {
-        Some(bins) => {
-            let procs = [&etcd, &apiserver, &kcm, &scheduler];
-            Some(node::start(layout, bins, &kubectl, &procs, &mut launch)?)
-        }
-        None => None,
-    };
-
-    if let Some((exe, nodes)) = node_agent {
-        let agent = launch(spec(NODE_AGENT_BIN, &exe, flags::node_agent(layout, nodes)))?;
-        let procs = [&etcd, &apiserver, &kcm, &scheduler, &agent];
-        let t = wait_until(
-            &format!("{nodes} Ready node(s)"),
-            START_LIMIT,
-            layout,
-            &procs,
-            || ready_nodes(&kubectl) >= nodes,
-        )?;
-        log(format!("{nodes} node(s) Ready after {}", fmt_secs(t)));
-    }
+    let procs = [&etcd, &apiserver, &kcm, &scheduler];
+    let real_node = node::start(layout, node_binaries, &kubectl, &procs, &mut launch)?;
     std::fs::write(layout.ready_marker(), ports.apiserver_url())?;
     Ok(Cluster {
         layout: layout.clone(),
         real_node,
     })
-}
-
-/// Nodes whose Ready condition is True.
-fn ready_nodes(kubectl: &Kubectl) -> usize {
-    ready_node_names(kubectl).map_or(0, |names| names.len())
 }
 
 /// Names of the Nodes whose Ready condition is True.
@@ -472,49 +385,6 @@ pub fn parse_ready_nodes(text: &str) -> Vec<String> {
         .filter(|(_, status)| status.trim() == "True")
         .map(|(name, _)| name.to_string())
         .collect()
-}
-
-/// Starts the node agent (output to `log`, recorded in `pid_file`) and waits until every Node
-/// in `names` is Ready.
-pub fn start_node_agent(
-    exe: &Path,
-    args: Vec<String>,
-    log_file: &Path,
-    pid_file: &Path,
-    kubectl: &Kubectl,
-    names: &[String],
-) -> anyhow::Result<PidRecord> {
-    let spec = DaemonSpec::new(NODE_AGENT_BIN, exe).args(args);
-    let rec = proc::start(&spec, log_file, pid_file)?;
-    log(format!("{NODE_AGENT_BIN} started (pid {})", rec.pid));
-    let t0 = Instant::now();
-    loop {
-        interrupt::check()?;
-        let ready = ready_node_names(kubectl).unwrap_or_default();
-        if names.iter().all(|n| ready.contains(n)) {
-            log(format!(
-                "node(s) {} Ready after {}",
-                names.join(", "),
-                fmt_secs(t0.elapsed())
-            ));
-            return Ok(rec);
-        }
-        if !proc::is_running(&rec) {
-            bail!(
-                "{NODE_AGENT_BIN} exited before its nodes were Ready; last log lines:\n{}",
-                log_tail(log_file, 40)
-            );
-        }
-        if t0.elapsed() > START_LIMIT {
-            bail!(
-                "node(s) {} not Ready after {}; last {NODE_AGENT_BIN} log lines:\n{}",
-                names.join(", "),
-                fmt_secs(START_LIMIT),
-                log_tail(log_file, 20)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 pub fn install_crds(kubectl: &Kubectl, files: &[PathBuf]) -> anyhow::Result<()> {

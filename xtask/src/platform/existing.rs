@@ -1,23 +1,21 @@
 //! `cargo xtask up --kubeconfig`: talking to a cluster that `up` did not start. Reading the
 //! kubeconfig, checking the cluster answers, looking at what is already there, installing
-//! CRDs and our node agent, and removing exactly what `up` recorded.
+//! CRDs, and removing exactly what `up` recorded.
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 
 use super::plan::{ClusterTarget, Created, Existing, Step, TargetError};
 use super::{BACKUP_VOLUME, INSTANCE, NAMESPACE, OPERATOR_NAMESPACE, OPERATOR_RELEASE, log};
-use crate::cluster::{self, bootstrap, flags};
+use crate::cluster;
 use crate::kubectl::Kubectl;
-use crate::{postgres, proc};
+use crate::postgres;
 
 /// The resource name of our kind, so lookups work without relying on the short name.
 const FP_RESOURCE: &str = "footballpredictions.footballprediction.io";
 /// Label the operator chart puts on its Deployment (`app.kubernetes.io/name: <chart name>`).
 const OPERATOR_SELECTOR: &str = "app.kubernetes.io/name=fp-operator";
-const STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// kubectl and helm, both pinned to one kubeconfig (and for existing clusters one context).
 #[derive(Debug, Clone)]
@@ -229,70 +227,14 @@ pub fn install_crds(
     Ok(names)
 }
 
-/// Starts fp-node-agent against the cluster with the kubeconfig's own identity (flattened to
-/// one context, so it cannot follow a later change of the current context) and waits for its
-/// Nodes.
-pub fn start_node_agent(
-    tools: &Tools,
-    exe: &Path,
-    state: &Path,
-    nodes: &[String],
-) -> anyhow::Result<()> {
-    let kubeconfig = state.join("node-agent.kubeconfig");
-    let flat = tools
-        .kubectl
-        .run(&["config", "view", "--minify", "--flatten", "--raw"])?;
-    bootstrap::write_file(&kubeconfig, &flat, true)?;
-    let args = flags::node_agent_for(
-        &kubeconfig,
-        &state.join("node-agent"),
-        nodes.len(),
-        Some(super::plan::AGENT_NODE_PREFIX),
-    );
-    cluster::start_node_agent(
-        exe,
-        args,
-        &state.join("logs").join("fp-node-agent.log"),
-        &proc::pid_file_path(&agent_pids(state), 1, cluster::NODE_AGENT_BIN),
-        &tools.kubectl,
-        nodes,
-    )?;
-    Ok(())
-}
-
-fn agent_pids(state: &Path) -> PathBuf {
-    state.join("pids")
-}
-
 /// Deletes what `up` created in the cluster and stops the processes it started. `tools` is
 /// `None` when the cluster is gone (or no longer the one `up` used): only processes stop.
 /// Returns the steps that failed.
-pub fn teardown(
-    steps: &[Step],
-    tools: Option<&Tools>,
-    state: &Path,
-    postgres_state: &Path,
-) -> Vec<String> {
+pub fn teardown(steps: &[Step], tools: Option<&Tools>, postgres_state: &Path) -> Vec<String> {
     let mut failed = Vec::new();
-    let our_nodes = steps.iter().find_map(|s| match s {
-        Step::DeleteNodes(names) => Some(names),
-        _ => None,
-    });
-    if let (Some(tools), Some(nodes)) = (tools, our_nodes)
-        && let Err(e) = revive_node_agent(tools, state, nodes)
-    {
-        log(format!("could not start the node agent again: {e:#}"));
-        failed.push(format!("restarting the node agent: {e:#}"));
-    }
     for step in steps {
         let result = match (step, tools) {
             (step, None) if step.in_cluster() => continue,
-            (Step::StopNodeAgent, _) => {
-                for line in proc::stop_all(&agent_pids(state), STOP_GRACE) {
-                    log(format!("stopped {line}"));
-                }
-                Ok(())
-            }
             (Step::StopPostgres, _) => postgres::clean(postgres_state),
             (step, Some(tools)) => delete(step, tools),
             (_, None) => continue,
@@ -303,24 +245,6 @@ pub fn teardown(
         }
     }
     failed
-}
-
-/// A node agent of the recorded run that no longer runs (crashed or killed) is started again
-/// for the teardown: at start it stops the pod processes its predecessor left, and it lets the
-/// pods on its Nodes terminate, so deleting their namespace does not wait for ever.
-fn revive_node_agent(tools: &Tools, state: &Path, nodes: &[String]) -> anyhow::Result<()> {
-    let Some(file) = proc::pid_files(&agent_pids(state)).into_iter().next() else {
-        return Ok(());
-    };
-    let record = proc::read_pid_file(&file)?;
-    if proc::is_running(&record) {
-        return Ok(());
-    }
-    log(format!(
-        "{} (pid {}) of the earlier run is not running; starting it again so its pods stop cleanly",
-        record.name, record.pid
-    ));
-    start_node_agent(tools, &record.exe, state, nodes)
 }
 
 fn delete(step: &Step, tools: &Tools) -> anyhow::Result<()> {
@@ -380,13 +304,7 @@ fn delete(step: &Step, tools: &Tools) -> anyhow::Result<()> {
             "--ignore-not-found",
             "--timeout=60s",
         ]),
-        Step::DeleteNodes(names) => {
-            let mut args = vec!["delete", "node"];
-            args.extend(names.iter().map(String::as_str));
-            args.push("--ignore-not-found");
-            run(&args)
-        }
-        Step::StopNodeAgent | Step::StopPostgres => Ok(()),
+        Step::StopPostgres => Ok(()),
     }
 }
 
@@ -439,8 +357,7 @@ pub fn leftovers(target: &ClusterTarget, created: &Created, steps: &[Step]) -> V
                 target.context
             )),
             Step::DeleteBackupVolume => Some(format!("{kubectl} delete pv {BACKUP_VOLUME}")),
-            Step::DeleteNodes(names) => Some(format!("{kubectl} delete node {}", names.join(" "))),
-            Step::StopNodeAgent | Step::StopPostgres => None,
+            Step::StopPostgres => None,
         })
         .chain(
             (!created.crds.is_empty())

@@ -1,5 +1,5 @@
 //! `cargo xtask up` / `cargo xtask down`: the whole platform on this machine. The local control
-//! plane with its node agent (or an existing cluster given with `--kubeconfig`), a PostgreSQL,
+//! plane with its real node (or an existing cluster given with `--kubeconfig`), a PostgreSQL,
 //! the operator installed by its Helm chart, and the FootballPrediction of
 //! `docs/samples/local.yaml`, waited for until Ready.
 mod existing;
@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::kubectl::Kubectl;
 use crate::{cargo, cluster, images, interrupt, paths, postgres};
 use existing::Tools;
-use plan::{ClusterTarget, Created, NodeAgentMode, Previous, Record, Target};
+use plan::{ClusterTarget, Created, Previous, Record, Target};
 
 pub const NAMESPACE: &str = "football";
 const INSTANCE: &str = "demo";
@@ -36,11 +36,6 @@ pub struct UpOptions {
     pub import: Option<PathBuf>,
     /// An existing cluster (its kubeconfig's current context) instead of the local control plane.
     pub kubeconfig: Option<PathBuf>,
-    /// With `kubeconfig`: whether our node agent runs the pods.
-    pub node_agent: NodeAgentMode,
-    /// Without `kubeconfig`: what runs the local cluster's pods (the node agent, or a real
-    /// kubelet node pulling our images from its registry).
-    pub node: cluster::node::NodeKind,
 }
 
 fn log(msg: impl AsRef<str>) {
@@ -272,7 +267,7 @@ pub fn up(options: &UpOptions) -> anyhow::Result<()> {
     }
 }
 
-/// The local control plane with its node agent, then the platform.
+/// The local control plane with its real node, then the platform.
 fn up_local(options: &UpOptions) -> anyhow::Result<()> {
     let previous = load_record()?;
     let local_kubeconfig = cluster::layout().admin_kubeconfig();
@@ -289,10 +284,7 @@ fn up_local(options: &UpOptions) -> anyhow::Result<()> {
         target: Target::Local,
         created: Created::default(),
     })?;
-    let running = cluster::up(cluster::UpOptions {
-        node: options.node,
-        ..cluster::UpOptions::default()
-    })?;
+    let running = cluster::up()?;
     let layout = &running.layout;
     let tools = Tools::new(
         Kubectl::new(&layout.bin().join("kubectl"), &layout.admin_kubeconfig()),
@@ -304,7 +296,7 @@ fn up_local(options: &UpOptions) -> anyhow::Result<()> {
         &hint,
         "cargo xtask down      # stops all of it",
         options,
-        running.real_node.as_ref(),
+        Some(&running.real_node),
     )
     .inspect_err(|_| {
         log("left running for inspection; `cargo xtask down` stops everything");
@@ -333,6 +325,13 @@ fn up_existing(path: &Path, options: &UpOptions) -> anyhow::Result<()> {
     // An earlier run is removed before looking: its objects are no conflict.
     let local_kubeconfig = cluster::layout().admin_kubeconfig();
     let local_kubeconfig = std::fs::canonicalize(&local_kubeconfig).unwrap_or(local_kubeconfig);
+    // The local control plane given by its kubeconfig: its real node gets the images and reaches
+    // PostgreSQL at the bridge address, as with a plain `up`.
+    let local_node = if target.kubeconfig == local_kubeconfig {
+        cluster::node::running(&cluster::layout())?
+    } else {
+        None
+    };
     match plan::previous_run(load_record()?.as_ref(), Some(&target), &local_kubeconfig) {
         Previous::Nothing => postgres::clean(&postgres_state())?,
         Previous::StopLocal => {
@@ -349,8 +348,7 @@ fn up_existing(path: &Path, options: &UpOptions) -> anyhow::Result<()> {
     remove_state()?;
 
     let ready = cluster::ready_node_names(&tools.kubectl)?;
-    let nodes = plan::plan_node_agent(options.node_agent, &ready, &target.server)
-        .map_err(anyhow::Error::msg)?;
+    plan::require_ready_nodes(&ready, &target.server).map_err(anyhow::Error::msg)?;
     let found = existing::observe(&tools)?;
     let conflicts = plan::conflicts(&found);
     if !conflicts.is_empty() {
@@ -361,34 +359,21 @@ fn up_existing(path: &Path, options: &UpOptions) -> anyhow::Result<()> {
             conflicts.join("\n  ")
         );
     }
-    let agent = match &nodes {
-        Some(_) => Some(
-            cluster::build_node_agent()?
-                .context("this checkout has no fp-node-agent to run the pods with")?,
-        ),
-        None => {
-            log(format!(
-                "pods run on the cluster's Ready node(s): {}",
-                ready.join(", ")
-            ));
-            None
-        }
-    };
+    log(format!(
+        "pods run on the cluster's Ready node(s): {}",
+        ready.join(", ")
+    ));
     interrupt::check()?;
 
-    let nodes = nodes.unwrap_or_default();
     let mut record = Record {
         target: Target::Existing(target.clone()),
-        created: Created::planned(&found, &nodes),
+        created: Created::planned(&found),
     };
     save_record(&record)?;
     let result = (|| {
         record.created.crds =
             existing::install_crds(&tools.kubectl, &cluster::own_crds()?, &third_party_crds)?;
         save_record(&record)?;
-        if let Some(exe) = &agent {
-            existing::start_node_agent(&tools, exe, &state_dir(), &nodes)?;
-        }
         log(format!(
             "cluster checked and prepared in {:.1}s",
             t0.elapsed().as_secs_f64()
@@ -409,7 +394,7 @@ fn up_existing(path: &Path, options: &UpOptions) -> anyhow::Result<()> {
             &hint,
             "cargo xtask down      # removes what up created; the cluster keeps running",
             options,
-            None,
+            local_node.as_ref(),
         )
     })();
     result.inspect_err(|_| {
@@ -546,7 +531,7 @@ fn remove_from_existing(target: &ClusterTarget, created: &Created) -> anyhow::Re
     let tools = cluster::binaries()
         .map_err(|e| format!("{e:#}"))
         .and_then(|binaries| existing::tools_for_down(&binaries, target));
-    let failed = existing::teardown(&steps, tools.as_ref().ok(), &state_dir(), &postgres_state());
+    let failed = existing::teardown(&steps, tools.as_ref().ok(), &postgres_state());
     match &tools {
         Err(why) => {
             log(format!(
@@ -582,7 +567,7 @@ pub fn down() -> anyhow::Result<()> {
             target: Target::Local,
             ..
         }) => {
-            // The node agent stops its pods when it stops, before the database goes.
+            // The node stops its pods when it stops, before the database goes.
             cluster::down()?;
             postgres::clean(&postgres_state())?;
         }

@@ -1,17 +1,11 @@
 //! The decisions of `cargo xtask up` / `down`, pure: which cluster a kubeconfig names, whether
-//! our node agent must run, what would clash with objects already in an existing cluster, what
+//! it has a node to run the pods, what would clash with objects already in an existing cluster, what
 //! `up` records as created, and what `down` removes in which order.
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::{BACKUP_VOLUME, INSTANCE, NAMESPACE, OPERATOR_NAMESPACE, OPERATOR_RELEASE};
-
-/// Nodes our node agent registers in an existing cluster (two, so spreading rules can be met).
-pub const AGENT_NODES: usize = 2;
-/// Their name prefix: distinct from the `fp-node-N` of `cargo xtask cluster up`, so our agent
-/// never takes over a Node another agent registered.
-pub const AGENT_NODE_PREFIX: &str = "fp-up-node";
 
 /// The cluster of a kubeconfig's current context, as `up` found it. `down` uses the same
 /// context and checks the server is still the same before it deletes anything.
@@ -68,83 +62,15 @@ pub fn parse_minified(kubeconfig: &Path, json: &str) -> Result<ClusterTarget, Ta
     })
 }
 
-/// The host of an `https://host[:port][/path]` URL (brackets of an IPv6 literal removed).
-pub fn server_host(url: &str) -> Option<&str> {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split('/').next()?;
-    let authority = authority.rsplit('@').next()?;
-    let host = match authority.strip_prefix('[') {
-        Some(bracketed) => bracketed.split_once(']')?.0,
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    (!host.is_empty()).then_some(host)
-}
-
-/// Whether the API server is on this machine's loopback, which fp-node-agent requires (its
-/// pods reach the server at the same address).
-pub fn server_is_loopback(url: &str) -> bool {
-    server_host(url).is_some_and(|host| {
-        host.eq_ignore_ascii_case("localhost")
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    })
-}
-
-/// Whether `up --kubeconfig` runs our node agent against the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum NodeAgentMode {
-    /// Only when the cluster has no Ready node.
-    #[default]
-    Auto,
-    /// Also when other nodes are Ready (the pods may land on either).
-    Always,
-    /// Never; `up` stops early when no node is Ready.
-    Never,
-}
-
-/// The Nodes our agent is to register, or `None` when the cluster's own nodes run the pods.
-pub fn plan_node_agent(
-    mode: NodeAgentMode,
-    ready_nodes: &[String],
-    server: &str,
-) -> Result<Option<Vec<String>>, String> {
-    let wanted = match mode {
-        NodeAgentMode::Never if ready_nodes.is_empty() => {
-            return Err(format!(
-                "the cluster at {server} has no Ready node, so no pod would start; drop \
-                 `--node-agent never` to let `up` run fp-node-agent against it, or add nodes"
-            ));
-        }
-        NodeAgentMode::Never => false,
-        NodeAgentMode::Auto => ready_nodes.is_empty(),
-        NodeAgentMode::Always => true,
-    };
-    if !wanted {
-        return Ok(None);
-    }
-    if !server_is_loopback(server) {
-        let why = if ready_nodes.is_empty() {
-            "the cluster has no Ready node and "
-        } else {
-            ""
-        };
+/// An existing cluster runs the pods on its own nodes: without a Ready one, no pod would start.
+pub fn require_ready_nodes(ready_nodes: &[String], server: &str) -> Result<(), String> {
+    if ready_nodes.is_empty() {
         return Err(format!(
-            "{why}fp-node-agent only serves API servers on loopback (127.0.0.0/8, ::1, \
-             localhost), and {server} is not one; add nodes to that cluster or use a local one \
-             (`cargo xtask cluster up`)"
+            "the cluster at {server} has no Ready node, so no pod would start; add a node to it \
+             or use the local cluster with its real node (`cargo xtask up` without --kubeconfig)"
         ));
     }
-    let names: Vec<String> = (0..AGENT_NODES)
-        .map(|i| format!("{AGENT_NODE_PREFIX}-{i}"))
-        .collect();
-    if let Some(taken) = ready_nodes.iter().find(|n| names.contains(n)) {
-        return Err(format!(
-            "Node {taken} is already Ready in the cluster at {server}: another `cargo xtask up` \
-             runs its node agent there; stop it with `cargo xtask down` from its checkout"
-        ));
-    }
-    Ok(Some(names))
+    Ok(())
 }
 
 /// What of the platform's objects an existing cluster already has, observed before `up`
@@ -195,14 +121,13 @@ pub struct Created {
     pub sample: bool,
     pub database_secret: bool,
     pub backup_volume: bool,
-    pub nodes: Vec<String>,
     pub crds: Vec<String>,
 }
 
 impl Created {
     /// Recorded before `up` creates anything, so a run that fails half-way is still removed
     /// whole (every deletion tolerates objects that never came to be).
-    pub fn planned(existing: &Existing, nodes: &[String]) -> Self {
+    pub fn planned(existing: &Existing) -> Self {
         Self {
             namespaces: [NAMESPACE, OPERATOR_NAMESPACE]
                 .into_iter()
@@ -213,14 +138,13 @@ impl Created {
             sample: true,
             database_secret: true,
             backup_volume: true,
-            nodes: nodes.to_vec(),
             crds: Vec::new(),
         }
     }
 
     /// Everything a plain `up` puts into the control plane it started.
     pub fn local_platform() -> Self {
-        Self::planned(&Existing::default(), &[])
+        Self::planned(&Existing::default())
     }
 }
 
@@ -232,21 +156,18 @@ pub enum Step {
     DeleteNamespace(String),
     UninstallOperator,
     DeleteBackupVolume,
-    StopNodeAgent,
-    DeleteNodes(Vec<String>),
     StopPostgres,
 }
 
 impl Step {
-    /// Steps that talk to the cluster (skipped when it is gone); the others stop our processes.
+    /// Steps that talk to the cluster (skipped when it is gone); the other stops our process.
     pub fn in_cluster(&self) -> bool {
-        !matches!(self, Step::StopNodeAgent | Step::StopPostgres)
+        !matches!(self, Step::StopPostgres)
     }
 }
 
-/// The sample goes first while the operator still runs; the namespaces' pods terminate while
-/// our node agent still runs them; its Nodes are deleted after it stopped (it would renew
-/// them); PostgreSQL stops last, after every pod that used it.
+/// The sample goes first while the operator still runs; PostgreSQL stops last, after every pod
+/// that used it.
 pub fn teardown_steps(created: &Created) -> Vec<Step> {
     let ours = |ns: &str| created.namespaces.iter().any(|n| n == ns);
     let mut steps = Vec::new();
@@ -266,10 +187,6 @@ pub fn teardown_steps(created: &Created) -> Vec<Step> {
     }
     if created.backup_volume {
         steps.push(Step::DeleteBackupVolume);
-    }
-    steps.push(Step::StopNodeAgent);
-    if !created.nodes.is_empty() {
-        steps.push(Step::DeleteNodes(created.nodes.clone()));
     }
     steps.push(Step::StopPostgres);
     steps
@@ -377,68 +294,14 @@ mod tests {
     }
 
     #[test]
-    fn loopback_servers_are_recognised() {
-        for url in [
-            "https://127.0.0.1:6443",
-            "https://127.3.2.1",
-            "https://localhost:1/",
-            "https://[::1]:6443",
-            "https://LOCALHOST",
-        ] {
-            assert!(server_is_loopback(url), "{url}");
-        }
-        for url in [
-            "https://10.0.0.1:6443",
-            "https://k8s.example:443",
-            "https://[fe80::1]:6443",
-            "https://127.0.0.1.nip:6443",
-            "",
-        ] {
-            assert!(!server_is_loopback(url), "{url}");
-        }
-        assert_eq!(server_host("https://u@127.0.0.1:1/x"), Some("127.0.0.1"));
-    }
-
-    #[test]
-    fn auto_starts_an_agent_only_when_no_node_is_ready() {
-        let loopback = "https://127.0.0.1:6443";
-        let ours = plan_node_agent(NodeAgentMode::Auto, &[], loopback).unwrap();
+    fn a_cluster_without_a_ready_node_is_refused_with_what_to_do() {
         assert_eq!(
-            ours,
-            Some(vec!["fp-up-node-0".to_string(), "fp-up-node-1".to_string()])
+            require_ready_nodes(&["n1".into()], "https://10.1.2.3:6443"),
+            Ok(())
         );
-        let theirs = plan_node_agent(NodeAgentMode::Auto, &["fp-node-0".into()], loopback);
-        assert_eq!(theirs, Ok(None));
-        let always = plan_node_agent(NodeAgentMode::Always, &["fp-node-0".into()], loopback);
-        assert_eq!(always.unwrap().map(|n| n.len()), Some(AGENT_NODES));
-        assert_eq!(
-            plan_node_agent(NodeAgentMode::Never, &["fp-node-0".into()], loopback),
-            Ok(None)
-        );
-    }
-
-    #[test]
-    fn refusals_say_why_and_what_to_do() {
-        let never = plan_node_agent(NodeAgentMode::Never, &[], "https://127.0.0.1:1").unwrap_err();
-        assert!(never.contains("no Ready node") && never.contains("--node-agent never"));
-        let remote =
-            plan_node_agent(NodeAgentMode::Auto, &[], "https://10.1.2.3:6443").unwrap_err();
-        assert!(remote.contains("loopback") && remote.contains("https://10.1.2.3:6443"));
-        assert!(remote.contains("no Ready node"));
-        let always = plan_node_agent(
-            NodeAgentMode::Always,
-            &["n".into()],
-            "https://10.1.2.3:6443",
-        )
-        .unwrap_err();
-        assert!(!always.contains("no Ready node"), "{always}");
-        let taken = plan_node_agent(
-            NodeAgentMode::Always,
-            &["fp-up-node-1".into()],
-            "https://127.0.0.1:1",
-        )
-        .unwrap_err();
-        assert!(taken.contains("fp-up-node-1") && taken.contains("cargo xtask down"));
+        let none = require_ready_nodes(&[], "https://10.1.2.3:6443").unwrap_err();
+        assert!(none.contains("https://10.1.2.3:6443") && none.contains("no Ready node"));
+        assert!(none.contains("without --kubeconfig"), "{none}");
     }
 
     #[test]
@@ -468,7 +331,7 @@ mod tests {
             namespaces: vec!["football".into()],
             ..Existing::default()
         };
-        let created = Created::planned(&existing, &[]);
+        let created = Created::planned(&existing);
         assert_eq!(created.namespaces, ["fp-system"]);
         let steps = teardown_steps(&created);
         assert_eq!(
@@ -479,38 +342,31 @@ mod tests {
                 Step::UninstallOperator,
                 Step::DeleteNamespace("fp-system".into()),
                 Step::DeleteBackupVolume,
-                Step::StopNodeAgent,
                 Step::StopPostgres,
             ]
         );
     }
 
     #[test]
-    fn down_orders_pods_before_their_agent_and_nodes_after_it() {
-        let nodes = vec!["fp-up-node-0".to_string(), "fp-up-node-1".to_string()];
-        let steps = teardown_steps(&Created::planned(&Existing::default(), &nodes));
+    fn down_deletes_the_sample_before_the_operator_and_stops_postgres_last() {
+        let steps = teardown_steps(&Created::planned(&Existing::default()));
         let at = |s: &Step| steps.iter().position(|x| x == s).unwrap();
         let football = Step::DeleteNamespace("football".into());
         assert!(at(&Step::DeleteSample) < at(&football));
         assert!(at(&football) < at(&Step::UninstallOperator));
-        assert!(at(&Step::UninstallOperator) < at(&Step::StopNodeAgent));
-        assert!(at(&Step::StopNodeAgent) < at(&Step::DeleteNodes(nodes.clone())));
         assert_eq!(steps.last(), Some(&Step::StopPostgres));
         // The namespace takes the Secret with it.
         assert!(!steps.contains(&Step::DeleteDatabaseSecret));
         assert_eq!(
             steps.iter().filter(|s| !s.in_cluster()).count(),
-            2,
-            "only the agent and PostgreSQL are processes"
+            1,
+            "only PostgreSQL is a process"
         );
     }
 
     #[test]
     fn nothing_recorded_means_nothing_to_remove() {
-        assert_eq!(
-            teardown_steps(&Created::default()),
-            [Step::StopNodeAgent, Step::StopPostgres]
-        );
+        assert_eq!(teardown_steps(&Created::default()), [Step::StopPostgres]);
     }
 
     #[test]
@@ -557,7 +413,7 @@ mod tests {
     fn records_round_trip_and_name_their_cluster_kind() {
         let record = Record {
             target: Target::Existing(target("https://127.0.0.1:1")),
-            created: Created::planned(&Existing::default(), &["fp-up-node-0".into()]),
+            created: Created::planned(&Existing::default()),
         };
         let text = serde_json::to_string(&record).unwrap();
         assert!(text.contains(r#""cluster":"existing""#), "{text}");

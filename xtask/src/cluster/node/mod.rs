@@ -1,4 +1,4 @@
-//! The real node of `cargo xtask cluster up --node kubelet`: a loopback registry, containerd
+//! The real node of `cargo xtask cluster up`: a loopback registry, containerd
 //! with Debian's runc and CNI plugins on a bridge in 198.18.0.0/15, kubelet and kube-proxy
 //! (see docs/local-cluster.md). `down` removes everything it made on the host and checks that
 //! nothing is left.
@@ -20,17 +20,6 @@ use crate::kubectl::Kubectl;
 use crate::proc::{DaemonSpec, PidRecord};
 use crate::{apt, paths};
 use config::{Names, NodeDirs, NodePorts};
-
-/// What runs the pods of `cluster up`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum NodeKind {
-    /// fp-node-agent: our binaries as host processes on 127.0.x.y (docs/node-agent.md); kept
-    /// for `bench operator`'s hundreds of pods until the real node takes them.
-    Agent,
-    /// kubelet + containerd + runc + CNI bridge + kube-proxy, images from a loopback registry.
-    #[default]
-    Kubelet,
-}
 
 /// What the rest of the platform needs to know about a running real node (also written to its
 /// state directory, so commands run later, like the benchmarks, find it).
@@ -468,7 +457,7 @@ fn record_path(dirs: &NodeDirs) -> PathBuf {
     dirs.root.join("real-node.json")
 }
 
-/// The real node of the running cluster, `None` when its pods run elsewhere (the node agent).
+/// The real node of the running local cluster, `None` when none runs (an existing cluster).
 pub fn running(layout: &Layout) -> anyhow::Result<Option<RealNode>> {
     let (_, dirs) = names_and_dirs(layout);
     let path = record_path(&dirs);
