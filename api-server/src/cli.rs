@@ -129,7 +129,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate(args) => {
             let storage = storage_settings(&args.storage)?;
             crate::telemetry::init(&storage.log);
-            if crate::faults::migration_fails(|name| std::env::var(name).ok()) {
+            if crate::faults::migration_fails(|name| std::env::var(name).ok())? {
                 anyhow::bail!(
                     "test fault {}=fail: this release's migration refuses to run",
                     crate::faults::MIGRATE_ENV

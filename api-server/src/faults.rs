@@ -1,5 +1,7 @@
-//! Test-only fault switch (see docs/architecture.md): off unless `FP_TEST_FAULTS=enabled`.
-//! The rollout e2e tests use it to stand in for a broken release; production never sets it.
+//! Test-only fault switch (see docs/architecture.md): off unless `FP_TEST_FAULTS=enabled`, and
+//! only in builds with the `test-faults` feature (the test command and the dev images; never a
+//! release build): elsewhere setting the switch is refused, so no production binary can be made
+//! to fail on purpose. The rollout e2e tests use it to stand in for a broken release.
 //!
 //! - `FP_TEST_FAULT_READY_FAIL_AFTER` (a duration, `0s` = from the start): `/health/ready`
 //!   answers 503 once the process has run that long.
@@ -15,15 +17,41 @@ pub const READY_FAIL_AFTER_ENV: &str = "FP_TEST_FAULT_READY_FAIL_AFTER";
 pub const ERROR_RATIO_ENV: &str = "FP_TEST_FAULT_ERROR_RATIO";
 pub const MIGRATE_ENV: &str = "FP_TEST_FAULT_MIGRATE";
 
-/// Whether the fault switch makes `migrate` fail (read through `lookup`, the process environment
-/// in production).
-pub fn migration_fails(lookup: impl Fn(&str) -> Option<String>) -> bool {
-    lookup(SWITCH_ENV).as_deref() == Some("enabled")
-        && lookup(MIGRATE_ENV).as_deref() == Some("fail")
+/// Whether this binary was built with the fault switch (the `test-faults` feature).
+pub const BUILT_IN: bool = cfg!(feature = "test-faults");
+
+/// Whether the switch is on (read through `lookup`, the process environment in production); an
+/// error when it is set in a build without it.
+fn switched_on(
+    lookup: &impl Fn(&str) -> Option<String>,
+    built_in: bool,
+) -> Result<bool, FaultConfigError> {
+    match lookup(SWITCH_ENV).as_deref() {
+        Some("enabled") if built_in => Ok(true),
+        Some("enabled") => Err(FaultConfigError::NotBuiltIn),
+        _ => Ok(false),
+    }
+}
+
+/// Whether the fault switch makes `migrate` fail.
+pub fn migration_fails(lookup: impl Fn(&str) -> Option<String>) -> Result<bool, FaultConfigError> {
+    migration_fails_in(&lookup, BUILT_IN)
+}
+
+fn migration_fails_in(
+    lookup: &impl Fn(&str) -> Option<String>,
+    built_in: bool,
+) -> Result<bool, FaultConfigError> {
+    Ok(switched_on(lookup, built_in)? && lookup(MIGRATE_ENV).as_deref() == Some("fail"))
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum FaultConfigError {
+    #[error(
+        "{SWITCH_ENV}=enabled, but this binary has no test fault switch (it is only in builds with \
+         the test-faults feature, never in a release): unset it"
+    )]
+    NotBuiltIn,
     #[error("{READY_FAIL_AFTER_ENV}={0:?} is not a duration (e.g. 0s, 30s, 2m)")]
     ReadyFailAfter(String),
     #[error("{ERROR_RATIO_ENV}={0:?} is not a number between 0 and 1")]
@@ -44,7 +72,15 @@ impl Faults {
 
     /// Reads the switch through `lookup` (the process environment in production).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, FaultConfigError> {
-        if lookup(SWITCH_ENV).as_deref() != Some("enabled") {
+        Self::from_lookup_in(lookup, BUILT_IN)
+    }
+
+    /// As [`Self::from_lookup`], for a build with (`built_in`) or without the switch.
+    fn from_lookup_in(
+        lookup: impl Fn(&str) -> Option<String>,
+        built_in: bool,
+    ) -> Result<Self, FaultConfigError> {
+        if !switched_on(&lookup, built_in)? {
             return Ok(Self::disabled());
         }
         let ready_fail_after = match lookup(READY_FAIL_AFTER_ENV).filter(|v| !v.trim().is_empty()) {
@@ -108,7 +144,42 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Faults::from_lookup(|k| map.get(k).cloned())
+        Faults::from_lookup_in(|k| map.get(k).cloned(), true)
+    }
+
+    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn a_build_without_the_switch_refuses_it_and_ignores_the_rest() {
+        let on = lookup(&[(SWITCH_ENV, "enabled"), (ERROR_RATIO_ENV, "1")]);
+        assert_eq!(
+            Faults::from_lookup_in(&on, false).unwrap_err(),
+            FaultConfigError::NotBuiltIn
+        );
+        assert_eq!(switched_on(&on, false), Err(FaultConfigError::NotBuiltIn));
+        let off = lookup(&[(ERROR_RATIO_ENV, "1"), (MIGRATE_ENV, "fail")]);
+        assert!(!Faults::from_lookup_in(&off, false).unwrap().is_active());
+        assert_eq!(switched_on(&off, false), Ok(false));
+        assert_eq!(migration_fails_in(&off, false), Ok(false));
+        assert!(
+            FaultConfigError::NotBuiltIn
+                .to_string()
+                .contains("test-faults")
+        );
+    }
+
+    #[test]
+    fn this_build_has_the_switch_exactly_when_the_feature_is_on() {
+        assert_eq!(BUILT_IN, cfg!(feature = "test-faults"));
+        let on = lookup(&[(SWITCH_ENV, "enabled"), (MIGRATE_ENV, "fail")]);
+        assert_eq!(migration_fails(&on).is_ok(), BUILT_IN);
     }
 
     #[test]
@@ -122,23 +193,17 @@ mod tests {
 
     #[test]
     fn migration_fault_needs_the_switch() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        assert!(migration_fails(vars(&[
-            (SWITCH_ENV, "enabled"),
-            (MIGRATE_ENV, "fail")
-        ])));
-        assert!(!migration_fails(vars(&[(MIGRATE_ENV, "fail")])));
-        assert!(!migration_fails(vars(&[
-            (SWITCH_ENV, "enabled"),
-            (MIGRATE_ENV, "no")
-        ])));
+        let fails = |pairs| migration_fails_in(&lookup(pairs), true);
+        assert_eq!(
+            fails(&[(SWITCH_ENV, "enabled"), (MIGRATE_ENV, "fail")]),
+            Ok(true)
+        );
+        assert_eq!(fails(&[(MIGRATE_ENV, "fail")]), Ok(false));
+        assert_eq!(
+            fails(&[(SWITCH_ENV, "enabled"), (MIGRATE_ENV, "no")]),
+            Ok(false)
+        );
+        assert_eq!(migration_fails(lookup(&[(MIGRATE_ENV, "fail")])), Ok(false));
     }
 
     #[test]

@@ -1,11 +1,10 @@
-//! Health, readiness, metrics, fallbacks, schema refusal and the fault switch, on both backends.
+//! Health, readiness, metrics, fallbacks and schema refusal, on both backends.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use axum::http::StatusCode;
 use common::{TestApp, TestDatabase, Which};
-use fp_api_server::faults::Faults;
 use fp_api_server::server::{ServeError, open_checked};
 
 on_both_backends!(
@@ -14,7 +13,6 @@ on_both_backends!(
     metrics_use_route_templates_and_contract_names,
     readiness_fails_while_shutting_down,
     serve_refuses_older_and_newer_schemas_saying_which,
-    fault_switch_fails_readiness,
     readiness_waits_for_a_model_when_leagues_have_results,
 );
 
@@ -133,20 +131,6 @@ async fn serve_refuses_older_and_newer_schemas_saying_which(which: Which) {
         }
         other => panic!("expected a schema refusal, got {:?}", other.map(|_| ())),
     }
-}
-
-async fn fault_switch_fails_readiness(which: Which) {
-    let faults = Faults::from_lookup(|name| match name {
-        "FP_TEST_FAULTS" => Some("enabled".into()),
-        "FP_TEST_FAULT_READY_FAIL_AFTER" => Some("0s".into()),
-        _ => None,
-    })
-    .unwrap();
-    let app = TestApp::with_faults(which, &[], faults).await;
-    let ready = app.get("/health/ready", None).await;
-    ready.expect(StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(ready.json()["reason"], "fault_injected");
-    app.get("/health/live", None).await.expect(StatusCode::OK);
 }
 
 async fn readiness_waits_for_a_model_when_leagues_have_results(which: Which) {

@@ -1,6 +1,5 @@
 //! Malformed input to every endpoint answers 4xx with a JSON `{code, message}`, never 5xx:
 //! wrong types, huge numbers, bad UTF-8, oversized bodies, unknown fields, wrong media types.
-//! Also: the test fault switch's error ratio on /api.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -8,12 +7,8 @@ mod common;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use common::{TestApp, Which};
-use fp_api_server::faults::Faults;
 
-on_both_backends!(
-    malformed_input_is_4xx_everywhere,
-    fault_switch_fails_a_share_of_api_requests
-);
+on_both_backends!(malformed_input_is_4xx_everywhere);
 
 fn raw(
     method: Method,
@@ -193,29 +188,4 @@ async fn malformed_input_is_4xx_everywhere(which: Which) {
     app.get("/health/ready", None).await.expect(StatusCode::OK);
     let metrics = app.get("/metrics", None).await.text();
     assert!(!metrics.contains("status=\"500\""), "{metrics}");
-}
-
-async fn fault_switch_fails_a_share_of_api_requests(which: Which) {
-    let faults = Faults::from_lookup(|name| match name {
-        "FP_TEST_FAULTS" => Some("enabled".into()),
-        "FP_TEST_FAULT_ERROR_RATIO" => Some("0.5".into()),
-        _ => None,
-    })
-    .unwrap();
-    let app = TestApp::with_faults(which, &[], faults).await;
-    let mut failed = 0;
-    for _ in 0..20 {
-        let r = app.get("/api/v1/leagues", None).await;
-        if r.status == StatusCode::INTERNAL_SERVER_ERROR {
-            assert_eq!(r.json()["code"], "injected_fault");
-            failed += 1;
-        } else {
-            assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-        }
-    }
-    assert_eq!(failed, 10);
-    // Health and metrics are not /api: never failed on purpose.
-    for _ in 0..10 {
-        app.get("/health/ready", None).await.expect(StatusCode::OK);
-    }
 }

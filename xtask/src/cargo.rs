@@ -19,6 +19,10 @@ pub enum CargoError {
     Json(#[from] serde_json::Error),
 }
 
+/// The workspace's one feature set for tests and the dev binaries: the API server's test fault
+/// switch, which the e2e suite's broken releases turn on. Release builds never pass it.
+pub const TEST_FEATURES: [&str; 2] = ["--features", "fp-api-server/test-faults"];
+
 pub fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.args(args).current_dir(paths::workspace_root());
@@ -77,7 +81,7 @@ pub fn executables_in_messages(lines: &str) -> BTreeMap<String, PathBuf> {
 /// Builds every binary of the workspace (one feature set with the test builds, so nothing is
 /// compiled twice) and returns their paths by name.
 pub fn build_workspace_bins() -> Result<BTreeMap<String, PathBuf>, CargoError> {
-    build_bins(&["--workspace"])
+    build_bins(&["--workspace", TEST_FEATURES[0], TEST_FEATURES[1]])
 }
 
 /// `cargo build --bins` with `selection` (e.g. `--release -p fp-api-server`); paths by name.

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::{cluster, paths, postgres, steps};
 
+use crate::cargo::TEST_FEATURES;
+
 fn cargo(args: &[&str]) -> Command {
     crate::cargo::command(args)
 }
@@ -65,6 +67,8 @@ pub fn run() -> anyhow::Result<()> {
             "clippy",
             "--workspace",
             "--all-targets",
+            TEST_FEATURES[0],
+            TEST_FEATURES[1],
             "--",
             "-D",
             "warnings",
@@ -114,7 +118,12 @@ pub fn run() -> anyhow::Result<()> {
     // e2e targets skip here (they are not given the cluster yet) and run for real below.
     timings.push((
         "unit + integration tests",
-        steps::run(&mut with_pg(cargo(&["test", "--workspace"])))?,
+        steps::run(&mut with_pg(cargo(&[
+            "test",
+            "--workspace",
+            TEST_FEATURES[0],
+            TEST_FEATURES[1],
+        ])))?,
     ));
 
     // The images from the debug binaries just built (a release build would cost minutes of CI;
@@ -143,7 +152,7 @@ pub fn run() -> anyhow::Result<()> {
     }));
 
     let e2e_targets = crate::cargo::targets(E2E_PACKAGE, "test")?;
-    let mut args = vec!["test", "--workspace"];
+    let mut args = vec!["test", "--workspace", TEST_FEATURES[0], TEST_FEATURES[1]];
     for target in &e2e_targets {
         args.extend(["--test", target.as_str()]);
     }
