@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use fp_api_server::csvdata;
-use fp_api_server::model::{
+use fp_api_server::dixon_coles::{
     self, FitConfig, Fitter, MatchResult, MetricsAccumulator, Probabilities, synthetic,
 };
 
@@ -63,7 +63,7 @@ fn benches(c: &mut Criterion) {
     let (matches, source) = three_seasons();
     let as_of = matches.iter().map(|m| m.kickoff).max().unwrap() + Duration::days(1);
     let config = FitConfig::default();
-    let fitted = model::fit("E0", &matches, as_of, &config).unwrap();
+    let fitted = dixon_coles::fit("E0", &matches, as_of, &config).unwrap();
     eprintln!(
         "{source}: {} matches, {} teams; cold fit: {} iterations, {} evaluations, stop {}",
         fitted.diagnostics.matches,
@@ -76,11 +76,11 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("model");
     group.bench_function(
         format!("fit, 3 seasons, cold ({} matches)", matches.len()),
-        |b| b.iter(|| model::fit("E0", black_box(&matches), as_of, &config).unwrap()),
+        |b| b.iter(|| dixon_coles::fit("E0", black_box(&matches), as_of, &config).unwrap()),
     );
     // A refit after one more week of results, warm-started from the previous fit: what the
     // server does after an import.
-    let week_before = model::fit("E0", &matches, as_of - Duration::days(7), &config).unwrap();
+    let week_before = dixon_coles::fit("E0", &matches, as_of - Duration::days(7), &config).unwrap();
     let mut fitter = Fitter::default();
     group.bench_function("fit, 3 seasons, warm refit a week later", |b| {
         b.iter(|| {

@@ -114,7 +114,9 @@ pub async fn build_state(
             .with_label_values(&[league.as_str()])
             .set(at as f64);
     }
-    for (_, report) in crate::db::models::latest_evaluations(&db, crate::model::MODEL_NAME).await? {
+    for (_, report) in
+        crate::db::fits::latest_evaluations(&db, crate::dixon_coles::MODEL_NAME).await?
+    {
         if let Ok(report) = serde_json::from_str(&report) {
             crate::predict::evaluate::publish(&metrics, &report);
         }
@@ -204,7 +206,7 @@ async fn refresh_evaluations(state: &AppState) {
             continue;
         };
         let Ok(Some(season_id)) =
-            crate::db::models::season_id(&state.db, model.league_id, season).await
+            crate::db::fits::season_id(&state.db, model.league_id, season).await
         else {
             continue;
         };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveTime;
 use fp_api_server::csvdata::{self, Bookmaker, MatchRecord, OddsKind};
-use fp_api_server::model::{
+use fp_api_server::dixon_coles::{
     self, DecimalOdds, EvaluationTarget, FitConfig, MatchResult, MetricsAccumulator, Probabilities,
     RefitSchedule,
 };
@@ -182,11 +182,11 @@ fn out_of_sample_model_beats_the_constant_forecast_on_every_reference_season() {
             .iter()
             .map(|m| EvaluationTarget {
                 result: result(m).unwrap(),
-                closing_odds: model::preferred_closing_odds(&m.odds_1x2),
+                closing_odds: dixon_coles::preferred_closing_odds(&m.odds_1x2),
             })
             .collect();
         let evaluation =
-            model::walk_forward(league, &history, &targets, &config, RefitSchedule::Weekly)
+            dixon_coles::walk_forward(league, &history, &targets, &config, RefitSchedule::Weekly)
                 .unwrap();
         let metrics = evaluation.metrics.unwrap();
         let constant = evaluation.constant_reference.unwrap();

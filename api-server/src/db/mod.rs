@@ -10,7 +10,7 @@
 pub mod auth;
 pub mod binds;
 pub mod data;
-pub mod models;
+pub mod fits;
 pub mod schema;
 pub mod version;
 

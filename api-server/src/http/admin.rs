@@ -184,7 +184,7 @@ pub async fn refit_after_change(
         .await
     {
         Ok(outcome) => Ok(Some(outcome)),
-        Err(ModelError::Fit(crate::model::FitError::NotEnoughMatches { .. })) => Ok(None),
+        Err(ModelError::Fit(crate::dixon_coles::FitError::NotEnoughMatches { .. })) => Ok(None),
         Err(e) => Err(model_error(e)),
     }
 }
@@ -274,7 +274,7 @@ pub async fn refit(
                 .ok_or_else(|| ApiError::invalid("league", format!("unknown league {code}")))?;
             vec![(id, code)]
         }
-        None => crate::db::models::leagues_with_results(&state.db, 1).await?,
+        None => crate::db::fits::leagues_with_results(&state.db, 1).await?,
     };
     let mut fits = Vec::new();
     for (id, code) in &targets {

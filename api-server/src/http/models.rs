@@ -7,11 +7,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::data::{json_bytes, json_response};
 use super::extract::{Analyst, ApiPath, ApiQuery, Viewer};
-use crate::db::{data, models};
+use crate::db::{data, fits};
+use crate::dixon_coles::MODEL_NAME;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::state::AppState;
 use crate::import::{SeasonName, validate_league_code};
-use crate::model::MODEL_NAME;
 use crate::predict::ModelError;
 use crate::predict::evaluate::{self, EvaluationReport};
 use crate::views::rfc3339;
@@ -128,7 +128,7 @@ pub async fn evaluation(
             .next_back()
             .ok_or_else(|| ApiError::not_found(format!("league {code} has no season")))?,
     };
-    let season_id = models::season_id(&state.db, league_id, &season)
+    let season_id = fits::season_id(&state.db, league_id, &season)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no season {season} in league {code}")))?;
     let key = (state.data_version(), league_id, season_id);

@@ -16,7 +16,7 @@ use super::data::{
 use super::extract::{ApiJson, ApiPath, ApiQuery, Viewer};
 use super::params;
 use crate::db::data::{self, MatchFilter, MatchRow};
-use crate::db::models;
+use crate::db::fits;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::state::AppState;
 use crate::predict::PredictionView;
@@ -37,7 +37,7 @@ async fn prediction_bytes(state: &AppState, m: &MatchRow) -> ApiResult<Bytes> {
         .get(m.league_id)
         .ok_or_else(|| model_not_fitted(&m.league))?;
     let stored =
-        models::stored_prediction(&state.db, m.id, &model.fitted.model, &model.fitted.version)
+        fits::stored_prediction(&state.db, m.id, &model.fitted.model, &model.fitted.version)
             .await?;
     let view = stored
         .and_then(|body| model.view_of_stored(m, &body))

@@ -7,10 +7,10 @@ use utoipa::ToSchema;
 
 use super::{ModelError, ModelService};
 use crate::csvdata::{Bookmaker, Odds1x2, OddsKind};
-use crate::db::models;
+use crate::db::fits;
 use crate::db::{Db, now_unix};
+use crate::dixon_coles::{self, EvaluationTarget, MatchResult, RefitSchedule};
 use crate::metrics::Metrics;
-use crate::model::{self, EvaluationTarget, MatchResult, RefitSchedule};
 use crate::views::{rfc3339, utc};
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema)]
@@ -23,8 +23,8 @@ pub struct Scores {
     pub brier: f64,
 }
 
-impl From<model::Metrics> for Scores {
-    fn from(m: model::Metrics) -> Self {
+impl From<dixon_coles::Metrics> for Scores {
+    fn from(m: dixon_coles::Metrics) -> Self {
         Self {
             count: m.count,
             accuracy: m.accuracy,
@@ -86,16 +86,16 @@ pub async fn season_report(
     season_id: i64,
     season: &str,
 ) -> Result<EvaluationReport, ModelError> {
-    let stamp = models::data_stamp(db, league_id).await?;
+    let stamp = fits::data_stamp(db, league_id).await?;
     if let Some(text) =
-        models::evaluation(db, league_id, season_id, model::MODEL_NAME, &stamp).await?
+        fits::evaluation(db, league_id, season_id, dixon_coles::MODEL_NAME, &stamp).await?
         && let Ok(report) = serde_json::from_str::<EvaluationReport>(&text)
     {
         return Ok(report);
     }
-    let targets_rows = models::season_results(db, league_id, season_id).await?;
+    let targets_rows = fits::season_results(db, league_id, season_id).await?;
     let Some(first) = targets_rows.first().map(|r| r.5) else {
-        return Err(ModelError::Fit(model::FitError::NotEnoughMatches {
+        return Err(ModelError::Fit(dixon_coles::FitError::NotEnoughMatches {
             found: 0,
             required: 1,
         }));
@@ -110,27 +110,27 @@ pub async fn season_report(
         home_goals: u8::try_from(hg.clamp(0, 255)).unwrap_or(u8::MAX),
         away_goals: u8::try_from(ag.clamp(0, 255)).unwrap_or(u8::MAX),
     };
-    let history: Vec<MatchResult> = models::finished_results(db, league_id, since)
+    let history: Vec<MatchResult> = fits::finished_results(db, league_id, since)
         .await?
         .iter()
         .map(to_result)
         .collect();
-    let odds = models::season_closing_odds(db, league_id, season_id).await?;
+    let odds = fits::season_closing_odds(db, league_id, season_id).await?;
     let targets: Vec<EvaluationTarget> = targets_rows
         .iter()
         .map(|&(id, home, away, hg, ag, kickoff)| EvaluationTarget {
             result: to_result(&(home, away, hg, ag, kickoff)),
-            closing_odds: model::preferred_closing_odds(&closing_quotes(&odds, id)),
+            closing_odds: dixon_coles::preferred_closing_odds(&closing_quotes(&odds, id)),
         })
         .collect();
     let config = service.config().clone();
     let code = league.to_string();
     let evaluation = tokio::task::spawn_blocking(move || {
-        model::walk_forward(&code, &history, &targets, &config, RefitSchedule::Weekly)
+        dixon_coles::walk_forward(&code, &history, &targets, &config, RefitSchedule::Weekly)
     })
     .await
     .map_err(|e| ModelError::Task(e.to_string()))?
-    .map_err(|model::EvaluationError::Fit(e)| ModelError::Fit(e))?;
+    .map_err(|dixon_coles::EvaluationError::Fit(e)| ModelError::Fit(e))?;
     let report = EvaluationReport {
         model: evaluation.model,
         league: league.to_string(),
@@ -147,7 +147,15 @@ pub async fn season_report(
         computed_at: rfc3339(now_unix()),
     };
     let text = serde_json::to_string(&report).map_err(|e| ModelError::Task(e.to_string()))?;
-    models::store_evaluation(db, league_id, season_id, model::MODEL_NAME, &stamp, &text).await?;
+    fits::store_evaluation(
+        db,
+        league_id,
+        season_id,
+        dixon_coles::MODEL_NAME,
+        &stamp,
+        &text,
+    )
+    .await?;
     publish(metrics, &report);
     Ok(report)
 }

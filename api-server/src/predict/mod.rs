@@ -12,10 +12,10 @@ use arc_swap::ArcSwap;
 use chrono::Duration;
 
 use crate::db::data::MatchRow;
-use crate::db::models::{self, NewFit, StoredPrediction};
+use crate::db::fits::{self, NewFit, StoredPrediction};
 use crate::db::{Db, DbError};
+use crate::dixon_coles::{self, FitConfig, FitError, FittedModel, MatchResult, Prediction};
 use crate::metrics::Metrics;
-use crate::model::{self, FitConfig, FitError, FittedModel, MatchResult, Prediction};
 use crate::views::utc;
 pub use view::PredictionView;
 
@@ -137,8 +137,8 @@ impl ModelService {
 
     /// Loads the newest stored fit of every league (after a data-version change or at start).
     pub async fn reload(&self, db: &Db, metrics: &Metrics) -> Result<(), ModelError> {
-        let expected = models::leagues_with_results(db, self.min_matches()).await?;
-        let rows = models::current_fits(db, model::MODEL_NAME).await?;
+        let expected = fits::leagues_with_results(db, self.min_matches()).await?;
+        let rows = fits::current_fits(db, dixon_coles::MODEL_NAME).await?;
         let current = self.loaded.load();
         let mut next = HashMap::with_capacity(rows.len());
         for row in rows {
@@ -188,8 +188,8 @@ impl ModelService {
     ) -> Result<Vec<FitOutcome>, ModelError> {
         self.reload(db, metrics).await?;
         let mut outcomes = Vec::new();
-        for (league_id, code) in models::leagues_with_results(db, self.min_matches()).await? {
-            let stamp = models::data_stamp(db, league_id).await?;
+        for (league_id, code) in fits::leagues_with_results(db, self.min_matches()).await? {
+            let stamp = fits::data_stamp(db, league_id).await?;
             let fresh = self.get(league_id).is_some_and(|m| m.data_stamp == stamp);
             if !fresh {
                 outcomes.push(self.refit_league(db, metrics, league_id, &code).await?);
@@ -208,10 +208,10 @@ impl ModelService {
         code: &str,
     ) -> Result<FitOutcome, ModelError> {
         let _guard = self.fit_lock.lock().await;
-        let stamp = models::data_stamp(db, league_id).await?;
+        let stamp = fits::data_stamp(db, league_id).await?;
         // Everything in the history window of the newest result; older matches would weigh
         // next to nothing.
-        let latest = models::finished_results(db, league_id, i64::MIN).await?;
+        let latest = fits::finished_results(db, league_id, i64::MIN).await?;
         let Some(last_kickoff) = latest.last().map(|r| r.4) else {
             return Err(ModelError::Fit(FitError::NotEnoughMatches {
                 found: 0,
@@ -236,12 +236,13 @@ impl ModelService {
             .collect();
         let config = self.config.clone();
         let league = code.to_string();
-        let fitted =
-            tokio::task::spawn_blocking(move || model::fit(&league, &results, as_of, &config))
-                .await
-                .map_err(|e| ModelError::Task(e.to_string()))??;
+        let fitted = tokio::task::spawn_blocking(move || {
+            dixon_coles::fit(&league, &results, as_of, &config)
+        })
+        .await
+        .map_err(|e| ModelError::Task(e.to_string()))??;
 
-        let scheduled = models::scheduled_matches(db, league_id).await?;
+        let scheduled = fits::scheduled_matches(db, league_id).await?;
         let predictions: Vec<StoredPrediction> = scheduled
             .iter()
             .map(|m| {
@@ -261,11 +262,11 @@ impl ModelService {
             .collect();
         let params = serde_json::to_string(&fitted).map_err(|e| ModelError::Task(e.to_string()))?;
         let matches_used = fitted.diagnostics.matches;
-        let fitted_at = models::store_fit(
+        let fitted_at = fits::store_fit(
             db,
             &NewFit {
                 league_id,
-                model: model::MODEL_NAME,
+                model: dixon_coles::MODEL_NAME,
                 version: &fitted.version,
                 matches_used: i32::try_from(matches_used).unwrap_or(i32::MAX),
                 data_stamp: &stamp,

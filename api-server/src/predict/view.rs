@@ -4,7 +4,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::data::MatchRow;
-use crate::model::{MatchOutcome, Prediction, RatingSource};
+use crate::dixon_coles::{MatchOutcome, Prediction, RatingSource};
 use crate::views::{MatchView, Score, TeamRef, rfc3339};
 
 #[derive(Clone, Copy, Debug, Serialize, ToSchema)]
