@@ -48,6 +48,8 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pool_connections: IntGaugeVec,
     pool_max: IntGauge,
+    pool_acquire_timeouts: IntCounter,
+    pub db_ready: IntGauge,
     cache_requests: IntCounterVec,
     pub predictions_served: IntCounter,
     pub model_fit_timestamp: GaugeVec,
@@ -85,6 +87,14 @@ impl Metrics {
         let pool_max = IntGauge::new(
             "fp_db_pool_max_connections",
             "Maximum connections of the database pool",
+        )?;
+        let pool_acquire_timeouts = IntCounter::new(
+            "fp_db_pool_acquire_timeouts_total",
+            "Database connection acquires that waited out the pool's acquire timeout",
+        )?;
+        let db_ready = IntGauge::new(
+            "fp_db_ready",
+            "1 when the last readiness check reached the database within its timeout, else 0",
         )?;
         let cache_requests = IntCounterVec::new(
             Opts::new(
@@ -129,6 +139,8 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
+        registry.register(Box::new(pool_acquire_timeouts.clone()))?;
+        registry.register(Box::new(db_ready.clone()))?;
         registry.register(Box::new(cache_requests.clone()))?;
         registry.register(Box::new(predictions_served.clone()))?;
         registry.register(Box::new(model_fit_timestamp.clone()))?;
@@ -146,6 +158,8 @@ impl Metrics {
             http_duration,
             pool_connections,
             pool_max,
+            pool_acquire_timeouts,
+            db_ready,
             cache_requests,
             predictions_served,
             model_fit_timestamp,
@@ -187,6 +201,12 @@ impl Metrics {
                 .with_label_values(&["in_use"])
                 .set(i64::from(in_use));
             self.pool_max.set(i64::from(stats.max));
+            // A counter cannot be set; catch it up with the process-wide total.
+            let counted = self.pool_acquire_timeouts.get();
+            if stats.acquire_timeouts > counted {
+                self.pool_acquire_timeouts
+                    .inc_by(stats.acquire_timeouts - counted);
+            }
         }
         let mut buffer = Vec::with_capacity(16 * 1024);
         let encoder = TextEncoder::new();
@@ -230,6 +250,7 @@ mod tests {
             size: 3,
             idle: 1,
             max: 16,
+            acquire_timeouts: 2,
         }));
         for needle in [
             r#"http_requests_total{method="GET",route="/api/v1/matches/{id}",status="200"} 1"#,
@@ -242,8 +263,23 @@ mod tests {
             r#"fp_build_info{version="1.2.3"} 1"#,
             r#"fp_db_pool_connections{state="in_use"} 2"#,
             "fp_db_pool_max_connections 16",
+            "fp_db_pool_acquire_timeouts_total 2",
+            "fp_db_ready 0",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
+        // The counter follows the process-wide total, whatever the render count.
+        let later = PoolStats {
+            size: 3,
+            idle: 1,
+            max: 16,
+            acquire_timeouts: 5,
+        };
+        m.render(Some(later));
+        let text = m.render(Some(later));
+        assert!(
+            text.contains("fp_db_pool_acquire_timeouts_total 5"),
+            "{text}"
+        );
     }
 }

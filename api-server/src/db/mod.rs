@@ -15,6 +15,7 @@ pub mod schema;
 pub mod version;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::ConnectOptions;
@@ -88,8 +89,15 @@ pub enum DbError {
     Corrupt(String),
 }
 
+/// Acquires that waited out the pool's timeout since start (every driver error passes through
+/// `From<sqlx::Error>`, so this is the one place that sees them all).
+static POOL_ACQUIRE_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
+
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
+        if matches!(e, sqlx::Error::PoolTimedOut) {
+            POOL_ACQUIRE_TIMEOUTS.fetch_add(1, Ordering::Relaxed);
+        }
         match &e {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
@@ -135,6 +143,8 @@ pub struct PoolStats {
     pub size: u32,
     pub idle: u32,
     pub max: u32,
+    /// Acquires that timed out since the process started (all pools).
+    pub acquire_timeouts: u64,
 }
 
 impl Db {
@@ -213,6 +223,7 @@ impl Db {
             size: pool.size(),
             idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
             max: pool.options().get_max_connections(),
+            acquire_timeouts: POOL_ACQUIRE_TIMEOUTS.load(Ordering::Relaxed),
         })
     }
 

@@ -94,7 +94,12 @@ async fn check(state: &AppState) -> Result<ReadyBody, ReadyBody> {
         ));
     }
     let timeout = state.settings.ready_timeout;
-    let applied = match tokio::time::timeout(timeout, schema::latest_applied(&state.db)).await {
+    let answer = tokio::time::timeout(timeout, schema::latest_applied(&state.db)).await;
+    state
+        .metrics
+        .db_ready
+        .set(i64::from(matches!(answer, Ok(Ok(_)))));
+    let applied = match answer {
         Ok(Ok(version)) => version,
         Ok(Err(e)) => {
             return Err(not_ready(

@@ -178,4 +178,50 @@ pub fn publish(metrics: &Metrics, report: &EvaluationReport) {
             .with_label_values(&[report.league.as_str(), name])
             .set(value);
     }
+    // The alert "worse than the constant forecast" compares these two on the same matches.
+    if let Some(constant) = report.constant_reference {
+        metrics
+            .model_evaluation
+            .with_label_values(&[report.league.as_str(), "rps_constant"])
+            .set(constant.rps);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scores(rps: f64) -> Scores {
+        Scores {
+            count: 380,
+            accuracy: 0.5,
+            rps,
+            log_loss: 0.98,
+            brier: 0.58,
+        }
+    }
+
+    #[test]
+    fn publishes_the_model_beside_the_constant_forecast() {
+        let metrics = Metrics::new("1.0.0").unwrap();
+        let report = EvaluationReport {
+            model: "dixon-coles".into(),
+            league: "E0".into(),
+            season: "2024-2025".into(),
+            refit: "weekly".into(),
+            refits: 38,
+            skipped: 0,
+            metrics: Some(scores(0.1966)),
+            constant_reference: Some(scores(0.2254)),
+            closing_odds: None,
+            computed_at: "2026-12-03T00:00:00Z".into(),
+        };
+        publish(&metrics, &report);
+        let text = metrics.render(None);
+        assert!(text.contains(r#"fp_model_evaluation{league="E0",metric="rps"} 0.1966"#));
+        assert!(
+            text.contains(r#"fp_model_evaluation{league="E0",metric="rps_constant"} 0.2254"#),
+            "{text}"
+        );
+    }
 }
