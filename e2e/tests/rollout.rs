@@ -438,8 +438,18 @@ async fn blue_green_rollouts_promote_healthy_releases_and_roll_back_broken_ones(
 
     // Counted by the leader that rolled back (the next step replaces it).
     let metrics = operator_metrics(&client, &installed.cleanup.operator_namespace).await;
+    let instance = format!("fp_name=\"{NAME}\",fp_namespace=\"{namespace}\"");
     assert!(
-        metrics.contains("fp_operator_rollbacks_total{reason=\"AnalysisFailed\"}"),
+        metrics.contains(&format!(
+            "fp_operator_rollbacks_total{{{instance},reason=\"AnalysisFailed\"}}"
+        )),
+        "{metrics}"
+    );
+    // What the FootballPredictionRolledBack alert reads.
+    assert!(
+        metrics.contains(&format!(
+            "fp_rollout_last_rollback_timestamp_seconds{{{instance}}}"
+        )),
         "{metrics}"
     );
 

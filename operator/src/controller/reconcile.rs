@@ -202,10 +202,10 @@ fn record_counts(ctx: &Context, uid: &str, report: &ApplyReport) {
         .iter()
         .map(|o| (o.namespace().unwrap_or_default(), o.name_any()))
         .collect();
-    ctx.metrics.retain_backups(&alive_instances);
+    ctx.metrics.instances.retain(&alive_instances);
 }
 
-fn record_backup_metrics(
+fn record_instance_metrics(
     ctx: &Context,
     fp: &FootballPrediction,
     previous: Option<&FootballPredictionStatus>,
@@ -214,7 +214,13 @@ fn record_backup_metrics(
     let namespace = fp.namespace().unwrap_or_default();
     let name = fp.name_any();
     let backup = next.backup.as_ref();
-    ctx.metrics.set_backup(&namespace, &name, backup);
+    ctx.metrics.instances.set_backup(&namespace, &name, backup);
+    ctx.metrics.instances.set_rollout(
+        &namespace,
+        &name,
+        next.rollout.as_ref(),
+        next.last_rollback.as_ref(),
+    );
     let failed_before = previous
         .and_then(|p| p.backup.as_ref())
         .and_then(|b| b.last_failed_at.as_ref());
@@ -223,7 +229,9 @@ fn record_backup_metrics(
         && backup.last_failed_at.as_ref() != failed_before
     {
         let reason = backup.last_failure_reason.as_deref().unwrap_or_default();
-        ctx.metrics.backup_failed(&namespace, &name, reason);
+        ctx.metrics
+            .instances
+            .backup_failed(&namespace, &name, reason);
     }
 }
 
@@ -309,7 +317,7 @@ async fn write_status(
             ctx.remember_status(uid, &next);
         }
     }
-    record_backup_metrics(ctx, fp, previous, &next);
+    record_instance_metrics(ctx, fp, previous, &next);
     let reference = fp.object_ref(&());
     for (reason, note) in status::transition_events(previous, &next) {
         events::publish(&ctx.recorder, &ctx.metrics, &reference, None, reason, note).await;

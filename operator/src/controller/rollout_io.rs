@@ -456,7 +456,11 @@ pub async fn perform(fp: &FootballPrediction, ctx: &Context, effects: &[Effect])
                 (reason, format!("{}: {message}", command.as_str()))
             }
             Effect::RolledBack { reason, record } => {
-                ctx.metrics.rolled_back(*reason);
+                ctx.metrics.rolled_back(
+                    &fp.namespace().unwrap_or_default(),
+                    &fp.name_any(),
+                    *reason,
+                );
                 let to = if record.to_version.is_empty() {
                     "no release (nothing serves)"
                 } else {

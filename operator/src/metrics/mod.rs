@@ -1,24 +1,25 @@
 //! Prometheus metrics of the operator. Every label comes from a fixed set (results, error categories,
-//! child kinds, event reasons), never from error text. The backup series are the exception that
-//! names objects: one series per FootballPrediction (`fp_namespace`, `fp_name`), removed when it
-//! is deleted, because the alert rules judge each instance's backups.
+//! child kinds, event reasons), never from error text. The per-instance series (`instance.rs`)
+//! are the exception that names objects, removed when their FootballPrediction is deleted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+mod instance;
+
+pub use instance::{InstanceSeries, failure_reason_label};
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
-use crate::crd::BackupStatus;
+#[cfg(test)]
+use crate::crd::{BackupStatus, RollbackRecord, RolloutStatus};
 use crate::kube_requests::CountRequestsLayer;
 use crate::reason::Reason;
 use crate::resources::Kind;
-
-/// Labels of the per-instance backup series.
-const INSTANCE_LABELS: [&str; 2] = ["fp_namespace", "fp_name"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -75,30 +76,14 @@ pub struct Metrics {
     deletes: IntCounterVec,
     status_patches: IntCounterVec,
     events: IntCounterVec,
-    rollbacks: IntCounterVec,
     rollouts: IntCounterVec,
     managed: IntGaugeVec,
     leader: IntGauge,
     kube_requests: IntCounterVec,
     /// Children per FootballPrediction (by uid), summed into `managed`.
     managed_by_instance: Mutex<HashMap<String, BTreeMap<Kind, i64>>>,
-    backup_last_success: GaugeVec,
-    backup_last_verify_success: GaugeVec,
-    backup_bytes: IntGaugeVec,
-    backup_failures: IntCounterVec,
-    /// Instances with backup series and the failure reasons counted for each, so the series of
-    /// deleted instances can be removed.
-    backup_instances: Mutex<BTreeMap<(String, String), BTreeSet<String>>>,
-}
-
-/// The failure class at the start of `lastFailureReason` ("StorageAccessDenied: …"), a fixed set
-/// (the backup program's reasons and the Job controller's); anything else is "Other".
-pub fn failure_reason_label(reason: &str) -> &str {
-    let head = reason.split(':').next().unwrap_or_default();
-    let camel = head.len() <= 40
-        && head.starts_with(|c: char| c.is_ascii_uppercase())
-        && head.chars().all(|c| c.is_ascii_alphanumeric());
-    if camel { head } else { "Other" }
+    /// Series per FootballPrediction (backups, rollouts).
+    pub instances: InstanceSeries,
 }
 
 impl Metrics {
@@ -153,13 +138,6 @@ impl Metrics {
             ),
             &["reason"],
         )?;
-        let rollbacks = IntCounterVec::new(
-            Opts::new(
-                "fp_operator_rollbacks_total",
-                "Rollouts stopped with traffic kept on (or returned to) the last good color, by reason",
-            ),
-            &["reason"],
-        )?;
         let rollouts = IntCounterVec::new(
             Opts::new(
                 "fp_operator_rollouts_total",
@@ -193,43 +171,11 @@ impl Metrics {
             &deletes,
             &status_patches,
             &events,
-            &rollbacks,
             &rollouts,
         ] {
             registry.register(Box::new(c.clone()))?;
         }
-        let backup_last_success = GaugeVec::new(
-            Opts::new(
-                "fp_backup_last_success_timestamp_seconds",
-                "End of the newest successful backup, per FootballPrediction",
-            ),
-            &INSTANCE_LABELS,
-        )?;
-        let backup_last_verify_success = GaugeVec::new(
-            Opts::new(
-                "fp_backup_last_verify_success_timestamp_seconds",
-                "End of the newest passed restore drill seen by this process",
-            ),
-            &INSTANCE_LABELS,
-        )?;
-        let backup_bytes = IntGaugeVec::new(
-            Opts::new(
-                "fp_backup_bytes",
-                "Size of the kept backups at the first destination",
-            ),
-            &INSTANCE_LABELS,
-        )?;
-        let backup_failures = IntCounterVec::new(
-            Opts::new(
-                "fp_backup_failures_total",
-                "Failed backup Jobs seen, by reason",
-            ),
-            &["fp_namespace", "fp_name", "reason"],
-        )?;
-        registry.register(Box::new(backup_last_success.clone()))?;
-        registry.register(Box::new(backup_last_verify_success.clone()))?;
-        registry.register(Box::new(backup_bytes.clone()))?;
-        registry.register(Box::new(backup_failures.clone()))?;
+        let instances = InstanceSeries::register(&registry)?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(managed.clone()))?;
         registry.register(Box::new(leader.clone()))?;
@@ -242,103 +188,18 @@ impl Metrics {
             deletes,
             status_patches,
             events,
-            rollbacks,
             rollouts,
             managed,
             leader,
             kube_requests,
             managed_by_instance: Mutex::new(HashMap::new()),
-            backup_last_success,
-            backup_last_verify_success,
-            backup_bytes,
-            backup_failures,
-            backup_instances: Mutex::new(BTreeMap::new()),
+            instances,
         })
     }
 
     /// The layer that counts the kube client's requests into `fp_operator_kube_requests_total`.
     pub fn kube_request_layer(&self) -> CountRequestsLayer {
         CountRequestsLayer::new(self.kube_requests.clone())
-    }
-
-    /// Publishes one instance's backup status (`None`: backups off, its series go).
-    pub fn set_backup(&self, namespace: &str, name: &str, status: Option<&BackupStatus>) {
-        let labels = [namespace, name];
-        let Some(status) = status else {
-            self.remove_backup_series(namespace, name);
-            return;
-        };
-        if let Ok(mut known) = self.backup_instances.lock() {
-            known
-                .entry((namespace.to_owned(), name.to_owned()))
-                .or_default();
-        }
-        let seconds = |t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time| {
-            t.0.as_millisecond() as f64 / 1000.0
-        };
-        if let Some(at) = &status.last_successful_at {
-            self.backup_last_success
-                .with_label_values(&labels)
-                .set(seconds(at));
-        }
-        if status.last_verify_result.as_deref() == Some("Passed")
-            && let Some(at) = &status.last_verified_at
-        {
-            self.backup_last_verify_success
-                .with_label_values(&labels)
-                .set(seconds(at));
-        }
-        if let Some(bytes) = status.bytes {
-            self.backup_bytes.with_label_values(&labels).set(bytes);
-        }
-    }
-
-    /// Counts a newly recorded backup failure.
-    pub fn backup_failed(&self, namespace: &str, name: &str, reason: &str) {
-        let label = failure_reason_label(reason);
-        if let Ok(mut known) = self.backup_instances.lock() {
-            known
-                .entry((namespace.to_owned(), name.to_owned()))
-                .or_default()
-                .insert(label.to_owned());
-        }
-        self.backup_failures
-            .with_label_values(&[namespace, name, label])
-            .inc();
-    }
-
-    /// Removes the backup series of instances that no longer exist.
-    pub fn retain_backups(&self, alive: &[(String, String)]) {
-        let alive: HashSet<&(String, String)> = alive.iter().collect();
-        let gone: Vec<(String, String)> = match self.backup_instances.lock() {
-            Ok(known) => known
-                .keys()
-                .filter(|k| !alive.contains(k))
-                .cloned()
-                .collect(),
-            Err(_) => return,
-        };
-        for (namespace, name) in gone {
-            self.remove_backup_series(&namespace, &name);
-        }
-    }
-
-    fn remove_backup_series(&self, namespace: &str, name: &str) {
-        let labels = [namespace, name];
-        let _ = self.backup_last_success.remove_label_values(&labels);
-        let _ = self.backup_last_verify_success.remove_label_values(&labels);
-        let _ = self.backup_bytes.remove_label_values(&labels);
-        let reasons = match self.backup_instances.lock() {
-            Ok(mut known) => known
-                .remove(&(namespace.to_owned(), name.to_owned()))
-                .unwrap_or_default(),
-            Err(_) => BTreeSet::new(),
-        };
-        for reason in reasons {
-            let _ = self
-                .backup_failures
-                .remove_label_values(&[namespace, name, reason.as_str()]);
-        }
     }
 
     pub fn reconciled(&self, result: ReconcileResult, took: Duration) {
@@ -368,9 +229,9 @@ impl Metrics {
             .inc();
     }
 
-    /// A rollout stopped, and why.
-    pub fn rolled_back(&self, reason: Reason) {
-        self.rollbacks.with_label_values(&[reason.as_str()]).inc();
+    /// A rollout of `namespace/name` stopped, and why.
+    pub fn rolled_back(&self, namespace: &str, name: &str, reason: Reason) {
+        self.instances.rolled_back(namespace, name, reason);
         self.rollouts.with_label_values(&["rolled_back"]).inc();
     }
 
@@ -470,26 +331,59 @@ mod tests {
         let m = Metrics::new().unwrap();
         let status: BackupStatus = serde_json::from_value(serde_json::json!({
             "lastSuccessfulAt": "2026-11-29T03:00:00Z", "bytes": 2048,
+            "lastFailedAt": "2026-11-29T09:00:00Z",
             "lastVerifiedAt": "2026-11-30T05:00:00Z", "lastVerifyResult": "Passed"}))
         .unwrap();
-        m.set_backup("football", "prod", Some(&status));
-        m.backup_failed(
+        m.instances.set_backup("football", "prod", Some(&status));
+        m.instances.backup_failed(
             "football",
             "prod",
             "StorageAccessDenied: s3://b rejected the credentials",
         );
-        m.backup_failed("football", "prod", "the Job failed without a summary");
+        m.instances
+            .backup_failed("football", "prod", "the Job failed without a summary");
         let text = m.render();
         assert!(
             text.contains("fp_backup_last_success_timestamp_seconds{fp_name=\"prod\",fp_namespace=\"football\"} 1795921200"),
             "{text}"
         );
         assert!(text.contains("fp_backup_bytes{fp_name=\"prod\",fp_namespace=\"football\"} 2048"));
+        assert!(text.contains("fp_backup_last_failure_timestamp_seconds{fp_name=\"prod\",fp_namespace=\"football\"} 1795942800"));
         assert!(text.contains("fp_backup_last_verify_success_timestamp_seconds{fp_name=\"prod\",fp_namespace=\"football\"} 1796014800"));
         assert!(text.contains("reason=\"StorageAccessDenied\"} 1"), "{text}");
         assert!(text.contains("reason=\"Other\"} 1"), "{text}");
+        assert!(text.contains(
+            "fp_backup_last_verify_passed{fp_name=\"prod\",fp_namespace=\"football\"} 1"
+        ));
 
-        m.retain_backups(&[("football".to_owned(), "other".to_owned())]);
+        let rollout: RolloutStatus = serde_json::from_value(serde_json::json!({
+            "stage": "Analysing", "startedAt": "2026-11-30T05:00:00Z"}))
+        .unwrap();
+        let record: RollbackRecord = serde_json::from_value(serde_json::json!({
+            "at": "2026-11-30T05:10:00Z", "fromVersion": "2", "toVersion": "1",
+            "reason": "AnalysisFailed"}))
+        .unwrap();
+        m.instances
+            .set_rollout("football", "prod", Some(&rollout), Some(&record));
+        m.rolled_back("football", "prod", Reason::AnalysisFailed);
+        let text = m.render();
+        assert!(text.contains(
+            "fp_rollout_started_timestamp_seconds{fp_name=\"prod\",fp_namespace=\"football\"} 1796014800"
+        ));
+        assert!(text.contains("fp_operator_rollbacks_total{fp_name=\"prod\",fp_namespace=\"football\",reason=\"AnalysisFailed\"} 1"), "{text}");
+        assert!(text.contains("fp_operator_rollouts_total{result=\"rolled_back\"} 1"));
+        // The rollout ended: its start goes.
+        let idle = RolloutStatus::default();
+        m.instances
+            .set_rollout("football", "prod", Some(&idle), Some(&record));
+        let text = m.render();
+        assert!(!text.contains("fp_rollout_started_timestamp_seconds{"));
+        assert!(text.contains("fp_rollout_last_rollback_timestamp_seconds{fp_name=\"prod\",fp_namespace=\"football\"} 1796015400"), "{text}");
+        m.instances
+            .set_rollout("football", "prod", Some(&rollout), None);
+
+        m.instances
+            .retain(&[("football".to_owned(), "other".to_owned())]);
         let text = m.render();
         assert!(!text.contains("fp_name=\"prod\""), "{text}");
     }
