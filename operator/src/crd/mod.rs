@@ -2,12 +2,14 @@
 //! operator shares (group, field manager, labels).
 
 mod command;
+mod monitoring;
 mod reference;
 mod schema;
 mod spec;
 mod status;
 
 pub use command::RolloutCommand;
+pub use monitoring::*;
 pub use reference::render_reference;
 pub use schema::{CrdYamlError, crd_yaml};
 pub use spec::*;

@@ -7,6 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::monitoring::MonitoringSpec;
 use super::status::FootballPredictionStatus;
 
 /// Release names: a container image tag.
@@ -757,110 +758,6 @@ impl Default for VerifySpec {
     }
 }
 
-/// PrometheusRule, ServiceMonitor and Grafana dashboards.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MonitoringSpec {
-    /// Alert rules (prometheus-operator PrometheusRule).
-    #[serde(default)]
-    pub prometheus_rule: PrometheusRuleSpec,
-    /// Scrape configuration (prometheus-operator ServiceMonitor).
-    #[serde(default)]
-    pub service_monitor: ServiceMonitorSpec,
-    /// Grafana dashboard ConfigMap (label `grafana_dashboard`).
-    #[serde(default)]
-    pub dashboards: DashboardsSpec,
-}
-
-/// Alert rules.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PrometheusRuleSpec {
-    /// Create the PrometheusRule; default true.
-    #[serde(default = "defaults::yes")]
-    pub enabled: bool,
-    /// Extra labels, e.g. the one your Prometheus selects rules by.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-    /// Alert thresholds.
-    #[serde(default)]
-    pub thresholds: AlertThresholds,
-}
-
-impl Default for PrometheusRuleSpec {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            labels: BTreeMap::new(),
-            thresholds: AlertThresholds::default(),
-        }
-    }
-}
-
-/// Alert thresholds.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AlertThresholds {
-    /// Share of 5xx responses over 5 minutes that fires an alert; default 0.05.
-    #[serde(default = "defaults::error_ratio")]
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub error_ratio: f64,
-    /// 95th percentile latency in seconds that fires an alert; default 0.2.
-    #[serde(default = "defaults::p95_latency")]
-    #[schemars(range(min = 0.001, max = 600.0))]
-    pub p95_latency_seconds: f64,
-}
-
-impl Default for AlertThresholds {
-    fn default() -> Self {
-        Self {
-            error_ratio: defaults::error_ratio(),
-            p95_latency_seconds: defaults::p95_latency(),
-        }
-    }
-}
-
-/// Scrape configuration.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceMonitorSpec {
-    /// Create the ServiceMonitor; default true.
-    #[serde(default = "defaults::yes")]
-    pub enabled: bool,
-    /// Scrape interval; default 30s.
-    #[serde(default = "defaults::scrape_interval")]
-    #[schemars(length(max = 32), pattern(DURATION_PATTERN))]
-    pub interval: String,
-    /// Extra labels, e.g. the one your Prometheus selects monitors by.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-}
-
-impl Default for ServiceMonitorSpec {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            interval: defaults::scrape_interval(),
-            labels: BTreeMap::new(),
-        }
-    }
-}
-
-/// Grafana dashboards.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DashboardsSpec {
-    /// Create the dashboard ConfigMap; default true.
-    #[serde(default = "defaults::yes")]
-    pub enabled: bool,
-}
-
-impl Default for DashboardsSpec {
-    fn default() -> Self {
-        Self { enabled: true }
-    }
-}
-
 /// The NetworkPolicy that isolates the API pods: ingress only from the listed namespaces (and the
 /// operator's, which probes pods during rollouts); egress only to DNS and the database.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -1064,15 +961,6 @@ pub mod defaults {
     }
     pub fn backup_deadline() -> i64 {
         3600
-    }
-    pub fn error_ratio() -> f64 {
-        0.05
-    }
-    pub fn p95_latency() -> f64 {
-        0.2
-    }
-    pub fn scrape_interval() -> String {
-        "30s".into()
     }
     pub fn ingress_namespaces() -> Vec<String> {
         vec!["ingress-nginx".into()]

@@ -53,6 +53,13 @@ enum Command {
     Rollback(RequestArgs),
     /// Promoted releases, newest first, and the last rollback
     History { name: String },
+    /// Print the alert rules a manifest generates, as a Prometheus rule file (no cluster needed;
+    /// check them with `promtool check rules`)
+    Alerts {
+        /// The FootballPrediction manifest (YAML), or `-` for standard input
+        #[arg(short = 'f', long)]
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -276,7 +283,23 @@ async fn request(
     }
 }
 
+/// `kubectl fp alerts`: offline, so it works without a kubeconfig.
+fn print_alerts(file: &std::path::Path, namespace: Option<&str>) -> anyhow::Result<ExitCode> {
+    let path = file.display().to_string();
+    let text = if path == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?
+    };
+    let rules = super::alerts::rule_file_for(&path, &text, namespace.unwrap_or("default"))?;
+    print!("{rules}");
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Alerts { file } = &cli.command {
+        return print_alerts(file, cli.namespace.as_deref());
+    }
     let (client, namespace) = client(&cli).await?;
     match &cli.command {
         Command::Status { name } => {
@@ -285,6 +308,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", render_status(&fp));
             Ok(ExitCode::SUCCESS)
         }
+        // Answered above, before connecting.
+        Command::Alerts { file } => print_alerts(file, Some(&namespace)),
         Command::History { name } => {
             let api: Api<FootballPrediction> = Api::namespaced(client, &namespace);
             let fp = get_footballprediction(&api, &namespace, name).await?;

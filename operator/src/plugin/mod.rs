@@ -1,6 +1,7 @@
 //! `kubectl fp`: the operator's kubectl plugin (binary `kubectl-fp`). Pure parts here (the Job a
 //! manual backup runs, the status tree); the API calls live in [`cli`].
 
+pub mod alerts;
 pub mod cli;
 pub mod rollout;
 

@@ -190,6 +190,7 @@ pub fn validate(fp: &FootballPrediction, settings: &Settings) -> Result<Validate
         duration(&mut errors, "spec.tls.renewBefore", &tls.renew_before);
     }
     check_requests_within_limits(&mut errors, spec);
+    check_alerts(&mut errors, &spec.monitoring.prometheus_rule);
 
     if !errors.is_empty() {
         return Err(errors);
@@ -254,6 +255,43 @@ fn duration(errors: &mut Vec<SpecError>, field: &str, text: &str) -> Duration {
 /// Parses a Go-style duration (`15m`, `1h30m`, `500ms`).
 pub fn parse_duration(text: &str) -> Option<Duration> {
     text.parse::<kube::core::Duration>().ok().map(Into::into)
+}
+
+/// Prometheus label names; `severity` and `alertname` are the rules' own.
+fn check_alerts(errors: &mut Vec<SpecError>, rule: &crate::crd::PrometheusRuleSpec) {
+    let field = "spec.monitoring.prometheusRule";
+    for key in rule.alert_labels.keys() {
+        let mut chars = key.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !key.starts_with("__");
+        if !valid {
+            errors.push(SpecError::new(
+                format!("{field}.alertLabels"),
+                format!(
+                    "{key:?} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)"
+                ),
+            ));
+        } else if key == "severity" || key == "alertname" {
+            errors.push(SpecError::new(
+                format!("{field}.alertLabels"),
+                format!(
+                    "{key:?} is set by each alert; change a severity with overrides[].severity"
+                ),
+            ));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for o in &rule.overrides {
+        if !seen.insert(o.alert) {
+            errors.push(SpecError::new(
+                format!("{field}.overrides"),
+                format!("{} is listed more than once", o.alert.name()),
+            ));
+        }
+    }
 }
 
 fn check_cron(errors: &mut Vec<SpecError>, field: &str, schedule: &str) {
@@ -505,6 +543,25 @@ mod tests {
         );
         assert_eq!(v.image_for("1.4.2"), "r.example/fp:1.4.2-hotfix");
         assert_eq!(v.image_for("1.4.1"), "r.example/fp:1.4.1");
+    }
+
+    #[test]
+    fn alert_labels_and_overrides_are_checked() {
+        let fp = fp_from(
+            serde_json::json!({"version": "1", "monitoring": {"prometheusRule": {
+            "alertLabels": {"team": "payments", "severity": "low", "9lives": "x"},
+            "overrides": [
+                {"alert": "FootballPredictionDown", "for": "1m"},
+                {"alert": "FootballPredictionDown", "enabled": false}]}}}),
+        );
+        assert_eq!(
+            errors(&fp),
+            [
+                "spec.monitoring.prometheusRule.alertLabels: \"9lives\" is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)",
+                "spec.monitoring.prometheusRule.alertLabels: \"severity\" is set by each alert; change a severity with overrides[].severity",
+                "spec.monitoring.prometheusRule.overrides: FootballPredictionDown is listed more than once",
+            ]
+        );
     }
 
     #[test]
