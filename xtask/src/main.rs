@@ -1,5 +1,6 @@
 //! `cargo xtask …`: the project's command contract (see README and docs/local-cluster.md).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+mod alerts;
 mod answers;
 mod apt;
 mod bench;
@@ -60,6 +61,9 @@ enum Command {
     /// unit and integration tests (real PostgreSQL), the images, e2e tests on the local control
     /// plane with a real node (needs root).
     Test,
+    /// The alert rules of docs/samples/*.yaml and of the chart, checked and unit-tested by
+    /// promtool (operator/tests/alerts/; docs/ops/monitoring.md).
+    Alerts,
     /// OCI images of fp-api-server and fp-operator, built without a container engine from
     /// the binaries and Debian packages, into target/images/ (docs/images.md).
     Images {
@@ -242,6 +246,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             timeout,
         }),
         Command::Test => testcmd::run(),
+        Command::Alerts => alerts::check(),
         Command::Images {
             push,
             profile,

@@ -126,6 +126,13 @@ pub fn run() -> anyhow::Result<()> {
         ])))?,
     ));
 
+    // The alert rules the operator and the chart generate, as Prometheus itself reads them.
+    timings.push(("alert rules (promtool)", {
+        let t = Instant::now();
+        crate::alerts::check()?;
+        t.elapsed()
+    }));
+
     // The images from the debug binaries just built (a release build would cost minutes of CI;
     // `cargo xtask images` makes the release ones with the same recipe): built twice with the
     // same digests, proved with skopeo, umoci and runc, pushed to and pulled from a loopback
