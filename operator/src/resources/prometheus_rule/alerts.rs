@@ -5,6 +5,7 @@
 
 use crate::crd::{Alert, BackupSpec, Color, Severity};
 use crate::cron::{expected_interval, longest_interval};
+use crate::quantity;
 use crate::resources::backup::backup_claim_name;
 use crate::validate::Validated;
 
@@ -297,28 +298,52 @@ fn backups(v: &Validated, backup: &BackupSpec, s: &Selectors) -> Vec<Draft> {
         });
     }
     if let Some(claim) = backup_claim_name(v, backup) {
-        let free_ratio = v
-            .spec
-            .monitoring
-            .prometheus_rule
-            .thresholds
-            .backup_volume_free_ratio;
-        let volume = format!(
-            "namespace=\"{}\",persistentvolumeclaim=\"{claim}\"",
-            v.namespace
-        );
-        drafts.push(Draft {
-            alert: Alert::BackupVolumeFull,
-            expr: format!(
-                "kubelet_volume_stats_available_bytes{{{volume}}} / kubelet_volume_stats_capacity_bytes{{{volume}}} < {free_ratio}"
-            ),
-            for_: "15m",
-            severity: Severity::Warning,
-            summary: format!("{who}: backup volume nearly full"),
-            description: format!("Only {VALUE_PERCENT} of claim {claim} is free (threshold {free_ratio}); the next backups may fail. Grow the claim or shorten retention."),
-        });
+        drafts.push(backup_volume(v, backup, &claim, s));
     }
     drafts
+}
+
+/// The free share of the backup claim. The kubelet measures a volume only while a pod mounts
+/// it, here only while a backup Job runs, so its numbers are taken over a day; for a claim the
+/// operator created (its size known) the kept backups' bytes against that size count too, and
+/// they are known all the time.
+fn backup_volume(v: &Validated, backup: &BackupSpec, claim: &str, s: &Selectors) -> Draft {
+    let free_ratio = v
+        .spec
+        .monitoring
+        .prometheus_rule
+        .thresholds
+        .backup_volume_free_ratio;
+    let volume = format!(
+        "namespace=\"{}\",persistentvolumeclaim=\"{claim}\"",
+        v.namespace
+    );
+    let measured = format!(
+        "min(min_over_time(kubelet_volume_stats_available_bytes{{{volume}}}[1d]) / max_over_time(kubelet_volume_stats_capacity_bytes{{{volume}}}[1d])) < {free_ratio}"
+    );
+    let capacity = backup
+        .storage
+        .pvc
+        .as_ref()
+        .filter(|pvc| pvc.existing_claim.is_none())
+        .and_then(|pvc| quantity::parse(&pvc.size));
+    let expr = match capacity {
+        Some(bytes) => format!(
+            "1 - max(fp_backup_bytes{{{}}}) / {bytes} < {free_ratio} or {measured}",
+            s.instance
+        ),
+        None => measured,
+    };
+    Draft {
+        alert: Alert::BackupVolumeFull,
+        expr,
+        for_: "0m",
+        severity: Severity::Warning,
+        summary: format!("{}: backup volume nearly full", s.who),
+        description: format!(
+            "Only {VALUE_PERCENT} of claim {claim} is free (threshold {free_ratio}); the next backups may fail. Grow the claim or shorten retention."
+        ),
+    }
 }
 
 fn model(s: &Selectors) -> Vec<Draft> {

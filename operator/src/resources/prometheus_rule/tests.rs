@@ -3,7 +3,7 @@ use crate::test_support::validated;
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
-fn rules(spec: Value) -> Vec<Value> {
+fn rules_for(spec: Value) -> Vec<Value> {
     let value = serde_json::to_value(prometheus_rule(&validated(spec)).unwrap()).unwrap();
     value["spec"]["groups"][0]["rules"]
         .as_array()
@@ -76,7 +76,7 @@ fn alerts_use_the_thresholds_and_the_active_service() {
 
 #[test]
 fn a_full_manifest_has_every_alert_once_with_summary_description_and_runbook() {
-    let rules = rules(everything());
+    let rules = rules_for(everything());
     let mut expected: Vec<String> = Alert::ALL.iter().map(|a| a.name().to_owned()).collect();
     let mut got = names(&rules);
     expected.sort();
@@ -99,7 +99,7 @@ fn a_full_manifest_has_every_alert_once_with_summary_description_and_runbook() {
 
 #[test]
 fn optional_parts_bring_their_alerts() {
-    let plain = names(&rules(json!({"version": "1"})));
+    let plain = names(&rules_for(json!({"version": "1"})));
     for absent in [
         Alert::CertificateExpiring,
         Alert::BackupFailed,
@@ -108,7 +108,7 @@ fn optional_parts_bring_their_alerts() {
         assert!(!plain.contains(&absent.name().to_owned()), "{absent:?}");
     }
     // Backups to S3 only: no volume to fill.
-    let s3 = names(&rules(
+    let s3 = names(&rules_for(
         json!({"version": "1", "backup": {"storage": {"s3": {
         "bucket": "b", "endpoint": "https://s3.example", "credentialsSecretRef": {"name": "s3"}}}}}),
     ));
@@ -118,7 +118,7 @@ fn optional_parts_bring_their_alerts() {
 
 #[test]
 fn overrides_turn_off_retime_and_reclassify_and_labels_route() {
-    let rules = rules(json!({"version": "1", "monitoring": {"prometheusRule": {
+    let rules = rules_for(json!({"version": "1", "monitoring": {"prometheusRule": {
         "alertLabels": {"team": "payments"},
         "runbookBaseUrl": "https://wiki.example/runbooks/",
         "overrides": [
@@ -143,7 +143,7 @@ fn overrides_turn_off_retime_and_reclassify_and_labels_route() {
 
 #[test]
 fn backups_add_failure_staleness_drill_and_volume_alerts() {
-    let rules = rules(everything());
+    let rules = rules_for(everything());
     assert_eq!(
         by_name(&rules, Alert::BackupFailed)["expr"],
         "max(fp_backup_last_failure_timestamp_seconds{fp_namespace=\"football\",fp_name=\"prod\"}) > max(fp_backup_last_success_timestamp_seconds{fp_namespace=\"football\",fp_name=\"prod\"} or vector(0))"
@@ -160,9 +160,20 @@ fn backups_add_failure_staleness_drill_and_volume_alerts() {
             .unwrap()
             .ends_with("> 907200")
     );
+    // A created 20Gi claim: the kept bytes against its size, or the kubelet's numbers.
     assert_eq!(
         by_name(&rules, Alert::BackupVolumeFull)["expr"],
-        "kubelet_volume_stats_available_bytes{namespace=\"football\",persistentvolumeclaim=\"prod-backups\"} / kubelet_volume_stats_capacity_bytes{namespace=\"football\",persistentvolumeclaim=\"prod-backups\"} < 0.1"
+        "1 - max(fp_backup_bytes{fp_namespace=\"football\",fp_name=\"prod\"}) / 21474836480 < 0.1 or min(min_over_time(kubelet_volume_stats_available_bytes{namespace=\"football\",persistentvolumeclaim=\"prod-backups\"}[1d]) / max_over_time(kubelet_volume_stats_capacity_bytes{namespace=\"football\",persistentvolumeclaim=\"prod-backups\"}[1d])) < 0.1"
+    );
+    // An existing claim's size is not the operator's to know.
+    let existing = rules_for(
+        json!({"version": "1", "backup": {"storage": {"pvc": {"existingClaim": "nas"}}}}),
+    );
+    assert!(
+        by_name(&existing, Alert::BackupVolumeFull)["expr"]
+            .as_str()
+            .unwrap()
+            .starts_with("min(min_over_time(kubelet_volume_stats_available_bytes{namespace=\"football\",persistentvolumeclaim=\"nas\"}[1d])")
     );
 
     let suspended = names(&rules_of_suspended());
@@ -170,12 +181,12 @@ fn backups_add_failure_staleness_drill_and_volume_alerts() {
 }
 
 fn rules_of_suspended() -> Vec<Value> {
-    rules(json!({"version": "1", "backup": {"suspend": true}}))
+    rules_for(json!({"version": "1", "backup": {"suspend": true}}))
 }
 
 #[test]
 fn the_certificate_alert_counts_days_in_seconds() {
-    let rules = rules(everything());
+    let rules = rules_for(everything());
     assert_eq!(
         by_name(&rules, Alert::CertificateExpiring)["expr"],
         "certmanager_certificate_expiration_timestamp_seconds{namespace=\"football\",name=\"prod\"} - time() < 1209600"
@@ -214,5 +225,25 @@ fn every_alert_has_promtool_cases() {
         );
         assert!(text.contains(&quiet), "no quiet case for {}", alert.name());
         assert!(text.contains(&fires), "no firing case for {}", alert.name());
+    }
+}
+
+/// Every `runbook_url` lands on a page that says how to confirm, mitigate and resolve (the
+/// chart's two operator alerts included).
+#[test]
+fn every_alert_has_a_runbook() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/ops/runbooks");
+    let chart_alerts = [
+        "FootballPredictionOperatorDown",
+        "FootballPredictionOperatorReconcileErrors",
+    ];
+    let names = Alert::ALL.iter().map(|a| a.name()).chain(chart_alerts);
+    for name in names {
+        let page = std::fs::read_to_string(format!("{dir}/{name}.md"))
+            .unwrap_or_else(|e| panic!("runbook of {name}: {e}"));
+        assert!(page.starts_with(&format!("# {name}\n")), "{name}");
+        for section in ["## Confirm", "## Mitigate", "## Resolve"] {
+            assert!(page.contains(section), "{name} has no {section}");
+        }
     }
 }
