@@ -53,7 +53,8 @@ pub fn dashboard_json(v: &Validated) -> Value {
                 ("{{status}}", format!("sum by (status) (rate(http_requests_total{{{active}}}[5m]))")),
             ]),
             panel(2, "Error ratio (5xx)", "percentunit", 12, 0, &[
-                ("5xx share", format!("sum(rate(http_requests_total{{{active},status=~\"5..\"}}[5m])) / sum(rate(http_requests_total{{{active}}}[5m]))")),
+                // `or vector(0)`: without a 5xx in the window the share is 0, not "no data".
+                ("5xx share", format!("(sum(rate(http_requests_total{{{active},status=~\"5..\"}}[5m])) or vector(0)) / sum(rate(http_requests_total{{{active}}}[5m]))")),
             ]),
             panel(3, "Latency", "s", 0, 8, &[
                 ("p50", format!("histogram_quantile(0.5, sum by (le) (rate(http_request_duration_seconds_bucket{{{active}}}[5m])))")),
