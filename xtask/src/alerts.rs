@@ -10,6 +10,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use crate::gobuild::{self, GoEnv};
 use crate::images::debs;
 use crate::{cargo, paths, steps};
 
@@ -17,39 +18,68 @@ use crate::{cargo, paths, steps};
 const CHART_RELEASE: &str = "fp";
 const CHART_NAMESPACE: &str = "fp-system";
 
-/// promtool from Debian's `prometheus` package: downloaded with apt (checked against apt's
-/// SHA-256) and unpacked once into the cache; no service is installed or started.
-pub fn promtool() -> anyhow::Result<PathBuf> {
-    let graph = debs::depends_graph(&["prometheus".to_owned()])?;
-    let (_, found) = debs::resolve(&graph, &[], &[], &["prometheus".to_owned()])?;
-    let package = found
+/// promtool and Prometheus from Debian's `prometheus` package: downloaded with apt (checked
+/// against apt's SHA-256) and unpacked once into `~/.cache/fp/tools/<package>-<version>/`, no
+/// service installed or started. Alertmanager is built from its Go module (xtask/go/alertmanager)
+/// into the cache like the control plane: Debian's reads its default template from a path only
+/// an installed package has.
+pub struct MonitoringTools {
+    pub promtool: PathBuf,
+    pub prometheus: PathBuf,
+    pub alertmanager: PathBuf,
+}
+
+pub fn monitoring_tools() -> anyhow::Result<MonitoringTools> {
+    let prometheus = unpacked("prometheus", &["promtool", "prometheus"])?;
+    let go = GoEnv::locate(&paths::cache_dir())?;
+    let group = gobuild::Group {
+        name: "alertmanager",
+        module_dir: paths::workspace_root().join("xtask/go/alertmanager"),
+        binaries: vec![(
+            "alertmanager",
+            "github.com/prometheus/alertmanager/cmd/alertmanager",
+        )],
+        tags: "",
+        ldflags: "-s -w".into(),
+    };
+    let alertmanager = gobuild::ensure_tool(&go, &group)?.join("alertmanager");
+    Ok(MonitoringTools {
+        promtool: prometheus.join("promtool"),
+        prometheus: prometheus.join("prometheus"),
+        alertmanager,
+    })
+}
+
+/// The directory holding `programs` (from the package's usr/bin), unpacked when missing.
+fn unpacked(package: &str, programs: &[&str]) -> anyhow::Result<PathBuf> {
+    let graph = debs::depends_graph(&[package.to_owned()])?;
+    let (_, found) = debs::resolve(&graph, &[], &[], &[package.to_owned()])?;
+    let deb = found
         .first()
-        .context("apt-cache show printed no prometheus")?;
+        .with_context(|| format!("apt-cache show printed no {package}"))?;
     let dir = paths::cache_dir()
         .join("tools")
-        .join(format!("promtool-{}", package.version.replace(':', "%3a")));
-    let binary = dir.join("promtool");
-    if binary.is_file() {
-        return Ok(binary);
+        .join(format!("{package}-{}", deb.version.replace(':', "%3a")));
+    if programs.iter().all(|p| dir.join(p).is_file()) {
+        return Ok(dir);
     }
-    let debs = debs::download(
-        std::slice::from_ref(package),
-        &paths::cache_dir().join("debs"),
-    )?;
+    let files = debs::download(std::slice::from_ref(deb), &paths::cache_dir().join("debs"))?;
     let staging = dir.with_extension(format!("partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging)?;
     steps::run(
         Command::new("dpkg-deb")
             .arg("-x")
-            .arg(&debs[0])
+            .arg(&files[0])
             .arg(&staging),
     )?;
     std::fs::create_dir_all(&dir)?;
-    std::fs::rename(staging.join("usr/bin/promtool"), &binary)
-        .with_context(|| format!("{} has no usr/bin/promtool", debs[0].display()))?;
+    for program in programs {
+        std::fs::rename(staging.join("usr/bin").join(program), dir.join(program))
+            .with_context(|| format!("{} has no usr/bin/{program}", files[0].display()))?;
+    }
     let _ = std::fs::remove_dir_all(&staging);
-    Ok(binary)
+    Ok(dir)
 }
 
 /// The test files, each with the manifest or chart its rules come from.
@@ -138,7 +168,7 @@ fn samples() -> anyhow::Result<Vec<String>> {
 /// Renders the rules of every sample manifest and of the chart, `promtool check rules` on all,
 /// then `promtool test rules` on every test file next to the rules it names.
 pub fn check() -> anyhow::Result<()> {
-    let promtool = promtool()?;
+    let promtool = unpacked("prometheus", &["promtool", "prometheus"])?.join("promtool");
     let bins = cargo::build_workspace_bins()?;
     let kubectl_fp = bins
         .get("kubectl-fp")

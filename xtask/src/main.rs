@@ -60,7 +60,15 @@ enum Command {
     /// Everything CI runs: install what is missing, fmt check, clippy with warnings denied,
     /// unit and integration tests (real PostgreSQL), the images, e2e tests on the local control
     /// plane with a real node (needs root).
-    Test,
+    Test {
+        /// Only the e2e scenarios (and what they need: the cluster, PostgreSQL, the dev images),
+        /// for working on one; CI runs everything
+        #[arg(long)]
+        e2e_only: bool,
+        /// With --e2e-only: these e2e test targets (e.g. `monitoring`) instead of all
+        #[arg(long = "test", value_name = "TARGET", requires = "e2e_only")]
+        tests: Vec<String>,
+    },
     /// The alert rules of docs/samples/*.yaml and of the chart, checked and unit-tested by
     /// promtool (operator/tests/alerts/; docs/ops/monitoring.md).
     Alerts,
@@ -245,7 +253,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             steady,
             timeout,
         }),
-        Command::Test => testcmd::run(),
+        Command::Test { e2e_only, tests } => testcmd::run(&testcmd::Scope { e2e_only, tests }),
         Command::Alerts => alerts::check(),
         Command::Images {
             push,

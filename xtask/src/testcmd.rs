@@ -53,27 +53,37 @@ fn fmt_duration(d: Duration) -> String {
     format!("{}m{:02}s", s / 60, s % 60)
 }
 
-pub fn run() -> anyhow::Result<()> {
+/// What to run: everything (CI), or only e2e scenarios while working on one.
+#[derive(Default)]
+pub struct Scope {
+    pub e2e_only: bool,
+    /// e2e test targets; all when empty.
+    pub tests: Vec<String>,
+}
+
+pub fn run(scope: &Scope) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut timings: Vec<(&str, Duration)> = Vec::new();
 
-    timings.push((
-        "fmt",
-        steps::run(&mut cargo(&["fmt", "--all", "--", "--check"]))?,
-    ));
-    timings.push((
-        "clippy",
-        steps::run(&mut cargo(&[
+    if !scope.e2e_only {
+        timings.push((
+            "fmt",
+            steps::run(&mut cargo(&["fmt", "--all", "--", "--check"]))?,
+        ));
+        timings.push((
             "clippy",
-            "--workspace",
-            "--all-targets",
-            TEST_FEATURES[0],
-            TEST_FEATURES[1],
-            "--",
-            "-D",
-            "warnings",
-        ]))?,
-    ));
+            steps::run(&mut cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                TEST_FEATURES[0],
+                TEST_FEATURES[1],
+                "--",
+                "-D",
+                "warnings",
+            ]))?,
+        ));
+    }
 
     // The backup tests' off-site destination: a real S3 server (built once, cached).
     let s3_server = crate::tools::s3s_fs()?;
@@ -114,24 +124,26 @@ pub fn run() -> anyhow::Result<()> {
         cmd
     };
 
-    // One `--workspace` feature set for every cargo call, so nothing is compiled twice. The
-    // e2e targets skip here (they are not given the cluster yet) and run for real below.
-    timings.push((
-        "unit + integration tests",
-        steps::run(&mut with_pg(cargo(&[
-            "test",
-            "--workspace",
-            TEST_FEATURES[0],
-            TEST_FEATURES[1],
-        ])))?,
-    ));
+    if !scope.e2e_only {
+        // One `--workspace` feature set for every cargo call, so nothing is compiled twice. The
+        // e2e targets skip here (they are not given the cluster yet) and run for real below.
+        timings.push((
+            "unit + integration tests",
+            steps::run(&mut with_pg(cargo(&[
+                "test",
+                "--workspace",
+                TEST_FEATURES[0],
+                TEST_FEATURES[1],
+            ])))?,
+        ));
 
-    // The alert rules the operator and the chart generate, as Prometheus itself reads them.
-    timings.push(("alert rules (promtool)", {
-        let t = Instant::now();
-        crate::alerts::check()?;
-        t.elapsed()
-    }));
+        // The alert rules the operator and the chart generate, as Prometheus itself reads them.
+        timings.push(("alert rules (promtool)", {
+            let t = Instant::now();
+            crate::alerts::check()?;
+            t.elapsed()
+        }));
+    }
 
     // The images from the debug binaries just built (a release build would cost minutes of CI;
     // `cargo xtask images` makes the release ones with the same recipe): built twice with the
@@ -143,22 +155,28 @@ pub fn run() -> anyhow::Result<()> {
         crate::images::build(&crate::images::Options {
             profile: crate::images::Profile::Dev,
             push: Some(registry),
-            check: true,
-            reproducible: true,
+            check: !scope.e2e_only,
+            reproducible: !scope.e2e_only,
         })?;
         t.elapsed()
     }));
 
-    // The benchmark pipelines end to end in seconds (speed is not judged here: speed targets
-    // live in `cargo xtask bench`, not in timed tests; errors fail the step).
-    timings.push(("bench api + soak --smoke", {
-        let t = Instant::now();
-        crate::bench::api(&crate::bench::ApiOptions::smoke())?;
-        crate::bench_soak::soak(&crate::bench_soak::SoakOptions::smoke())?;
-        t.elapsed()
-    }));
+    if !scope.e2e_only {
+        // The benchmark pipelines end to end in seconds (speed is not judged here: speed targets
+        // live in `cargo xtask bench`, not in timed tests; errors fail the step).
+        timings.push(("bench api + soak --smoke", {
+            let t = Instant::now();
+            crate::bench::api(&crate::bench::ApiOptions::smoke())?;
+            crate::bench_soak::soak(&crate::bench_soak::SoakOptions::smoke())?;
+            t.elapsed()
+        }));
+    }
 
-    let e2e_targets = crate::cargo::targets(E2E_PACKAGE, "test")?;
+    let e2e_targets = if scope.tests.is_empty() {
+        crate::cargo::targets(E2E_PACKAGE, "test")?
+    } else {
+        scope.tests.clone()
+    };
     let mut args = vec!["test", "--workspace", TEST_FEATURES[0], TEST_FEATURES[1]];
     for target in &e2e_targets {
         args.extend(["--test", target.as_str()]);
@@ -168,6 +186,10 @@ pub fn run() -> anyhow::Result<()> {
         e2e.envs(c.env());
     }
     e2e.env("FP_REQUIRE_E2E", "1");
+    // The monitoring scenario's Prometheus and Alertmanager (Debian's, unpacked with promtool).
+    let monitoring = crate::alerts::monitoring_tools()?;
+    e2e.env("FP_E2E_PROMETHEUS", &monitoring.prometheus)
+        .env("FP_E2E_ALERTMANAGER", &monitoring.alertmanager);
     anyhow::ensure!(!e2e_targets.is_empty(), "{E2E_PACKAGE} has no test targets");
     timings.push(("e2e tests", steps::run(&mut e2e)?));
 
