@@ -77,6 +77,11 @@ pub fn psql() -> String {
 }
 
 pub fn install(prefix: &str, instance: &str) -> Installed {
+    install_with(prefix, instance, &[])
+}
+
+/// [`install`] with extra chart values (`key=value`, as `helm --set` takes them).
+pub fn install_with(prefix: &str, instance: &str, chart_values: &[&str]) -> Installed {
     let server = std::env::var("FP_TEST_DATABASE_URL")
         .expect("FP_TEST_DATABASE_URL: `cargo xtask test` runs the e2e suite with its PostgreSQL");
     let namespace = super::unique_name(prefix);
@@ -119,27 +124,30 @@ pub fn install(prefix: &str, instance: &str) -> Installed {
         &["apply", "-f", &file.path().display().to_string()],
     );
     let chart = super::workspace_root().join("charts/fp-operator");
-    run(
-        "helm",
-        &[
-            "install",
-            &cleanup.release,
-            &chart.display().to_string(),
-            "-n",
-            &cleanup.operator_namespace,
-            "--create-namespace",
-            "--set",
-            &format!("watchNamespace={namespace}"),
-            "--set",
-            "logging.format=text",
-            "--set",
-            "replicaCount=2",
-            "--wait",
-            // Generous: two operator pods on a busy machine.
-            "--timeout",
-            "10m",
-        ],
-    );
+    let mut args: Vec<String> = [
+        "install",
+        &cleanup.release,
+        &chart.display().to_string(),
+        "-n",
+        &cleanup.operator_namespace,
+        "--create-namespace",
+        "--set",
+        &format!("watchNamespace={namespace}"),
+        "--set",
+        "logging.format=text",
+        "--set",
+        "replicaCount=2",
+        "--wait",
+        // Generous: two operator pods on a busy machine.
+        "--timeout",
+        "10m",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for value in chart_values {
+        args.extend(["--set".to_owned(), (*value).to_owned()]);
+    }
+    run("helm", &args.iter().map(String::as_str).collect::<Vec<_>>());
     Installed {
         namespace,
         server,
