@@ -18,13 +18,12 @@ use crate::{cargo, paths, steps};
 const CHART_RELEASE: &str = "fp";
 const CHART_NAMESPACE: &str = "fp-system";
 
-/// promtool and Prometheus from Debian's `prometheus` package: downloaded with apt (checked
+/// Prometheus from Debian's `prometheus` package (promtool too: [`check`]): downloaded with apt (checked
 /// against apt's SHA-256) and unpacked once into `~/.cache/fp/tools/<package>-<version>/`, no
 /// service installed or started. Alertmanager is built from its Go module (xtask/go/alertmanager)
 /// into the cache like the control plane: Debian's reads its default template from a path only
 /// an installed package has.
 pub struct MonitoringTools {
-    pub promtool: PathBuf,
     pub prometheus: PathBuf,
     pub alertmanager: PathBuf,
 }
@@ -44,7 +43,6 @@ pub fn monitoring_tools() -> anyhow::Result<MonitoringTools> {
     };
     let alertmanager = gobuild::ensure_tool(&go, &group)?.join("alertmanager");
     Ok(MonitoringTools {
-        promtool: prometheus.join("promtool"),
         prometheus: prometheus.join("prometheus"),
         alertmanager,
     })
