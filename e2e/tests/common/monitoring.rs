@@ -24,13 +24,6 @@ pub const ALERTMANAGER_ENV: &str = "FP_E2E_ALERTMANAGER";
 /// Prometheus scrapes and evaluates this often (the ServiceMonitors may ask for less often).
 const INTERVAL: &str = "2s";
 
-fn program(env: &str) -> String {
-    std::env::var(env)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| panic!("{env} is not set: run the e2e suite through `cargo xtask test`"))
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -299,7 +292,7 @@ impl Monitoring {
         let am_config = dir.path().join("alertmanager.yml");
         std::fs::write(&am_config, alertmanager_config.to_string()).unwrap();
         let alertmanager = spawn(
-            &program(ALERTMANAGER_ENV),
+            &super::node::env(ALERTMANAGER_ENV),
             &[
                 format!("--config.file={}", am_config.display()),
                 format!("--storage.path={}", dir.path().join("am").display()),
@@ -326,7 +319,7 @@ impl Monitoring {
             })
         };
         let prometheus = spawn(
-            &program(PROMETHEUS_ENV),
+            &super::node::env(PROMETHEUS_ENV),
             &[
                 format!(
                     "--config.file={}",

@@ -12,7 +12,7 @@ pub const POD_HOST_ENV: &str = "FP_E2E_POD_HOST";
 const API_REPOSITORY: &str = "footballprediction/fp-api-server";
 
 /// A setting `cargo xtask test` gives the e2e suite with the cluster's kubeconfig.
-fn env(name: &str) -> String {
+pub fn env(name: &str) -> String {
     std::env::var(name)
         .ok()
         .filter(|v| !v.is_empty())
