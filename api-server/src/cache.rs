@@ -1,6 +1,7 @@
-//! In-process caches of serialised responses: TTL with per-entry jitter (entries made together
-//! do not expire together), one computation for concurrent misses of a key (moka's
-//! `try_get_with`), hit/miss counters. Keys carry the data version, so an entry computed
+//! In-process caches of serialised responses: bounded by bytes (key + body, moka's weigher), not
+//! by entries, so a client cannot fill memory with large responses; TTL with per-entry jitter
+//! (entries made together do not expire together), one computation for concurrent misses of a
+//! key (moka's `try_get_with`), hit/miss counters. Keys carry the data version, so an entry computed
 //! before an import or refit can never be served after this replica has seen the new version;
 //! on a version change the old entries are also dropped to free memory.
 
@@ -31,15 +32,47 @@ impl<K, V> moka::Expiry<K, V> for JitteredTtl {
     }
 }
 
+/// What a key costs in memory beside its entry's body.
+pub trait KeyBytes {
+    fn key_bytes(&self) -> usize;
+}
+
+impl KeyBytes for String {
+    fn key_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.len()
+    }
+}
+
+macro_rules! fixed_size_keys {
+    ($($t:ty),*) => {$(
+        impl KeyBytes for $t {
+            fn key_bytes(&self) -> usize {
+                std::mem::size_of::<Self>()
+            }
+        }
+    )*};
+}
+fixed_size_keys!(u64, (i64, i64), (i64, i64, i64));
+
+/// Bookkeeping moka and the map hold per entry, beside key and body (an estimate: what matters
+/// is that a million tiny entries are not free).
+const ENTRY_OVERHEAD_BYTES: usize = 128;
+
+/// An entry's weight in bytes, saturated at what moka can count.
+fn weight(key_bytes: usize, body: &Bytes) -> u32 {
+    u32::try_from(key_bytes + body.len() + ENTRY_OVERHEAD_BYTES).unwrap_or(u32::MAX)
+}
+
 pub struct BytesCache<K> {
     inner: moka::future::Cache<K, Bytes>,
     counters: CacheCounters,
 }
 
-impl<K: Hash + Eq + Send + Sync + 'static> BytesCache<K> {
+impl<K: KeyBytes + Hash + Eq + Send + Sync + 'static> BytesCache<K> {
     pub fn new(name: CacheName, settings: &CacheSettings, metrics: &Metrics) -> Self {
         let inner = moka::future::Cache::builder()
-            .max_capacity(settings.capacity)
+            .max_capacity(settings.max_bytes)
+            .weigher(|key: &K, body: &Bytes| weight(key.key_bytes(), body))
             .expire_after(JitteredTtl {
                 ttl: settings.ttl,
                 jitter: settings.ttl_jitter,
@@ -86,6 +119,12 @@ impl<K: Hash + Eq + Send + Sync + 'static> BytesCache<K> {
     pub fn invalidate_all(&self) {
         self.inner.invalidate_all();
     }
+
+    /// Entries and their bytes (key, body and overhead) after moka's pending evictions ran.
+    pub async fn usage(&self) -> (u64, u64) {
+        self.inner.run_pending_tasks().await;
+        (self.inner.entry_count(), self.inner.weighted_size())
+    }
 }
 
 /// The caches of one replica.
@@ -112,6 +151,18 @@ impl Caches {
         self.responses.invalidate_all();
         self.evaluations.invalidate_all();
     }
+
+    /// Sets `fp_cache_entries` and `fp_cache_bytes` of every cache (at scrape time).
+    pub async fn observe(&self, metrics: &Metrics) {
+        let usage = [
+            (CacheName::Predictions, self.predictions.usage().await),
+            (CacheName::Responses, self.responses.usage().await),
+            (CacheName::Evaluations, self.evaluations.usage().await),
+        ];
+        for (name, (entries, bytes)) in usage {
+            metrics.set_cache_usage(name, entries, bytes);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -123,7 +174,7 @@ mod tests {
         CacheSettings {
             ttl: Duration::from_millis(200),
             ttl_jitter: 0.5,
-            capacity: 100,
+            max_bytes: 1 << 20,
             version_poll_interval: Duration::from_secs(1),
         }
     }
@@ -202,6 +253,34 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ok, Bytes::from_static(b"b"));
+    }
+
+    #[tokio::test]
+    async fn the_byte_budget_bounds_memory_however_many_entries_arrive() {
+        // 70 kB bodies, as a large page of matches: 100 of them are 7 MB, over a 1 MiB budget.
+        let metrics = Metrics::new("t").unwrap();
+        let long_lived = CacheSettings {
+            ttl: Duration::from_secs(600),
+            ..settings()
+        };
+        let cache = BytesCache::<String>::new(CacheName::Responses, &long_lived, &metrics);
+        let body = Bytes::from(vec![b'x'; 70_000]);
+        for i in 0..100 {
+            cache.insert(format!("key-{i}"), body.clone()).await;
+        }
+        let (entries, bytes) = cache.usage().await;
+        assert!(bytes <= 1 << 20, "{bytes} bytes in {entries} entries");
+        assert!(entries >= 10, "the budget is used: {entries} entries");
+        assert!(entries < 100, "{entries} entries");
+    }
+
+    #[test]
+    fn a_key_and_its_body_are_weighed() {
+        let body = Bytes::from_static(b"0123456789");
+        let key = "k".repeat(100);
+        let w = weight(key.key_bytes(), &body);
+        assert!(w as usize >= 110 + ENTRY_OVERHEAD_BYTES, "{w}");
+        assert_eq!(weight(usize::MAX / 2, &body), u32::MAX);
     }
 
     #[test]

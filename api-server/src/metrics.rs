@@ -51,6 +51,8 @@ pub struct Metrics {
     pool_acquire_timeouts: IntCounter,
     pub db_ready: IntGauge,
     cache_requests: IntCounterVec,
+    cache_entries: IntGaugeVec,
+    cache_bytes: IntGaugeVec,
     pub predictions_served: IntCounter,
     pub model_fit_timestamp: GaugeVec,
     pub model_evaluation: GaugeVec,
@@ -103,6 +105,17 @@ impl Metrics {
             ),
             &["cache", "result"],
         )?;
+        let cache_entries = IntGaugeVec::new(
+            Opts::new("fp_cache_entries", "Entries held by each cache"),
+            &["cache"],
+        )?;
+        let cache_bytes = IntGaugeVec::new(
+            Opts::new(
+                "fp_cache_bytes",
+                "Bytes (keys, bodies, bookkeeping) held by each cache, bounded by its budget",
+            ),
+            &["cache"],
+        )?;
         let predictions_served = IntCounter::new(
             "fp_predictions_served_total",
             "Predictions returned by /api/v1/predictions/{match_id} and /batch (a batch counts each)",
@@ -142,6 +155,8 @@ impl Metrics {
         registry.register(Box::new(pool_acquire_timeouts.clone()))?;
         registry.register(Box::new(db_ready.clone()))?;
         registry.register(Box::new(cache_requests.clone()))?;
+        registry.register(Box::new(cache_entries.clone()))?;
+        registry.register(Box::new(cache_bytes.clone()))?;
         registry.register(Box::new(predictions_served.clone()))?;
         registry.register(Box::new(model_fit_timestamp.clone()))?;
         registry.register(Box::new(model_evaluation.clone()))?;
@@ -161,12 +176,24 @@ impl Metrics {
             pool_acquire_timeouts,
             db_ready,
             cache_requests,
+            cache_entries,
+            cache_bytes,
             predictions_served,
             model_fit_timestamp,
             model_evaluation,
             last_import_timestamp,
             build_info,
         })
+    }
+
+    pub fn set_cache_usage(&self, cache: CacheName, entries: u64, bytes: u64) {
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.cache_entries
+            .with_label_values(&[cache.label()])
+            .set(gauge(entries));
+        self.cache_bytes
+            .with_label_values(&[cache.label()])
+            .set(gauge(bytes));
     }
 
     pub fn cache_counters(&self, cache: CacheName) -> CacheCounters {

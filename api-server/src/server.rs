@@ -277,40 +277,79 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
 /// Serves until `signal` resolves, then: readiness 503 at once, keep serving for the drain
 /// delay (so load balancers notice), stop accepting, and give in-flight requests up to the
 /// shutdown timeout to finish.
+///
+/// Connections are served by hyper with a timer, so the header-read timeout holds: a client
+/// that sends nothing, sends its headers too slowly, or keeps a connection idle between requests
+/// for longer, is disconnected (axum's `serve` sets no timer, so none of these limits applied).
 pub async fn serve_until(
     listener: TcpListener,
     app: Router,
     state: AppState,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let drain_delay = state.settings.http.drain_delay;
-    let shutdown_timeout = state.settings.http.shutdown_timeout;
-    let (closing_tx, mut closing_rx) = tokio::sync::watch::channel(false);
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+    use tower::Service;
+
+    let http = &state.settings.http;
+    let (drain_delay, shutdown_timeout) = (http.drain_delay, http.shutdown_timeout);
+    // HTTP/1.1 only and without upgrades (the API has no WebSocket): clients (ingress
+    // controllers, Prometheus, probes) speak it, and without the HTTP/2 preface detection the
+    // header-read timer starts with the connection, so a client that connects and sends nothing
+    // is disconnected too (the detection read had no time limit).
+    let mut connections = auto::Builder::new(TokioExecutor::new()).http1_only();
+    connections
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(http.header_read_timeout);
     let stopping = state.clone();
-    let graceful = async move {
+    let closing = async move {
         signal.await;
         tracing::info!(drain_delay = ?drain_delay, "shutdown requested: readiness now fails");
         stopping.begin_shutdown();
         tokio::time::sleep(drain_delay).await;
-        let _ = closing_tx.send(true);
-        tracing::info!("listener closed; draining in-flight requests");
     };
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful);
-    let deadline = async move {
-        let _ = closing_rx.wait_for(|closing| *closing).await;
-        tokio::time::sleep(shutdown_timeout).await;
-    };
+    tokio::pin!(closing);
+    let graceful = GracefulShutdown::new();
+    let mut make_service = app.into_make_service_with_connect_info::<SocketAddr>();
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: pass, as axum's serve does.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut closing => break,
+        };
+        let service = match make_service.call(remote).await {
+            Ok(service) => service,
+            Err(never) => match never {},
+        };
+        let connection = connections
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("listener closed; draining in-flight requests");
     tokio::select! {
-        result = server => result,
-        () = deadline => {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(shutdown_timeout) => {
             tracing::warn!(timeout = ?shutdown_timeout, "in-flight requests did not finish in time; exiting");
-            Ok(())
         }
     }
+    Ok(())
 }
 
 /// SIGTERM (Kubernetes) or Ctrl-C.

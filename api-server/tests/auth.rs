@@ -23,6 +23,9 @@ on_both_backends!(
     bad_tokens_are_refused,
     login_is_rate_limited_with_retry_after,
     first_admin_follows_the_configured_password,
+    a_password_change_ends_every_session,
+    refreshing_never_extends_a_session_past_its_lifetime,
+    registration_can_be_closed,
 );
 
 async fn register_login_and_me(which: Which) {
@@ -187,8 +190,7 @@ async fn role_change_ends_sessions_and_refresh_carries_the_new_role(which: Which
     let app = TestApp::new(which).await;
     let user = app.register("grace").await;
     let admin = app.admin().await;
-    // Let a second pass so the change is strictly after the token's issue time.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // No pause: a change in the second the token was issued in ends it too.
     let r = app
         .patch_json(
             &format!("/api/v1/admin/users/{}", user.user_id),
@@ -394,4 +396,107 @@ async fn first_admin_follows_the_configured_password(which: Which) {
         )
         .await;
     r.expect(StatusCode::UNAUTHORIZED);
+}
+
+/// The configured admin password changes (the Secret was rotated, a replica restarts): every
+/// session of the admin ends at once, access and refresh tokens alike; the new password logs in
+/// and its token works within the same second.
+async fn a_password_change_ends_every_session(which: Which) {
+    let app = TestApp::new(which).await;
+    let before = app.admin().await;
+    let mut auth = app.state.settings.auth.clone();
+    auth.admin_password = fp_api_server::config::AdminPasswordSource::Env(
+        fp_api_server::config::Secret::new("a-new-password-2026".to_owned()),
+    );
+    fp_api_server::auth::bootstrap::ensure_first_admin(
+        &app.state.db,
+        &app.state.auth.passwords,
+        &auth,
+    )
+    .await
+    .unwrap();
+    // What every replica does when the data version moves.
+    app.state
+        .auth
+        .reload_session_floors(&app.state.db)
+        .await
+        .unwrap();
+    let old = app.get("/api/v1/auth/me", Some(&before.access)).await;
+    old.expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(old.json()["code"], "session_revoked");
+    app.post_json(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": before.refresh}),
+    )
+    .await
+    .expect(StatusCode::UNAUTHORIZED);
+    app.post_json(
+        "/api/v1/auth/login",
+        None,
+        json!({"username": "admin", "password": ADMIN_PASSWORD}),
+    )
+    .await
+    .expect(StatusCode::UNAUTHORIZED);
+    let after = app.login("admin", "a-new-password-2026").await;
+    app.get("/api/v1/auth/me", Some(&after.access))
+        .await
+        .expect(StatusCode::OK);
+}
+
+/// Each refresh used to grant a full TTL again, so a chain of refreshes never ended: the new
+/// token now expires when the login's lifetime does, whichever comes first.
+async fn refreshing_never_extends_a_session_past_its_lifetime(which: Which) {
+    let app = TestApp::with_args(
+        which,
+        &[
+            "--access-token-ttl",
+            "1s",
+            "--refresh-token-ttl",
+            "60s",
+            "--session-max-lifetime",
+            "60s",
+        ],
+    )
+    .await;
+    let logged_in = std::time::Instant::now();
+    let user = app.register("ivan").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": user.refresh}),
+        )
+        .await;
+    r.expect(StatusCode::OK);
+    let left = r.json()["refresh_expires_in"].as_i64().unwrap();
+    let elapsed = i64::try_from(logged_in.elapsed().as_secs()).unwrap();
+    assert!(
+        left <= 60 - elapsed.max(1),
+        "{left} s left {elapsed} s after a login with a 60 s lifetime"
+    );
+}
+
+/// `--allow-registration false` (the production sample's `spec.auth.allowRegistration: false`):
+/// nobody creates an account; logins work as before.
+async fn registration_can_be_closed(which: Which) {
+    let app = TestApp::with_args(which, &["--allow-registration", "false"]).await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": "mallory", "password": "a-good-password"}),
+        )
+        .await;
+    r.expect(StatusCode::FORBIDDEN);
+    assert_eq!(r.json()["code"], "registration_closed");
+    app.post_json(
+        "/api/v1/auth/login",
+        None,
+        json!({"username": "mallory", "password": "a-good-password"}),
+    )
+    .await
+    .expect(StatusCode::UNAUTHORIZED);
+    app.admin().await;
 }

@@ -23,6 +23,7 @@ on_both_backends!(
     evaluation_scores_out_of_sample,
     replicas_pick_up_a_refit,
     cached_lists_with_a_league_filter_need_no_database,
+    cache_memory_is_bounded_however_requests_are_spelled,
 );
 
 async fn demo_app(which: Which) -> (TestApp, String) {
@@ -677,4 +678,80 @@ async fn replicas_pick_up_a_refit(which: Which) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     eprintln!("replica B served the refit after {:?}", started.elapsed());
+}
+
+/// The value of one series in a text exposition (`name{labels}` as printed).
+fn series(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{series} not in {metrics}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Spellings of one request share a cache entry, parameters an endpoint ignores make none, and
+/// distinct large pages never hold more than the byte budget (`--cache-max-bytes`): a client
+/// cannot grow the pod's memory by varying a URL.
+async fn cache_memory_is_bounded_however_requests_are_spelled(which: Which) {
+    let (app, token) = demo_app_with(which, &["--cache-max-bytes", "65536"]).await;
+    for i in 0..50 {
+        app.get(&format!("/api/v1/leagues?ignored={i}"), Some(&token))
+            .await
+            .expect(StatusCode::OK);
+    }
+    let mut bodies = HashSet::new();
+    for path in [
+        "/api/v1/matches?league=DEMO&limit=5",
+        "/api/v1/matches?limit=5&league=DEMO",
+        "/api/v1/matches?limit=05&league=DEMO",
+        "/api/v1/matches?league=%44EMO&limit=5",
+    ] {
+        let r = app.get(path, Some(&token)).await;
+        r.expect(StatusCode::OK);
+        bodies.insert(r.text());
+    }
+    assert_eq!(bodies.len(), 1, "one answer for one request");
+    let metrics = app.get("/metrics", None).await.text();
+    assert_eq!(
+        series(&metrics, r#"fp_cache_entries{cache="responses"}"#),
+        2.0,
+        "one entry for the leagues, one for the matches"
+    );
+
+    // Distinct pages of 100 matches (tens of kB each) against a 64 KiB budget.
+    let teams = app.get("/api/v1/teams?league=DEMO", Some(&token)).await;
+    teams.expect(StatusCode::OK);
+    let ids: Vec<i64> = items(&teams.json())
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    let mut largest = 0;
+    for id in &ids {
+        let r = app
+            .get(
+                &format!("/api/v1/matches?team={id}&limit=100"),
+                Some(&token),
+            )
+            .await;
+        r.expect(StatusCode::OK);
+        largest = largest.max(r.body.len());
+    }
+    let metrics = app.get("/metrics", None).await.text();
+    let bytes = series(&metrics, r#"fp_cache_bytes{cache="responses"}"#);
+    let entries = series(&metrics, r#"fp_cache_entries{cache="responses"}"#);
+    assert!(
+        largest * ids.len() > 2 * 65536,
+        "the pages ({} of up to {largest} bytes) exceed the budget",
+        ids.len()
+    );
+    assert!(
+        bytes <= 65536.0,
+        "{bytes} bytes cached in {entries} entries"
+    );
+    assert!(
+        entries >= 1.0 && entries < ids.len() as f64,
+        "{entries} entries"
+    );
 }

@@ -170,3 +170,53 @@ async fn drain_delay_keeps_serving_while_readiness_fails() {
     );
     server.abort();
 }
+
+/// Reads until the server closes the connection (EOF or reset), failing after [`WAIT_LIMIT`]:
+/// what was read before.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(WAIT_LIMIT, stream.read(&mut buf)).await {
+            Err(_) => panic!(
+                "the connection is still open after {WAIT_LIMIT:?}: {}",
+                String::from_utf8_lossy(&seen)
+            ),
+            Ok(Ok(0) | Err(_)) => return seen,
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_clients_are_disconnected() {
+    let (_app, addr, _stop, _server) =
+        serve(&["--header-read-timeout", "1s"], Gate::default()).await;
+
+    // Slowloris: headers that never end.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /slow HTTP/1.1\r\nHost: test\r\nX-Slow: 1\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let said = until_closed(&mut slow).await;
+    eprintln!(
+        "headers unfinished: closed after {:?} ({} bytes answered)",
+        started.elapsed(),
+        said.len()
+    );
+
+    // A silent connection: closed too.
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    until_closed(&mut silent).await;
+    eprintln!("silent: closed after {:?}", started.elapsed());
+
+    // Kept alive after an answer, then idle: closed once the timeout passes, after the answer.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /nothing-here HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let answered = String::from_utf8(until_closed(&mut idle).await).unwrap();
+    assert!(answered.starts_with("HTTP/1.1 404"), "{answered}");
+}

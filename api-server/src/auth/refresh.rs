@@ -1,6 +1,8 @@
 //! Refresh tokens: 256 random bits, handed out once, stored only as their SHA-256 hash (the
 //! token's entropy makes a slow hash pointless). Each login starts a family; every refresh
 //! rotates the token within it, and a rotated token presented again revokes the whole family.
+//! A family lives at most the session's maximum lifetime from its login, however often it is
+//! refreshed (its id records its start: `db::auth::new_family`).
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -10,13 +12,6 @@ pub fn generate() -> String {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// A fresh family id for a new login.
-pub fn new_family() -> String {
-    let mut bytes = [0u8; 16];
-    rand::fill(&mut bytes);
-    hex::encode(bytes)
 }
 
 /// What the database stores and looks tokens up by.
@@ -46,6 +41,5 @@ mod tests {
         assert_eq!(hash(&a), hash(&a));
         assert_ne!(hash(&a), hash(&b));
         assert_eq!(hash(&a).len(), 64);
-        assert_ne!(new_family(), new_family());
     }
 }

@@ -52,6 +52,8 @@ pub struct AuthService {
     session_floors: ArcSwap<HashMap<i64, i64>>,
     access_ttl: i64,
     refresh_ttl: i64,
+    /// A refresh family's lifetime from its login, however often it is refreshed.
+    session_max_lifetime: i64,
 }
 
 fn secs(d: std::time::Duration) -> i64 {
@@ -66,6 +68,7 @@ impl AuthService {
             session_floors: ArcSwap::from_pointee(HashMap::new()),
             access_ttl: secs(settings.access_token_ttl),
             refresh_ttl: secs(settings.refresh_token_ttl),
+            session_max_lifetime: secs(settings.session_max_lifetime),
         }
     }
 
@@ -90,8 +93,10 @@ impl AuthService {
             .filter(|t| !t.is_empty())
             .ok_or(TokenError::Malformed)?;
         let principal = jwt::verify(&self.keys.current(), token)?;
+        // A floor ends every token issued in its second too (`<=`): tokens issued after it in
+        // that second carry the next second as their issue time (see `issued_at`).
         if let Some(floor) = self.session_floors.load().get(&principal.user_id)
-            && principal.issued_at < *floor
+            && principal.issued_at <= *floor
         {
             return Err(TokenError::Revoked);
         }
@@ -117,6 +122,12 @@ impl AuthService {
         self.session_floors.store(Arc::new(floors));
     }
 
+    /// The issue time of a token for `user`: now, or the second after the user's session floor
+    /// when that is this second, so a token issued right after a revocation is not revoked too.
+    fn issued_at(user: &UserRow, now: i64) -> i64 {
+        now.max(user.sessions_valid_from + 1).min(now + 1)
+    }
+
     async fn issue_pair(
         &self,
         db: &Db,
@@ -125,7 +136,13 @@ impl AuthService {
     ) -> Result<TokenPair, AuthError> {
         let role = user.role()?;
         let now = now_unix();
-        let access_token = jwt::issue(&self.keys.current(), user.id, role, now, self.access_ttl)?;
+        let access_token = jwt::issue(
+            &self.keys.current(),
+            user.id,
+            role,
+            Self::issued_at(&user, now),
+            self.access_ttl,
+        )?;
         let refresh_token = refresh::generate();
         users::insert_refresh_token(
             db,
@@ -165,7 +182,8 @@ impl AuthService {
         if !user.active {
             return Err(AuthError::Inactive);
         }
-        self.issue_pair(db, user, &refresh::new_family()).await
+        self.issue_pair(db, user, &users::new_family(now_unix()))
+            .await
     }
 
     /// Registration always creates a viewer.
@@ -187,7 +205,8 @@ impl AuthService {
             Err(DbError::Conflict(_)) => return Err(AuthError::UsernameTaken),
             Err(e) => return Err(e.into()),
         };
-        self.issue_pair(db, user, &refresh::new_family()).await
+        self.issue_pair(db, user, &users::new_family(now_unix()))
+            .await
     }
 
     pub async fn refresh(&self, db: &Db, token: &str) -> Result<TokenPair, AuthError> {
@@ -201,10 +220,19 @@ impl AuthService {
             &refresh::hash(token),
             &refresh::hash(&new_token),
             now + self.refresh_ttl,
+            self.session_max_lifetime,
         )
         .await?;
-        let user_id = match outcome {
-            RefreshOutcome::Rotated { user_id } => user_id,
+        let (user_id, expires_at) = match outcome {
+            RefreshOutcome::Rotated {
+                user_id,
+                expires_at,
+            } => (user_id, expires_at),
+            RefreshOutcome::LifetimeOver => {
+                return Err(AuthError::Refresh(
+                    "the session reached its maximum lifetime; log in again",
+                ));
+            }
             RefreshOutcome::Reused => {
                 tracing::warn!("refresh token reuse detected; its family is revoked");
                 return Err(AuthError::Refresh(
@@ -219,12 +247,18 @@ impl AuthService {
             .await?
             .ok_or(AuthError::Refresh("unknown user"))?;
         let role = user.role()?;
-        let access_token = jwt::issue(&self.keys.current(), user.id, role, now, self.access_ttl)?;
+        let access_token = jwt::issue(
+            &self.keys.current(),
+            user.id,
+            role,
+            Self::issued_at(&user, now),
+            self.access_ttl,
+        )?;
         Ok(TokenPair {
             access_token,
             access_expires_in: self.access_ttl,
             refresh_token: new_token,
-            refresh_expires_in: self.refresh_ttl,
+            refresh_expires_in: expires_at - now,
             user,
         })
     }

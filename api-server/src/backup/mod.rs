@@ -21,7 +21,7 @@ pub mod outcome;
 pub mod postgres;
 pub mod progress;
 pub mod prune;
-pub mod redact;
+pub use fp_contract::redact;
 pub mod restore;
 pub mod retention;
 pub mod store;

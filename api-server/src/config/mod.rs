@@ -139,6 +139,14 @@ pub struct ServeArgs {
     /// Lifetime of refresh tokens [default: 30d]
     #[arg(long, env = "FP_REFRESH_TOKEN_TTL", value_name = "DURATION")]
     pub refresh_token_ttl: Option<HumanDuration>,
+    /// A login's absolute lifetime: refreshing extends a session up to this long after the login,
+    /// never further [default: 90d]
+    #[arg(long, env = "FP_SESSION_MAX_LIFETIME", value_name = "DURATION")]
+    pub session_max_lifetime: Option<HumanDuration>,
+    /// Whether anyone may create an account with POST /api/v1/auth/register (a viewer); when
+    /// off, only admins add users [default: true]
+    #[arg(long, env = "FP_ALLOW_REGISTRATION", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_registration: Option<bool>,
     /// Username of the first admin, created at start-up [default: admin]
     #[arg(long, env = "FP_ADMIN_USERNAME", value_name = "NAME")]
     pub admin_username: Option<String>,
@@ -164,6 +172,11 @@ pub struct ServeArgs {
     /// Time limit for one request [default: 30s]
     #[arg(long, env = "FP_REQUEST_TIMEOUT", value_name = "DURATION")]
     pub request_timeout: Option<HumanDuration>,
+    /// Time a client has to send a request's headers, counted from the connection's start or the
+    /// end of its previous response (so it is also the keep-alive idle timeout): slow or silent
+    /// clients cannot hold connections [default: 10s]
+    #[arg(long, env = "FP_HEADER_READ_TIMEOUT", value_name = "DURATION")]
+    pub header_read_timeout: Option<HumanDuration>,
     /// After SIGTERM: answer readiness 503 for this long before closing the listener [default: 0s]
     #[arg(long, env = "FP_DRAIN_DELAY", value_name = "DURATION")]
     pub drain_delay: Option<HumanDuration>,
@@ -194,9 +207,10 @@ pub struct ServeArgs {
     /// Random extra share of the TTL per entry, 0..1, so entries do not expire together [default: 0.2]
     #[arg(long, env = "FP_CACHE_TTL_JITTER", value_name = "RATIO")]
     pub cache_ttl_jitter: Option<f64>,
-    /// Maximum cached entries per cache [default: 100000]
-    #[arg(long, env = "FP_CACHE_CAPACITY", value_name = "N")]
-    pub cache_capacity: Option<u64>,
+    /// Memory budget of each of the three response caches, in bytes (keys and bodies): the least
+    /// recently used entries are evicted beyond it [default: 33554432, 32 MiB]
+    #[arg(long, env = "FP_CACHE_MAX_BYTES", value_name = "BYTES")]
+    pub cache_max_bytes: Option<u64>,
     /// How often each replica checks the database's data version to drop stale caches and load a
     /// newly fitted model [default: 1s]
     #[arg(long, env = "FP_VERSION_POLL_INTERVAL", value_name = "DURATION")]
@@ -232,6 +246,8 @@ pub struct FileConfig {
     pub key_reload_interval: Option<HumanDuration>,
     pub access_token_ttl: Option<HumanDuration>,
     pub refresh_token_ttl: Option<HumanDuration>,
+    pub session_max_lifetime: Option<HumanDuration>,
+    pub allow_registration: Option<bool>,
     pub admin_username: Option<String>,
     pub admin_password_file: Option<PathBuf>,
     pub password_hash_memory_kib: Option<u32>,
@@ -240,6 +256,7 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub import_max_body_bytes: Option<usize>,
     pub request_timeout: Option<HumanDuration>,
+    pub header_read_timeout: Option<HumanDuration>,
     pub drain_delay: Option<HumanDuration>,
     pub shutdown_timeout: Option<HumanDuration>,
     pub hsts: Option<bool>,
@@ -250,7 +267,7 @@ pub struct FileConfig {
     pub auth_rate_limit_burst: Option<u32>,
     pub cache_ttl: Option<HumanDuration>,
     pub cache_ttl_jitter: Option<f64>,
-    pub cache_capacity: Option<u64>,
+    pub cache_max_bytes: Option<u64>,
     pub version_poll_interval: Option<HumanDuration>,
     pub ready_timeout: Option<HumanDuration>,
     pub demo_data: Option<DemoData>,
@@ -320,23 +337,7 @@ pub struct StorageSettings {
 impl StorageSettings {
     /// The URL without its password, for logs and errors.
     pub fn redacted_url(&self) -> String {
-        redact_url(self.database_url.expose())
-    }
-}
-
-/// Removes the password of `scheme://user:password@host/...`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
+        fp_contract::redact::redact(self.database_url.expose())
     }
 }
 
@@ -363,6 +364,8 @@ pub struct AuthSettings {
     pub key_reload_interval: Duration,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    pub session_max_lifetime: Duration,
+    pub allow_registration: bool,
     pub admin_username: String,
     pub admin_password: AdminPasswordSource,
     pub password_hash: PasswordHashSettings,
@@ -374,6 +377,8 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub import_max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Also the idle timeout of a kept-alive connection (hyper starts it when a response ends).
+    pub header_read_timeout: Duration,
     pub drain_delay: Duration,
     pub shutdown_timeout: Duration,
     pub hsts: bool,
@@ -392,7 +397,8 @@ pub struct RateLimitSettings {
 pub struct CacheSettings {
     pub ttl: Duration,
     pub ttl_jitter: f64,
-    pub capacity: u64,
+    /// Per cache: keys, bodies and bookkeeping.
+    pub max_bytes: u64,
     pub version_poll_interval: Duration,
 }
 
@@ -548,12 +554,31 @@ mod tests {
     }
 
     #[test]
-    fn redact_url_keeps_urls_without_password() {
-        assert_eq!(redact_url("sqlite://./data/fp.db"), "sqlite://./data/fp.db");
-        assert_eq!(redact_url("postgres://u@h:5/d"), "postgres://u@h:5/d");
-        assert_eq!(
-            redact_url("postgres://u:p@ss@h/d?x=1"),
-            "postgres://u:***@h/d?x=1"
-        );
+    fn a_database_url_that_is_no_url_is_never_echoed() {
+        // A password pasted into the URL's place, or a Secret key holding something else.
+        for value in ["hunter2-s3cr3t", "host=db password=hunter2-s3cr3t"] {
+            let err = resolve_serve(
+                &FileConfig::default(),
+                &args(&["--database-url", value]),
+                None,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(err.contains("database-url"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_cache_budget_is_bytes_with_a_floor() {
+        let s = resolve_serve(&FileConfig::default(), &ServeArgs::default(), None).unwrap();
+        assert_eq!(s.cache.max_bytes, 32 << 20);
+        let err = resolve_serve(
+            &FileConfig::default(),
+            &args(&["--cache-max-bytes", "1000"]),
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("cache-max-bytes"), "{err}");
     }
 }

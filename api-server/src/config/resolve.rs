@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// The smallest cache budget: one large page (100 matches with odds, ~70 kB) must fit.
+const MIN_CACHE_BYTES: u64 = 64 << 10;
+
 fn dur(value: Option<HumanDuration>, default: Duration) -> Duration {
     value.map_or(default, |d| d.0)
 }
@@ -30,10 +33,9 @@ pub fn resolve_storage(
     {
         return Err(invalid(
             "database-url",
-            format!(
-                "{} is neither a postgres:// nor a sqlite:// URL",
-                redact_url(&database_url)
-            ),
+            // Not even in part: a value that is no URL may be a password set in the wrong place.
+            "must start with postgres://, postgresql:// or sqlite: (the value is not shown: it \
+             may hold a secret)",
         ));
     }
     let max_connections = args
@@ -109,6 +111,17 @@ pub fn resolve_serve(
         args.refresh_token_ttl.or(file.refresh_token_ttl),
         Duration::from_secs(30 * 24 * 3600),
     );
+    // The default never refuses a long refresh TTL that was accepted before it existed.
+    let session_max_lifetime = dur(
+        args.session_max_lifetime.or(file.session_max_lifetime),
+        Duration::from_secs(90 * 24 * 3600).max(refresh_token_ttl),
+    );
+    if session_max_lifetime < refresh_token_ttl {
+        return Err(invalid(
+            "session-max-lifetime",
+            "must be at least the refresh-token TTL",
+        ));
+    }
     if access_token_ttl < Duration::from_secs(1) {
         return Err(invalid("access-token-ttl", "must be at least 1s"));
     }
@@ -160,6 +173,10 @@ pub fn resolve_serve(
             args.request_timeout.or(file.request_timeout),
             Duration::from_secs(30),
         ),
+        header_read_timeout: dur(
+            args.header_read_timeout.or(file.header_read_timeout),
+            Duration::from_secs(10),
+        ),
         drain_delay: dur(args.drain_delay.or(file.drain_delay), Duration::ZERO),
         shutdown_timeout: dur(
             args.shutdown_timeout.or(file.shutdown_timeout),
@@ -171,6 +188,9 @@ pub fn resolve_serve(
             .or(file.trust_forwarded_for)
             .unwrap_or(false),
     };
+    if http.header_read_timeout < Duration::from_millis(100) {
+        return Err(invalid("header-read-timeout", "must be at least 100ms"));
+    }
     if http.max_body_bytes < 1024 {
         return Err(invalid("max-body-bytes", "must be at least 1024"));
     }
@@ -212,10 +232,10 @@ pub fn resolve_serve(
             .cache_ttl_jitter
             .or(file.cache_ttl_jitter)
             .unwrap_or(0.2),
-        capacity: args
-            .cache_capacity
-            .or(file.cache_capacity)
-            .unwrap_or(100_000),
+        max_bytes: args
+            .cache_max_bytes
+            .or(file.cache_max_bytes)
+            .unwrap_or(32 << 20),
         version_poll_interval: dur(
             args.version_poll_interval.or(file.version_poll_interval),
             Duration::from_secs(1),
@@ -223,6 +243,12 @@ pub fn resolve_serve(
     };
     if !(0.0..=1.0).contains(&cache.ttl_jitter) {
         return Err(invalid("cache-ttl-jitter", "must be between 0 and 1"));
+    }
+    if cache.max_bytes < MIN_CACHE_BYTES {
+        return Err(invalid(
+            "cache-max-bytes",
+            "must be at least 65536 (64 KiB): one large page must fit",
+        ));
     }
     if cache.ttl.is_zero() {
         return Err(invalid("cache-ttl", "must be positive"));
@@ -243,6 +269,11 @@ pub fn resolve_serve(
             ),
             access_token_ttl,
             refresh_token_ttl,
+            session_max_lifetime,
+            allow_registration: args
+                .allow_registration
+                .or(file.allow_registration)
+                .unwrap_or(true),
             admin_username,
             admin_password,
             password_hash,

@@ -108,15 +108,30 @@ pub async fn list_users(db: &Db, after: i64, limit: i64) -> DbResult<Vec<UserRow
     Ok(rows)
 }
 
+/// Replaces a user's password and ends every session that user has: access tokens issued up to
+/// now are refused (every replica learns via the data version) and every refresh token is
+/// revoked, so whoever knew the old password keeps nothing.
 pub async fn set_password(db: &Db, id: i64, password_hash: &str) -> DbResult<()> {
     let now = now_unix();
     with_db!(db, pool => {
-        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
-            .bind(password_hash)
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await?;
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, sessions_valid_from = $2, updated_at = $2 WHERE id = $3",
+        )
+        .bind(password_hash)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(version::BUMP_SQL).bind(now).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
     });
     Ok(())
 }
@@ -272,12 +287,32 @@ macro_rules! revoke_family_sql {
     };
 }
 
+/// A new refresh family's id: when it started (Unix seconds, hex) and 16 random bytes. The start
+/// bounds how long rotation can extend the family, however often it is refreshed.
+pub fn new_family(now: i64) -> String {
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes);
+    format!("{now:x}-{}", hex::encode(bytes))
+}
+
+/// When the family started, from its id (`None` for ids made before the start was part of them).
+pub fn family_started_at(family_id: &str) -> Option<i64> {
+    let (start, random) = family_id.split_once('-')?;
+    (random.len() == 32)
+        .then(|| i64::from_str_radix(start, 16).ok())
+        .flatten()
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefreshOutcome {
-    /// The token was current: it is now used and `new_hash` replaces it in its family.
+    /// The token was current: it is now used and `new_hash` replaces it in its family, valid
+    /// until `expires_at` (the TTL, or less where the session's lifetime ends first).
     Rotated {
         user_id: i64,
+        expires_at: i64,
     },
+    /// The family is older than the session's maximum lifetime: it is now revoked.
+    LifetimeOver,
     /// The token was already used or revoked: its whole family is now revoked.
     Reused,
     Expired,
@@ -298,12 +333,14 @@ struct TokenRow {
 }
 
 /// Rotates a refresh token atomically. The conditional `UPDATE … WHERE used_at IS NULL` makes
-/// two concurrent uses of one token end with exactly one rotation and a revoked family.
+/// two concurrent uses of one token end with exactly one rotation and a revoked family. The new
+/// token expires at `expires_at` or when the family is `max_lifetime` seconds old, if sooner.
 pub async fn rotate_refresh_token(
     db: &Db,
     old_hash: &str,
     new_hash: &str,
     expires_at: i64,
+    max_lifetime: i64,
 ) -> DbResult<RefreshOutcome> {
     let now = now_unix();
     let outcome = with_db!(db, pool => {
@@ -324,6 +361,25 @@ pub async fn rotate_refresh_token(
             Some(t) if t.expires_at <= now => RefreshOutcome::Expired,
             Some(t) if !t.active => RefreshOutcome::Inactive,
             Some(t) => {
+                let started = match family_started_at(&t.family_id) {
+                    Some(started) => started,
+                    None => {
+                        let oldest: Option<i64> = sqlx::query_scalar(
+                            "SELECT MIN(created_at) FROM refresh_tokens WHERE family_id = $1",
+                        )
+                        .bind(&t.family_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        oldest.unwrap_or(now)
+                    }
+                };
+                let deadline = started.saturating_add(max_lifetime);
+                if deadline <= now {
+                    revoke_family_sql!(&mut *tx, now, &t.family_id).await?;
+                    tx.commit().await?;
+                    return Ok(RefreshOutcome::LifetimeOver);
+                }
+                let expires_at = expires_at.min(deadline);
                 let claimed = sqlx::query(
                     "UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL",
                 )
@@ -344,7 +400,10 @@ pub async fn rotate_refresh_token(
                     .bind(expires_at)
                     .execute(&mut *tx)
                     .await?;
-                    RefreshOutcome::Rotated { user_id: t.user_id }
+                    RefreshOutcome::Rotated {
+                        user_id: t.user_id,
+                        expires_at,
+                    }
                 } else {
                     revoke_family_sql!(&mut *tx, now, &t.family_id).await?;
                     RefreshOutcome::Reused
@@ -387,4 +446,23 @@ pub async fn purge_expired_refresh_tokens(db: &Db) -> DbResult<u64> {
             .rows_affected()
     });
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_family_id_records_when_its_login_was() {
+        let id = new_family(1_764_000_000);
+        assert_eq!(family_started_at(&id), Some(1_764_000_000));
+        assert_ne!(new_family(1), new_family(1), "random beside the start");
+        // Ids made before the start was recorded: 32 hex digits, no start.
+        assert_eq!(family_started_at("0123456789abcdef0123456789abcdef"), None);
+        assert_eq!(
+            family_started_at("zz-0123456789abcdef0123456789abcdef"),
+            None
+        );
+        assert_eq!(family_started_at("10-short"), None);
+    }
 }

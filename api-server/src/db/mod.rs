@@ -232,9 +232,10 @@ impl Db {
     }
 }
 
-/// Removes the URL (which may hold a password) from a driver's error message.
+/// A driver's error message without the URL's password (quoted whole or in parts).
 fn redact_error(message: &str, url: &str) -> String {
-    message.replace(url, &crate::config::redact_url(url))
+    use fp_contract::redact::redact;
+    redact(&message.replace(url, &redact(url)))
 }
 
 /// Seconds since the Unix epoch: the unit of every timestamp column.

@@ -115,6 +115,7 @@ fn token_response(status: StatusCode, pair: TokenPair) -> ApiResult<Response> {
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Credentials,
     responses(
         (status = 201, description = "Registered as a viewer and logged in", body = TokenResponse),
+        (status = 403, description = "Registration is closed (`registration_closed`): an admin adds users", body = ErrorBody),
         (status = 409, description = "Username taken", body = ErrorBody),
         (status = 422, description = "Username or password not acceptable", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody)))]
@@ -122,6 +123,13 @@ pub async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
+    if !state.settings.auth.allow_registration {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "registration_closed",
+            "registration is closed on this server: an admin adds users",
+        ));
+    }
     let pair = state
         .auth
         .register(&state.db, &body.username, body.password)

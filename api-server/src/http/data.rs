@@ -2,7 +2,7 @@
 //! response is serialised once and cached under the data version and the request's path and
 //! query, so repeated reads cost a token check and a cache lookup.
 
-use axum::extract::{OriginalUri, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -38,12 +38,18 @@ pub fn json_response(bytes: Bytes) -> Response {
         .into_response()
 }
 
-/// Serves `compute`'s JSON from the response cache, keyed by the data version and the URI.
-pub async fn cached<F>(state: &AppState, uri: &axum::http::Uri, compute: F) -> ApiResult<Response>
+/// The response cache's key: the data version, the endpoint and its parsed parameters (never
+/// the raw URI), so spellings of one request share an entry and parameters an endpoint ignores
+/// cannot make new ones.
+pub fn cache_key(state: &AppState, endpoint: &str, params: impl std::fmt::Debug) -> String {
+    format!("{}|{endpoint}|{params:?}", state.data_version())
+}
+
+/// Serves `compute`'s JSON from the response cache under `key` (see [`cache_key`]).
+pub async fn cached<F>(state: &AppState, key: String, compute: F) -> ApiResult<Response>
 where
     F: Future<Output = ApiResult<Bytes>>,
 {
-    let key = format!("{}|{}", state.data_version(), uri);
     let bytes = state.caches.responses.get_or_compute(key, compute).await?;
     Ok(json_response(bytes))
 }
@@ -67,12 +73,8 @@ pub struct LeagueList {
 #[utoipa::path(get, path = "/api/v1/leagues", tag = "data", security(("bearer" = [])),
     responses((status = 200, description = "Every league with its seasons", body = LeagueList),
               (status = 401, description = "Missing or invalid token", body = ErrorBody)))]
-pub async fn leagues(
-    State(state): State<AppState>,
-    _who: Viewer,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    cached(&state, &uri, async {
+pub async fn leagues(State(state): State<AppState>, _who: Viewer) -> ApiResult<Response> {
+    cached(&state, cache_key(&state, "leagues", ()), async {
         let leagues = data::leagues(&state.db).await?;
         let seasons = data::seasons(&state.db).await?;
         let items = leagues
@@ -154,11 +156,10 @@ pub struct TeamList {
 pub async fn teams(
     State(state): State<AppState>,
     _who: Viewer,
-    OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<TeamsQuery>,
 ) -> ApiResult<Response> {
     let league = league_param(q.league.as_deref())?;
-    cached(&state, &uri, async {
+    cached(&state, cache_key(&state, "teams", league), async {
         let league_id = league_id(&state, league).await?;
         let items = data::teams(&state.db, league_id)
             .await?
@@ -208,30 +209,33 @@ pub struct TeamStatsQuery {
 pub async fn team_stats(
     State(state): State<AppState>,
     _who: Viewer,
-    OriginalUri(uri): OriginalUri,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<TeamStatsQuery>,
 ) -> ApiResult<Response> {
     let season = season_param(q.season.as_deref())?;
-    cached(&state, &uri, async {
-        let t = data::team(&state.db, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such team"))?;
-        let results = data::team_results(&state.db, id, season.as_deref()).await?;
-        let (overall, home, away, form) = team_record(id, &results);
-        json_bytes(&TeamStatsView {
-            team: TeamRef {
-                id: t.id,
-                name: t.name,
-            },
-            league: t.league,
-            season: season.clone(),
-            overall,
-            home,
-            away,
-            form,
-        })
-    })
+    cached(
+        &state,
+        cache_key(&state, "team_stats", (id, &season)),
+        async {
+            let t = data::team(&state.db, id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("no such team"))?;
+            let results = data::team_results(&state.db, id, season.as_deref()).await?;
+            let (overall, home, away, form) = team_record(id, &results);
+            json_bytes(&TeamStatsView {
+                team: TeamRef {
+                    id: t.id,
+                    name: t.name,
+                },
+                league: t.league,
+                season: season.clone(),
+                overall,
+                home,
+                away,
+                form,
+            })
+        },
+    )
     .await
 }
 
@@ -353,24 +357,27 @@ pub fn match_filter(q: &MatchesQuery) -> ApiResult<MatchFilter> {
 pub async fn matches(
     State(state): State<AppState>,
     _who: Viewer,
-    OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<MatchesQuery>,
 ) -> ApiResult<Response> {
     let league = league_param(q.league.as_deref())?;
     let mut filter = match_filter(&q)?;
-    cached(&state, &uri, async {
-        filter.league_id = league_id(&state, league).await?;
-        let mut rows = data::list_matches(&state.db, &filter).await?;
-        let more = rows.len() as i64 > filter.limit;
-        rows.truncate(usize::try_from(filter.limit).unwrap_or(0));
-        let next_cursor = more
-            .then(|| rows.last().map(|m| encode_cursor(m.kickoff_at, m.id)))
-            .flatten();
-        json_bytes(&MatchPage {
-            items: rows.iter().map(MatchView::from_row).collect(),
-            next_cursor,
-        })
-    })
+    cached(
+        &state,
+        cache_key(&state, "matches", (&league, &filter)),
+        async {
+            filter.league_id = league_id(&state, league).await?;
+            let mut rows = data::list_matches(&state.db, &filter).await?;
+            let more = rows.len() as i64 > filter.limit;
+            rows.truncate(usize::try_from(filter.limit).unwrap_or(0));
+            let next_cursor = more
+                .then(|| rows.last().map(|m| encode_cursor(m.kickoff_at, m.id)))
+                .flatten();
+            json_bytes(&MatchPage {
+                items: rows.iter().map(MatchView::from_row).collect(),
+                next_cursor,
+            })
+        },
+    )
     .await
 }
 
@@ -381,10 +388,9 @@ pub async fn matches(
 pub async fn match_detail(
     State(state): State<AppState>,
     _who: Viewer,
-    OriginalUri(uri): OriginalUri,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Response> {
-    cached(&state, &uri, async {
+    cached(&state, cache_key(&state, "match", id), async {
         let m = data::match_by_id(&state.db, id)
             .await?
             .ok_or_else(|| ApiError::not_found("no such match"))?;
@@ -400,10 +406,9 @@ pub async fn match_detail(
 pub async fn match_odds(
     State(state): State<AppState>,
     _who: Viewer,
-    OriginalUri(uri): OriginalUri,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Response> {
-    cached(&state, &uri, async {
+    cached(&state, cache_key(&state, "match_odds", id), async {
         data::match_by_id(&state.db, id)
             .await?
             .ok_or_else(|| ApiError::not_found("no such match"))?;

@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    state.caches.observe(&state.metrics).await;
     let text = state.metrics.render(Some(state.db.pool_stats()));
     (
         [(

@@ -4,14 +4,15 @@
 
 use std::collections::HashSet;
 
-use axum::extract::{OriginalUri, State};
+use axum::extract::State;
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::data::{
-    cached, decode_cursor, encode_cursor, json_bytes, json_response, league_id, league_param,
+    cache_key, cached, decode_cursor, encode_cursor, json_bytes, json_response, league_id,
+    league_param,
 };
 use super::extract::{ApiJson, ApiPath, ApiQuery, Viewer};
 use super::params;
@@ -178,7 +179,6 @@ pub struct PredictionPage {
 pub async fn list(
     State(state): State<AppState>,
     _who: Viewer,
-    OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<PredictionsQuery>,
 ) -> ApiResult<Response> {
     let league = league_param(q.league.as_deref())?;
@@ -190,19 +190,27 @@ pub async fn list(
         limit: params::limit(q.limit.as_deref(), 20)?,
         ..MatchFilter::default()
     };
-    cached(&state, &uri, async {
-        filter.league_id = league_id(&state, league).await?;
-        let mut rows = data::list_matches(&state.db, &filter).await?;
-        let more = rows.len() as i64 > filter.limit;
-        rows.truncate(usize::try_from(filter.limit).unwrap_or(0));
-        let next_cursor = more
-            .then(|| rows.last().map(|m| encode_cursor(m.kickoff_at, m.id)))
-            .flatten();
-        let items: Vec<PredictionView> = rows
-            .iter()
-            .filter_map(|m| state.models.get(m.league_id).map(|model| model.view(m)))
-            .collect();
-        json_bytes(&PredictionPage { items, next_cursor })
-    })
+    cached(
+        &state,
+        cache_key(
+            &state,
+            "predictions",
+            (&league, upcoming, &filter.after, filter.limit),
+        ),
+        async {
+            filter.league_id = league_id(&state, league).await?;
+            let mut rows = data::list_matches(&state.db, &filter).await?;
+            let more = rows.len() as i64 > filter.limit;
+            rows.truncate(usize::try_from(filter.limit).unwrap_or(0));
+            let next_cursor = more
+                .then(|| rows.last().map(|m| encode_cursor(m.kickoff_at, m.id)))
+                .flatten();
+            let items: Vec<PredictionView> = rows
+                .iter()
+                .filter_map(|m| state.models.get(m.league_id).map(|model| model.view(m)))
+                .collect();
+            json_bytes(&PredictionPage { items, next_cursor })
+        },
+    )
     .await
 }

@@ -120,7 +120,7 @@ fn condition_time(job: &Job, type_: &str) -> Option<Timestamp> {
     Some(at)
 }
 
-/// The termination message of the newest pod of `job` that has one.
+/// The termination message of the newest pod of `job` that has one, without passwords.
 fn termination_message(job_name: &str, pods: &[Pod]) -> Option<String> {
     let mut own: Vec<&Pod> = pods
         .iter()
@@ -143,7 +143,8 @@ fn termination_message(job_name: &str, pods: &[Pod]) -> Option<String> {
             .as_ref()?
             .message
             .clone()?;
-        (!message.trim().is_empty()).then_some(message)
+        // The program redacts what it prints; a log tail (FallbackToLogsOnError) may hold more.
+        (!message.trim().is_empty()).then(|| fp_contract::redact::redact(&message))
     })
 }
 
@@ -416,6 +417,31 @@ mod tests {
             status.last_failure_reason.as_deref(),
             Some("StorageAccessDenied: s3://b/p rejected the credentials")
         );
+    }
+
+    #[test]
+    fn a_log_tail_reaches_the_status_without_passwords() {
+        // The log tail of a program that printed a URL it was given (a Secret the user may not
+        // read otherwise) never carries the password into status.
+        let j = job(
+            "demo-backup-4",
+            "demo-backup",
+            "Failed",
+            "2026-11-28T04:00:00Z",
+            Some("BackoffLimitExceeded"),
+        );
+        let leaked = job_outcome(
+            &j,
+            &[pod(
+                "demo-backup-4",
+                "2026-11-28T03:00:00Z",
+                "connecting\ncannot reach postgres://fp:hunter2/x@db:5432/fp password=hunter2\n",
+            )],
+        )
+        .unwrap();
+        let text = leaked.failure_text();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("postgres://fp:***@db:5432/fp"), "{text}");
     }
 
     #[test]

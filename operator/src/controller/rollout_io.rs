@@ -187,7 +187,9 @@ pub async fn migration_state(
                 .iter()
                 .find_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
         })
-        .filter(|m| !m.trim().is_empty());
+        .filter(|m| !m.trim().is_empty())
+        // The log tail lands in status, readable by whoever may read the resource.
+        .map(|m| fp_contract::redact::redact(&m));
     JobState::Failed(match said {
         Some(said) => format!("{} ({})", shorten(&said), shorten(&reason)),
         None => shorten(&reason),

@@ -1,8 +1,9 @@
 //! Keeping secrets out of every message: passwords in connection URLs (`scheme://user:pw@host`)
 //! and in key/value connection strings or query parameters (`password=pw`).
 //!
-//! Every error text and progress line of the backup program passes through [`redact`], including
-//! text we did not write ourselves (pg_dump's stderr, storage errors).
+//! Every error text and progress line of the API server and its backup program passes through
+//! [`redact`], including text we did not write ourselves (pg_dump's stderr, storage and driver
+//! errors), and so does what the operator copies from a Job's termination message into status.
 
 const MASK: &str = "***";
 
@@ -11,42 +12,40 @@ pub fn redact(text: &str) -> String {
     redact_password_params(&redact_userinfo(text))
 }
 
-/// Characters that end the authority part of a URL embedded in free text.
-fn ends_authority(c: char) -> bool {
-    c.is_whitespace()
-        || matches!(
-            c,
-            '/' | '?' | '#' | '"' | '\'' | '`' | '<' | '>' | ',' | ';' | ')'
-        )
+/// Characters that end a URL embedded in free text.
+fn ends_url(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>' | ',' | ';' | ')')
 }
 
 /// Masks the password in the userinfo of every `scheme://user:password@host` in `text`.
+///
+/// The userinfo ends at the URL's last `@`, not at its first `/`: a password may hold `/`, `?`,
+/// `#`, `:` and `@` (unencoded, as users paste them). When an `@` further on belongs to the path
+/// or query instead, more than the password is masked: too much is safe, too little is not.
 fn redact_userinfo(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find("://") {
         let (before, after_scheme) = rest.split_at(pos + 3);
         out.push_str(before);
-        let authority_len = after_scheme
-            .find(ends_authority)
-            .unwrap_or(after_scheme.len());
-        let authority = &after_scheme[..authority_len];
-        // The last '@' separates userinfo from host: a password may itself contain '@'.
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.find(':') {
-                    Some(colon) => {
-                        out.push_str(&userinfo[..=colon]);
-                        out.push_str(MASK);
-                    }
-                    None => out.push_str(userinfo),
-                }
-                out.push_str(&authority[at..]);
+        let url_len = after_scheme.find(ends_url).unwrap_or(after_scheme.len());
+        let url = &after_scheme[..url_len];
+        let masked = url.rfind('@').and_then(|at| {
+            let userinfo = &url[..at];
+            let colon = userinfo.find(':')?;
+            // A user name holds none of these: the ':' is a port's, the '@' the path's.
+            let user = &userinfo[..colon];
+            (!user.contains(['/', '?', '#'])).then_some((colon, at))
+        });
+        match masked {
+            Some((colon, at)) => {
+                out.push_str(&url[..=colon]);
+                out.push_str(MASK);
+                out.push_str(&url[at..]);
             }
-            None => out.push_str(authority),
+            None => out.push_str(url),
         }
-        rest = &after_scheme[authority_len..];
+        rest = &after_scheme[url_len..];
     }
     out.push_str(rest);
     out
@@ -137,6 +136,41 @@ mod tests {
         );
         assert_eq!(redact("PGPASSWORD=hunter2"), "PGPASSWORD=***");
         assert_eq!(redact("Password=x;Password=y"), "Password=***;Password=***");
+    }
+
+    #[test]
+    fn masks_passwords_holding_url_delimiters() {
+        // Each of these printed the password whole before the userinfo ended at the last '@'.
+        for (text, want) in [
+            ("postgres://fp:pa/ss@db/fp", "postgres://fp:***@db/fp"),
+            (
+                "postgres://fp:p?w#d@db:5432/fp",
+                "postgres://fp:***@db:5432/fp",
+            ),
+            (
+                "postgresql://fp:a/b@c@db/fp?sslmode=require",
+                "postgresql://fp:***@db/fp?sslmode=require",
+            ),
+        ] {
+            assert_eq!(redact(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn an_at_sign_past_the_host_masks_more_never_less() {
+        let redacted = redact("postgres://fp:secret@db/fp?application_name=a@b");
+        assert!(!redacted.contains("secret"), "{redacted}");
+        // No userinfo and no colon before the '@': left alone.
+        assert_eq!(
+            redact("http://minio.local/bucket/a@b"),
+            "http://minio.local/bucket/a@b"
+        );
+        // A port and an '@' in the path read like `user:pa/ss@host`: masked, as a password with
+        // a '/' must be (the ambiguity is resolved towards hiding).
+        assert_eq!(
+            redact("http://127.0.0.1:9000/bucket/a@b"),
+            "http://127.0.0.1:***@b"
+        );
     }
 
     #[test]
