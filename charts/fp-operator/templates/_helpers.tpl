@@ -36,3 +36,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end }}
 {{- end -}}
+
+{{/* The one namespace the operator reconciles (unless watchAllNamespaces). */}}
+{{- define "fp-operator.watchNamespace" -}}
+{{- .Values.watchNamespace | default .Release.Namespace -}}
+{{- end -}}

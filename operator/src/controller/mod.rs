@@ -24,6 +24,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::core::PartialObjectMeta;
 use kube::core::error_boundary::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -454,13 +455,14 @@ fn controller(
         controller = controller.owns(api::<ServiceMonitor>(client, ns), children.clone());
     }
     // An edit of a user's Secret the API pods read (e.g. the database URL) is a new release: map
-    // it to the instances of its namespace that name it. Secrets are only passed through, never
-    // cached or logged.
+    // it to the instances of its namespace that name it. Watched as metadata only (the
+    // resourceVersion tells an edit): no Secret's data is streamed to or held by the operator,
+    // however many and however large the namespace's Secrets (Helm keeps releases in them).
     let referencing = controller.store();
     controller.watches(
-        api::<Secret>(client, ns),
+        api::<PartialObjectMeta<Secret>>(client, ns),
         watcher::Config::default(),
-        move |secret: Secret| {
+        move |secret: PartialObjectMeta<Secret>| {
             let (Some(namespace), Some(name)) = (secret.namespace(), secret.metadata.name) else {
                 return Vec::new();
             };

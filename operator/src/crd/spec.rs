@@ -68,6 +68,7 @@ pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([
     validation = Rule::new("!has(self.autoscaling) || self.autoscaling.minReplicas <= self.autoscaling.maxReplicas").message("spec.autoscaling.minReplicas must be less than or equal to spec.autoscaling.maxReplicas"),
     validation = Rule::new("!has(self.tls) || !has(self.ingress) || self.ingress.host in self.tls.dnsNames").message("spec.tls.dnsNames must include spec.ingress.host"),
     validation = Rule::new("!has(self.tls) || has(self.ingress)").message("spec.tls requires spec.ingress: the certificate is served by the Ingress"),
+    validation = Rule::new("!has(self.ingress) || has(self.tls) || (has(self.ingress.allowInsecureHttp) && self.ingress.allowInsecureHttp)").message("spec.ingress needs spec.tls (a cert-manager Certificate for the host), or spec.ingress.allowInsecureHttp: true to serve plain HTTP on purpose"),
 )]
 pub struct FootballPredictionSpec {
     /// Release of the API server to run, e.g. `1.4.2`. It is the image tag unless `image.tag` is set.
@@ -344,6 +345,10 @@ pub struct AuthSpec {
     /// `<name>-admin` with a random password under key `password`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_password_secret_ref: Option<SecretKeyRef>,
+    /// Whether anyone may create an account (a viewer) with `POST /api/v1/auth/register`; when
+    /// false only admins add users. Default true; a public production service usually wants false.
+    #[serde(default = "defaults::yes")]
+    pub allow_registration: bool,
 }
 
 impl Default for AuthSpec {
@@ -354,6 +359,7 @@ impl Default for AuthSpec {
             refresh_token_ttl: defaults::refresh_ttl(),
             key_rotation: KeyRotationSpec::default(),
             admin_password_secret_ref: None,
+            allow_registration: true,
         }
     }
 }
@@ -393,9 +399,15 @@ pub struct IngressSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), pattern(OBJECT_NAME_PATTERN))]
     pub class_name: Option<String>,
-    /// Extra annotations for the ingress controller.
+    /// Extra annotations for the ingress controller, from an allow-list (docs/operator.md):
+    /// body size, timeouts, rate limits, source ranges, Traefik middlewares, external-dns. Keys
+    /// that inject controller configuration (ingress-nginx `*-snippet`, …) are refused.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Serve the API over plain HTTP without `spec.tls`. Off by default: tokens and passwords
+    /// must not cross networks in clear text.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
 }
 
 /// A cert-manager Certificate for the Ingress host.

@@ -42,7 +42,7 @@ fn full() -> Value {
                 "keyRotation": {"interval": "720h", "gracePeriod": "24h"},
                 "adminPasswordSecretRef": {"name": "fp-admin", "key": "password"}
             },
-            "ingress": {"host": "api.football.example", "className": "nginx", "annotations": {"a": "b"}},
+            "ingress": {"host": "api.football.example", "className": "nginx", "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "8m"}},
             "tls": {"issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer"}, "dnsNames": ["api.football.example"], "duration": "2160h", "renewBefore": "360h"},
             "rollout": {
                 "autoPromote": true, "paused": false, "previewReplicas": 1,

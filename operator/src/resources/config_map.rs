@@ -37,6 +37,10 @@ pub fn config_toml(v: &Validated) -> String {
     if v.spec.tls.is_some() {
         lines.push("hsts = true".to_owned());
     }
+    // Only when closed: an unchanged default keeps the content (and so the release) as it was.
+    if !auth.allow_registration {
+        lines.push("allow_registration = false".to_owned());
+    }
     lines.join("\n") + "\n"
 }
 
@@ -102,6 +106,14 @@ mod tests {
         let toml = config_toml(&v);
         assert!(toml.contains("\ntrust_forwarded_for = true\n"));
         assert!(toml.ends_with("hsts = true\n"));
+    }
+
+    #[test]
+    fn closed_registration_reaches_the_api_server() {
+        let open = validated(json!({"version": "1"}));
+        assert!(!config_toml(&open).contains("allow_registration"));
+        let closed = validated(json!({"version": "1", "auth": {"allowRegistration": false}}));
+        assert!(config_toml(&closed).ends_with("allow_registration = false\n"));
     }
 
     #[test]

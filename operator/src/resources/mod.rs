@@ -95,6 +95,7 @@ pub struct ChildSet {
     pub pdb: PodDisruptionBudget,
     pub hpa: Option<HorizontalPodAutoscaler>,
     pub network_policy: Option<NetworkPolicy>,
+    pub jobs_network_policy: Option<NetworkPolicy>,
     pub migration_job: Option<Job>,
     pub pre_migration_backup: Option<Job>,
     pub backup_pvc: Option<PersistentVolumeClaim>,
@@ -148,6 +149,7 @@ impl ChildSet {
             pdb,
             hpa,
             network_policy,
+            jobs_network_policy,
             migration_job,
             pre_migration_backup,
             backup_pvc,
@@ -183,7 +185,7 @@ impl ChildSet {
         for h in hpa.iter() {
             out.push(child(Kind::HorizontalPodAutoscaler, h)?);
         }
-        for n in network_policy.iter() {
+        for n in network_policy.iter().chain(jobs_network_policy.iter()) {
             out.push(child(Kind::NetworkPolicy, n)?);
         }
         for c in &backup_cronjobs {
@@ -251,6 +253,7 @@ pub fn build(
         pdb: pdb::pdb(v),
         hpa: hpa::hpa(v, plan),
         network_policy: network_policy::network_policy(v),
+        jobs_network_policy: network_policy::jobs_network_policy(v),
         migration_job: plan
             .migration
             .as_ref()
@@ -362,6 +365,7 @@ mod tests {
             (Kind::Service, "prod-preview"),
             (Kind::PodDisruptionBudget, "prod-api"),
             (Kind::NetworkPolicy, "prod-api"),
+            (Kind::NetworkPolicy, "prod-jobs"),
             (Kind::PrometheusRule, "prod"),
             (Kind::ServiceMonitor, "prod"),
         ];

@@ -189,6 +189,9 @@ pub fn validate(fp: &FootballPrediction, settings: &Settings) -> Result<Validate
         duration(&mut errors, "spec.tls.duration", &tls.duration);
         duration(&mut errors, "spec.tls.renewBefore", &tls.renew_before);
     }
+    if let Some(ingress) = &spec.ingress {
+        check_ingress(&mut errors, ingress, spec.tls.is_some());
+    }
     check_requests_within_limits(&mut errors, spec);
     check_alerts(&mut errors, &spec.monitoring.prometheus_rule);
 
@@ -289,6 +292,45 @@ fn check_alerts(errors: &mut Vec<SpecError>, rule: &crate::crd::PrometheusRuleSp
             errors.push(SpecError::new(
                 format!("{field}.overrides"),
                 format!("{} is listed more than once", o.alert.name()),
+            ));
+        }
+    }
+}
+
+/// Ingress annotations a FootballPrediction may set: tuning and routing of its own traffic.
+/// Anything else (ingress-nginx `*-snippet` keys inject controller configuration, auth and
+/// rewrite keys change who reaches what) is refused, so the right to create a FootballPrediction
+/// is not the right to configure the cluster's ingress controller.
+pub const ALLOWED_INGRESS_ANNOTATIONS: &[&str] = &[
+    "nginx.ingress.kubernetes.io/proxy-body-size",
+    "nginx.ingress.kubernetes.io/proxy-connect-timeout",
+    "nginx.ingress.kubernetes.io/proxy-read-timeout",
+    "nginx.ingress.kubernetes.io/proxy-send-timeout",
+    "nginx.ingress.kubernetes.io/proxy-buffer-size",
+    "nginx.ingress.kubernetes.io/limit-rps",
+    "nginx.ingress.kubernetes.io/limit-rpm",
+    "nginx.ingress.kubernetes.io/limit-connections",
+    "nginx.ingress.kubernetes.io/whitelist-source-range",
+    "nginx.ingress.kubernetes.io/denylist-source-range",
+    "traefik.ingress.kubernetes.io/router.middlewares",
+    "traefik.ingress.kubernetes.io/router.entrypoints",
+    "external-dns.alpha.kubernetes.io/hostname",
+    "external-dns.alpha.kubernetes.io/ttl",
+];
+
+fn check_ingress(errors: &mut Vec<SpecError>, ingress: &crate::crd::IngressSpec, tls: bool) {
+    if !tls && !ingress.allow_insecure_http {
+        errors.push(SpecError::new(
+            "spec.ingress.allowInsecureHttp",
+            "an Ingress without spec.tls serves tokens and passwords in clear text: set spec.tls, \
+             or allowInsecureHttp: true to do so on purpose",
+        ));
+    }
+    for key in ingress.annotations.keys() {
+        if !ALLOWED_INGRESS_ANNOTATIONS.contains(&key.as_str()) {
+            errors.push(SpecError::new(
+                format!("spec.ingress.annotations[{key:?}]"),
+                "is not on the allow-list of Ingress annotations (docs/operator.md#ingress)",
             ));
         }
     }
@@ -562,6 +604,34 @@ mod tests {
                 "spec.monitoring.prometheusRule.overrides: FootballPredictionDown is listed more than once",
             ]
         );
+    }
+
+    #[test]
+    fn an_ingress_needs_tls_or_an_explicit_opt_out_and_allowed_annotations() {
+        let plain = fp_from(serde_json::json!({"version": "1", "ingress": {"host": "a.example"}}));
+        assert_eq!(
+            errors(&plain),
+            [
+                "spec.ingress.allowInsecureHttp: an Ingress without spec.tls serves tokens and \
+              passwords in clear text: set spec.tls, or allowInsecureHttp: true to do so on purpose"
+            ]
+        );
+        let snippet = fp_from(serde_json::json!({"version": "1", "ingress": {
+            "host": "a.example", "allowInsecureHttp": true, "annotations": {
+                "nginx.ingress.kubernetes.io/configuration-snippet": "more_set_headers \"X: y\";",
+                "nginx.ingress.kubernetes.io/proxy-body-size": "8m"}}}));
+        assert_eq!(
+            errors(&snippet),
+            [
+                "spec.ingress.annotations[\"nginx.ingress.kubernetes.io/configuration-snippet\"]: \
+              is not on the allow-list of Ingress annotations (docs/operator.md#ingress)"
+            ]
+        );
+        let tls = fp_from(
+            serde_json::json!({"version": "1", "ingress": {"host": "a.example"},
+            "tls": {"issuerRef": {"name": "le"}, "dnsNames": ["a.example"]}}),
+        );
+        assert!(validate(&tls, &Settings::default()).is_ok());
     }
 
     #[test]

@@ -73,6 +73,10 @@ impl Names {
     pub fn network_policy(&self) -> String {
         self.with("api")
     }
+    /// NetworkPolicy of the migration, backup and restore-drill Jobs.
+    pub fn jobs_network_policy(&self) -> String {
+        self.with("jobs")
+    }
     /// Migration Job of one pod template (identified by a short hash of it).
     pub fn migration_job(&self, template_hash: &str) -> String {
         self.with(&format!("migrate-{template_hash}"))

@@ -168,6 +168,8 @@ fn helm_install(tools: &Tools) -> anyhow::Result<()> {
         .arg(&chart)
         .args(["--namespace", OPERATOR_NAMESPACE, "--create-namespace"])
         .args(["--set", "logging.format=text", "--wait", "--timeout", "5m"])
+        // The development cluster's operator serves the sample's namespace and the benches'.
+        .args(["--set", "watchAllNamespaces=true"])
         .status()
         .context("running helm")?;
     anyhow::ensure!(

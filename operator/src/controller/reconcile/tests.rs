@@ -218,6 +218,7 @@ async fn a_first_reconcile_reads_everything_then_applies_every_child_then_writes
         ("secrets", "prod-jwt"),
         ("secrets", "prod-admin"),
         ("networkpolicies", "prod-api"),
+        ("networkpolicies", "prod-jobs"),
     ] {
         assert!(
             applied.contains(&expected),
