@@ -7,8 +7,8 @@
 mod common;
 
 use common::platform::{
-    condition, create_fp, database_url, fp_api, fp_status, install, kubectl_fp, leader_is_replaced,
-    run, wait_for,
+    Dist, condition, create_fp, database_url, fp_api, fp_status, helm_args, install, kubectl_fp,
+    leader_is_replaced, run, wait_for,
 };
 
 use std::process::Command;
@@ -188,6 +188,8 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
     leader_is_replaced(&client, &installed.cleanup.operator_namespace).await;
     children_are_restored(&client, &namespace).await;
     admission_refuses_bad_specs(&fps, &namespace).await;
+    operator_runs_the_pinned_image(&client, &installed.cleanup.operator_namespace).await;
+    upgrade_as_documented(&client, &fps, &installed).await;
 
     // Deleting the resource takes its children with it (ownerReferences, garbage collector);
     // the backup claim stays: backups outlive the platform.
@@ -216,7 +218,147 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
             .is_some(),
         "the backup claim outlives the FootballPrediction"
     );
+    uninstall_as_documented(&client, &installed).await;
     drop(installed);
+}
+
+/// Every operator pod runs the image the release pinned: the packaged chart names it by the
+/// digest `images.json` records, and the kubelet reports the digest containerd pulled.
+async fn operator_runs_the_pinned_image(client: &Client, operator_namespace: &str) {
+    let digest = Dist::checked().digest("fp-operator");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), operator_namespace);
+    let pods = pods.list(&Default::default()).await.unwrap().items;
+    assert!(!pods.is_empty(), "operator pods in {operator_namespace}");
+    for pod in pods {
+        let container = &pod.spec.as_ref().unwrap().containers[0];
+        assert_eq!(
+            container.image.as_deref(),
+            Some(format!("footballprediction/fp-operator@{digest}").as_str()),
+            "{}",
+            pod.name_any()
+        );
+        let image_id = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs.first())
+            .map(|c| c.image_id.clone())
+            .unwrap_or_default();
+        assert!(
+            image_id.ends_with(&format!("fp-operator@{digest}")),
+            "{}: the kubelet reports {image_id:?}, the release pinned {digest}",
+            pod.name_any()
+        );
+    }
+}
+
+/// docs/install.md's upgrade, step by step: the CRD applied server-side (taking its fields over
+/// from helm's install), then `helm upgrade` of the package with a changed value and
+/// `kubectl rollout status`; the resource stays Ready and is still reconciled.
+async fn upgrade_as_documented(
+    client: &Client,
+    fps: &Api<DynamicObject>,
+    installed: &common::platform::Installed,
+) {
+    let dist = Dist::checked();
+    let crd = dist.crd().display().to_string();
+    run(
+        "kubectl",
+        &["apply", "--server-side", "--force-conflicts", "-f", &crd],
+    );
+    let operator_namespace = &installed.cleanup.operator_namespace;
+    let args = helm_args("upgrade", &installed.cleanup, &["logging.format=json"]);
+    run("helm", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    run(
+        "kubectl",
+        &[
+            "-n",
+            operator_namespace,
+            "rollout",
+            "status",
+            "deployment/fp-operator",
+            "--timeout=300s",
+        ],
+    );
+    let status: Value = serde_json::from_str(&run(
+        "helm",
+        &[
+            "status",
+            "fp-operator",
+            "-n",
+            operator_namespace,
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(status["version"], 2, "{}", status["info"]);
+    assert_eq!(status["info"]["status"], "deployed", "{}", status["info"]);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), operator_namespace);
+    let operator = deployments.get("fp-operator").await.unwrap();
+    let args = operator.spec.template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap_or_default();
+    assert!(args.contains(&"--log-format=json".to_owned()), "{args:?}");
+    operator_runs_the_pinned_image(client, operator_namespace).await;
+    // The upgraded operator still reconciles: a deleted child comes back, the resource is Ready.
+    children_are_restored(client, &installed.namespace).await;
+    let ready = condition(&fp_status(fps, INSTANCE).await, "Ready");
+    assert_eq!(ready["status"], "True", "{ready}");
+}
+
+/// docs/install.md's uninstall, after the resource was deleted: `helm uninstall` removes the
+/// operator, and what the page says stays stays: the Secret the user made, the backup claim,
+/// the CRD.
+async fn uninstall_as_documented(client: &Client, installed: &common::platform::Installed) {
+    let operator_namespace = &installed.cleanup.operator_namespace;
+    run(
+        "helm",
+        &[
+            "uninstall",
+            "fp-operator",
+            "-n",
+            operator_namespace,
+            "--wait",
+        ],
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), operator_namespace);
+    wait_for("the operator's Deployment removed", async || {
+        let left: Vec<String> = deployments
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|d| d.name_any())
+            .collect();
+        (left.is_empty().then_some(()), format!("{left:?}"))
+    })
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &installed.namespace);
+    assert!(
+        secrets
+            .get_opt(&format!("{INSTANCE}-database"))
+            .await
+            .unwrap()
+            .is_some(),
+        "the database Secret the user created stays"
+    );
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &installed.namespace);
+    assert!(
+        claims
+            .get_opt(&format!("{INSTANCE}-backups"))
+            .await
+            .unwrap()
+            .is_some(),
+        "the backup claim stays"
+    );
+    // The CRD stays (helm never deletes crds/): FootballPredictions elsewhere live on.
+    run(
+        "kubectl",
+        &["get", "crd", "footballpredictions.footballprediction.io"],
+    );
 }
 
 /// The process of `pod`'s container running `program`, found through the kernel: its cgroup
@@ -498,9 +640,36 @@ async fn chart_lints_and_renders_objects_the_api_server_accepts() {
     for kind in [
         "deployment.apps/fp-operator",
         "clusterrole.rbac.authorization.k8s.io/fp-operator-manager",
+        // Namespace-scoped by default: the manager role is bound in the release namespace.
+        "rolebinding.rbac.authorization.k8s.io/fp-operator-manager",
     ] {
         assert!(applied.contains(kind), "{kind} in {applied}");
     }
+    assert!(
+        !applied.contains("clusterrolebinding.rbac.authorization.k8s.io/fp-operator-manager"),
+        "{applied}"
+    );
+    assert!(
+        rendered.contains(&format!("--watch-namespace={namespace}")),
+        "the default watches the release namespace"
+    );
+    let everywhere = run(
+        "helm",
+        &[
+            "template",
+            "fp-operator",
+            &chart,
+            "-n",
+            &namespace,
+            "--set",
+            "watchAllNamespaces=true",
+        ],
+    );
+    assert!(
+        everywhere.contains("kind: ClusterRoleBinding\nmetadata:\n  name: fp-operator-manager"),
+        "{everywhere}"
+    );
+    assert!(!everywhere.contains("--watch-namespace"), "{everywhere}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `cargo xtask test`: what CI runs. Installs what is missing, checks formatting and lints,
 //! runs unit and integration tests against a real PostgreSQL, builds and checks the images (dev
-//! binaries), then the e2e suite on the local control plane with a real node (kubelet,
-//! containerd) that pulls those images; everything it started is stopped by pid, also on
+//! binaries) and cuts the dev dist from them, then the e2e suite on the local control plane with
+//! a real node (kubelet, containerd) that installs the dist's chart and pulls those images; everything it started is stopped by pid, also on
 //! failure or Ctrl-C.
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -161,6 +161,18 @@ pub fn run(scope: &Scope) -> anyhow::Result<()> {
         t.elapsed()
     }));
 
+    // The release files cut from those images (`cargo xtask dist --profile dev`: nothing is
+    // compiled again): the e2e suite installs the operator from the packaged chart, pinned by
+    // the digest just pushed, as docs/install.md tells a user to.
+    let t = Instant::now();
+    let dist = crate::dist::run(&crate::dist::Options {
+        profile: crate::images::Profile::Dev,
+        out: None,
+        images: None,
+        without_digests: false,
+    })?;
+    timings.push(("dist (dev)", t.elapsed()));
+
     if !scope.e2e_only {
         // The benchmark pipelines end to end in seconds (speed is not judged here: speed targets
         // live in `cargo xtask bench`, not in timed tests; errors fail the step).
@@ -186,6 +198,7 @@ pub fn run(scope: &Scope) -> anyhow::Result<()> {
         e2e.envs(c.env());
     }
     e2e.env("FP_REQUIRE_E2E", "1");
+    e2e.env("FP_E2E_DIST", &dist);
     // The monitoring scenario's Prometheus and Alertmanager (Debian's, unpacked with promtool).
     let monitoring = crate::alerts::monitoring_tools()?;
     e2e.env("FP_E2E_PROMETHEUS", &monitoring.prometheus)

@@ -123,16 +123,102 @@ pub fn install_with(prefix: &str, instance: &str, chart_values: &[&str]) -> Inst
         "kubectl",
         &["apply", "-f", &file.path().display().to_string()],
     );
-    let chart = super::workspace_root().join("charts/fp-operator");
+    run(
+        "helm",
+        &helm_args("install", &cleanup, chart_values)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    Installed {
+        namespace,
+        server,
+        database,
+        backups,
+        cleanup,
+    }
+}
+
+/// The release `cargo xtask dist --profile dev` cut from this work tree (`FP_E2E_DIST`), as a
+/// user receives it: every file checked with `sha256sum -c SHA256SUMS` before use.
+pub struct Dist {
+    pub dir: std::path::PathBuf,
+}
+
+pub const DIST_ENV: &str = "FP_E2E_DIST";
+
+impl Dist {
+    pub fn checked() -> Dist {
+        let dir = std::path::PathBuf::from(super::node::env(DIST_ENV));
+        let out = Command::new("sha256sum")
+            .args(["-c", "SHA256SUMS"])
+            .current_dir(&dir)
+            .output()
+            .expect("sha256sum");
+        assert!(
+            out.status.success(),
+            "sha256sum -c SHA256SUMS in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        Dist { dir }
+    }
+
+    /// The one file whose name starts with `prefix` and ends with `suffix`.
+    fn file(&self, prefix: &str, suffix: &str) -> std::path::PathBuf {
+        let found: Vec<_> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy();
+                name.starts_with(prefix) && name.ends_with(suffix)
+            })
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{prefix}*{suffix} in {}: {found:?}",
+            self.dir.display()
+        );
+        found[0].clone()
+    }
+
+    /// `fp-operator-<chart version>.tgz`, the chart as `helm package` made it.
+    pub fn chart(&self) -> std::path::PathBuf {
+        self.file("fp-operator-", ".tgz")
+    }
+
+    pub fn crd(&self) -> std::path::PathBuf {
+        self.file("footballprediction-crd-", ".yaml")
+    }
+
+    /// The manifest digest `images.json` records for `image` (`fp-operator`, `fp-api-server`).
+    pub fn digest(&self, image: &str) -> String {
+        let text = std::fs::read(self.dir.join("images.json")).expect("images.json in the dist");
+        let entries: Vec<Value> = serde_json::from_slice(&text).unwrap();
+        let wanted = format!("footballprediction/{image}:{}", env!("CARGO_PKG_VERSION"));
+        entries
+            .iter()
+            .find(|e| e["image"] == wanted.as_str())
+            .and_then(|e| e["digest"].as_str())
+            .unwrap_or_else(|| panic!("images.json names no {wanted}"))
+            .to_owned()
+    }
+}
+
+/// `helm install|upgrade` of the dist's packaged chart as the scenarios run it: the operator
+/// watching the scenario's namespace, two replicas, `chart_values` last (they win).
+pub fn helm_args(verb: &str, cleanup: &Cleanup, chart_values: &[&str]) -> Vec<String> {
+    let chart = Dist::checked().chart();
     let mut args: Vec<String> = [
-        "install",
+        verb,
         &cleanup.release,
         &chart.display().to_string(),
         "-n",
         &cleanup.operator_namespace,
         "--create-namespace",
         "--set",
-        &format!("watchNamespace={namespace}"),
+        &format!("watchNamespace={}", cleanup.namespace),
         "--set",
         "logging.format=text",
         "--set",
@@ -147,14 +233,7 @@ pub fn install_with(prefix: &str, instance: &str, chart_values: &[&str]) -> Inst
     for value in chart_values {
         args.extend(["--set".to_owned(), (*value).to_owned()]);
     }
-    run("helm", &args.iter().map(String::as_str).collect::<Vec<_>>());
-    Installed {
-        namespace,
-        server,
-        database,
-        backups,
-        cleanup,
-    }
+    args
 }
 
 /// Whether `pod` is Ready and not being deleted (what a Service's endpoints hold).
