@@ -196,19 +196,7 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
     fps.delete(INSTANCE, &Default::default())
         .await
         .expect("delete FootballPrediction");
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
-    wait_for("children garbage-collected", async || {
-        let left: Vec<String> = deployments
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .map(|d| d.name_any())
-            .collect();
-        (left.is_empty().then_some(()), format!("{left:?}"))
-    })
-    .await;
+    no_deployments_left(&client, &namespace, "children garbage-collected").await;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
     assert!(
         claims
@@ -220,6 +208,23 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
     );
     uninstall_as_documented(&client, &installed).await;
     drop(installed);
+}
+
+/// Waits until `namespace` holds no Deployment.
+async fn no_deployments_left(client: &Client, namespace: &str, what: &str) {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    wait_for(what, async || {
+        let left: Vec<String> = deployments
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|d| d.name_any())
+            .collect();
+        (left.is_empty().then_some(()), format!("{left:?}"))
+    })
+    .await;
 }
 
 /// Every operator pod runs the image the release pinned: the packaged chart names it by the
@@ -327,18 +332,11 @@ async fn uninstall_as_documented(client: &Client, installed: &common::platform::
             "--wait",
         ],
     );
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), operator_namespace);
-    wait_for("the operator's Deployment removed", async || {
-        let left: Vec<String> = deployments
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .map(|d| d.name_any())
-            .collect();
-        (left.is_empty().then_some(()), format!("{left:?}"))
-    })
+    no_deployments_left(
+        client,
+        operator_namespace,
+        "the operator's Deployment removed",
+    )
     .await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &installed.namespace);
     assert!(

@@ -128,6 +128,17 @@ impl AuthService {
         now.max(user.sessions_valid_from + 1).min(now + 1)
     }
 
+    fn access_token(&self, user: &UserRow, role: Role, now: i64) -> Result<String, TokenError> {
+        let issued_at = Self::issued_at(user, now);
+        jwt::issue(
+            &self.keys.current(),
+            user.id,
+            role,
+            issued_at,
+            self.access_ttl,
+        )
+    }
+
     async fn issue_pair(
         &self,
         db: &Db,
@@ -136,13 +147,7 @@ impl AuthService {
     ) -> Result<TokenPair, AuthError> {
         let role = user.role()?;
         let now = now_unix();
-        let access_token = jwt::issue(
-            &self.keys.current(),
-            user.id,
-            role,
-            Self::issued_at(&user, now),
-            self.access_ttl,
-        )?;
+        let access_token = self.access_token(&user, role, now)?;
         let refresh_token = refresh::generate();
         users::insert_refresh_token(
             db,
@@ -247,13 +252,7 @@ impl AuthService {
             .await?
             .ok_or(AuthError::Refresh("unknown user"))?;
         let role = user.role()?;
-        let access_token = jwt::issue(
-            &self.keys.current(),
-            user.id,
-            role,
-            Self::issued_at(&user, now),
-            self.access_ttl,
-        )?;
+        let access_token = self.access_token(&user, role, now)?;
         Ok(TokenPair {
             access_token,
             access_expires_in: self.access_ttl,

@@ -39,6 +39,18 @@ pub struct AuditEntry {
 pub const AUDIT_SQL: &str = "INSERT INTO audit_log (at, actor_id, actor, action, target, details) \
                              VALUES ($1, $2, $3, $4, $5, $6)";
 
+/// Revokes every refresh token of a user (deactivation, password change).
+macro_rules! revoke_user_tokens_sql {
+    ($exec:expr, $now:expr, $user:expr) => {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind($now)
+        .bind($user)
+        .execute($exec)
+    };
+}
+
 /// Runs [`AUDIT_SQL`] for `$entry` on executor `$exec` (inside the caller's transaction).
 macro_rules! audit {
     ($exec:expr, $now:expr, $entry:expr) => {
@@ -123,13 +135,7 @@ pub async fn set_password(db: &Db, id: i64, password_hash: &str) -> DbResult<()>
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        revoke_user_tokens_sql!(&mut *tx, now, id).await?;
         sqlx::query(version::BUMP_SQL).bind(now).fetch_one(&mut *tx).await?;
         tx.commit().await?;
     });
@@ -217,13 +223,7 @@ pub async fn update_user(
                 .execute(&mut *tx)
                 .await?;
                 if user.active && !active {
-                    sqlx::query(
-                        "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-                    )
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                    revoke_user_tokens_sql!(&mut *tx, now, id).await?;
                 }
                 audit!(&mut *tx, now, audit_entry).await?;
                 if ends_sessions {
