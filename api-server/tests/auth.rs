@@ -311,7 +311,15 @@ async fn bad_tokens_are_refused(which: Which) {
     let s = app.register("judy").await;
     let keys = app.state.auth.keys.current();
     let now = chrono::Utc::now().timestamp();
-    let expired = jwt::issue(&keys, s.user_id, Role::Viewer, now - 7200, 900).unwrap();
+    let expired = jwt::issue(
+        &keys,
+        app.state.auth.audience(),
+        s.user_id,
+        Role::Viewer,
+        now - 7200,
+        900,
+    )
+    .unwrap();
     let r = app.get("/api/v1/auth/me", Some(&expired)).await;
     r.expect(StatusCode::UNAUTHORIZED);
     assert_eq!(r.json()["code"], "token_expired");
@@ -324,17 +332,40 @@ async fn bad_tokens_are_refused(which: Which) {
         .expect(StatusCode::UNAUTHORIZED);
 
     let stranger = KeySet::from_keys(&[("k20990101T000000Z".to_string(), vec![9u8; 32])]).unwrap();
-    let wrong_kid = jwt::issue(&stranger, s.user_id, Role::Admin, now, 900).unwrap();
+    let wrong_kid = jwt::issue(
+        &stranger,
+        app.state.auth.audience(),
+        s.user_id,
+        Role::Admin,
+        now,
+        900,
+    )
+    .unwrap();
     app.get("/api/v1/auth/me", Some(&wrong_kid))
         .await
         .expect(StatusCode::UNAUTHORIZED);
 
     // Same kid as the server's key but a different secret: a forgery.
     let forged_set = KeySet::from_keys(&[(keys.signing_kid.clone(), vec![9u8; 32])]).unwrap();
-    let forged = jwt::issue(&forged_set, s.user_id, Role::Admin, now, 900).unwrap();
+    let forged = jwt::issue(
+        &forged_set,
+        app.state.auth.audience(),
+        s.user_id,
+        Role::Admin,
+        now,
+        900,
+    )
+    .unwrap();
     app.get("/api/v1/auth/me", Some(&forged))
         .await
         .expect(StatusCode::UNAUTHORIZED);
+
+    // The server's own key and a valid signature, but another instance's audience.
+    let elsewhere = jwt::Audience::new("football/staging");
+    let theirs = jwt::issue(&keys, &elsewhere, s.user_id, Role::Admin, now, 900).unwrap();
+    let r = app.get("/api/v1/auth/me", Some(&theirs)).await;
+    r.expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json()["code"], "invalid_token");
 
     let r = app.get("/api/v1/auth/me", Some(&s.refresh)).await;
     r.expect(StatusCode::UNAUTHORIZED);

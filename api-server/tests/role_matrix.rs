@@ -301,13 +301,45 @@ async fn bad_tokens_everywhere(which: Which) {
     let user = app.register("tokenuser").await;
     let keys = app.state.auth.keys.current();
     let now = chrono::Utc::now().timestamp();
-    let expired = jwt::issue(&keys, user.user_id, Role::Admin, now - 7200, 900).unwrap();
-    let mut tampered = jwt::issue(&keys, user.user_id, Role::Viewer, now, 900).unwrap();
+    let expired = jwt::issue(
+        &keys,
+        app.state.auth.audience(),
+        user.user_id,
+        Role::Admin,
+        now - 7200,
+        900,
+    )
+    .unwrap();
+    let mut tampered = jwt::issue(
+        &keys,
+        app.state.auth.audience(),
+        user.user_id,
+        Role::Viewer,
+        now,
+        900,
+    )
+    .unwrap();
     tampered.replace_range(tampered.len() - 3.., "AAA");
     let stranger = KeySet::from_keys(&[("k20990101T000000Z".to_string(), vec![7u8; 32])]).unwrap();
-    let wrong_kid = jwt::issue(&stranger, user.user_id, Role::Admin, now, 900).unwrap();
+    let wrong_kid = jwt::issue(
+        &stranger,
+        app.state.auth.audience(),
+        user.user_id,
+        Role::Admin,
+        now,
+        900,
+    )
+    .unwrap();
     let forged = KeySet::from_keys(&[(keys.signing_kid.clone(), vec![7u8; 32])]).unwrap();
-    let forged = jwt::issue(&forged, user.user_id, Role::Admin, now, 900).unwrap();
+    let forged = jwt::issue(
+        &forged,
+        app.state.auth.audience(),
+        user.user_id,
+        Role::Admin,
+        now,
+        900,
+    )
+    .unwrap();
     let bad = [
         ("expired", expired.as_str()),
         ("tampered", tampered.as_str()),

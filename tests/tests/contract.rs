@@ -81,6 +81,11 @@ fn the_rendered_config_loads_in_the_api_server_with_the_spec_values() {
         );
         assert_eq!(config.hsts, v.spec.tls.as_ref().map(|_| true), "{sample}");
         assert_eq!(
+            config.jwt_audience.as_deref(),
+            Some(format!("{}/{}", v.namespace, v.name).as_str()),
+            "{sample}"
+        );
+        assert_eq!(
             config.allow_registration.unwrap_or(true),
             v.spec.auth.allow_registration,
             "{sample}"

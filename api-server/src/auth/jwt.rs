@@ -17,6 +17,8 @@ use super::keys::KeySet;
 /// The `typ` claim of access tokens: a token of any other type is refused.
 pub const ACCESS_TOKEN_TYPE: &str = "access";
 pub const ISSUER: &str = "fp-api-server";
+/// The audience of a server that was given none (the operator names each instance).
+pub const DEFAULT_AUDIENCE: &str = crate::config::DEFAULT_JWT_AUDIENCE;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -27,6 +29,9 @@ pub struct AccessClaims {
     pub exp: i64,
     pub typ: String,
     pub iss: String,
+    /// Which server the token is for: a token of another instance (another FootballPrediction
+    /// that happens to share signing keys) is refused.
+    pub aud: String,
 }
 
 /// Who made an authenticated request.
@@ -69,9 +74,10 @@ impl TokenError {
     }
 }
 
-/// Signs an access token valid from `now` (Unix seconds) for `ttl_secs`.
+/// Signs an access token for `audience` valid from `now` (Unix seconds) for `ttl_secs`.
 pub fn issue(
     keys: &KeySet,
+    audience: &Audience,
     user_id: i64,
     role: Role,
     now: i64,
@@ -86,6 +92,7 @@ pub fn issue(
         exp: now + ttl_secs,
         typ: ACCESS_TOKEN_TYPE.to_string(),
         iss: ISSUER.to_string(),
+        aud: audience.name.clone(),
     };
     encode(&header, &claims, keys.signing_key()).map_err(|_| TokenError::Signing)
 }
@@ -93,16 +100,30 @@ pub fn issue(
 /// Seconds an access token is still accepted after its `exp` (clock skew between replicas).
 const LEEWAY_SECS: u64 = 5;
 
-fn validation() -> Validation {
-    let mut v = Validation::new(Algorithm::HS256);
-    v.leeway = LEEWAY_SECS;
-    v.validate_aud = false;
-    v.set_issuer(&[ISSUER]);
-    v.set_required_spec_claims(&["exp", "sub", "iss"]);
-    v
+/// This server's audience (`aud`) and the validation that requires it.
+#[derive(Clone, Debug)]
+pub struct Audience {
+    name: String,
+    validation: Validation,
 }
 
-static VALIDATION: std::sync::LazyLock<Validation> = std::sync::LazyLock::new(validation);
+impl Audience {
+    pub fn new(name: &str) -> Self {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.leeway = LEEWAY_SECS;
+        v.set_issuer(&[ISSUER]);
+        v.set_audience(&[name]);
+        v.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        Self {
+            name: name.to_owned(),
+            validation: v,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
 
 /// The expiry rule jsonwebtoken applies, for remembered tokens (`exp` and `now` in Unix seconds).
 fn is_expired(exp: u64, now: u64) -> bool {
@@ -159,26 +180,26 @@ impl VerifiedTokens {
     }
 }
 
-/// Verifies signature (with the key its `kid` names), expiry, issuer and type; a token this key
-/// set verified before is only checked for expiry.
-pub fn verify(keys: &KeySet, token: &str) -> Result<Principal, TokenError> {
+/// Verifies signature (with the key its `kid` names), expiry, issuer, audience and type; a token
+/// this key set verified before is only checked for expiry (a process has one audience).
+pub fn verify(keys: &KeySet, audience: &Audience, token: &str) -> Result<Principal, TokenError> {
     if let Some(outcome) = keys.verified().recall(token, get_current_timestamp()) {
         return outcome;
     }
-    let verified = verify_signed(keys, token)?;
+    let verified = verify_signed(keys, audience, token)?;
     keys.verified().remember(token, verified);
     Ok(verified.principal)
 }
 
 /// The full check: header, key, signature, claims.
-fn verify_signed(keys: &KeySet, token: &str) -> Result<Verified, TokenError> {
+fn verify_signed(keys: &KeySet, audience: &Audience, token: &str) -> Result<Verified, TokenError> {
     let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
     if header.alg != Algorithm::HS256 {
         return Err(TokenError::Invalid);
     }
     let kid = header.kid.ok_or(TokenError::UnknownKey)?;
     let key = keys.verifying_key(&kid).ok_or(TokenError::UnknownKey)?;
-    let data = decode::<AccessClaims>(token, key, &VALIDATION).map_err(|e| {
+    let data = decode::<AccessClaims>(token, key, &audience.validation).map_err(|e| {
         use jsonwebtoken::errors::ErrorKind;
         match e.kind() {
             ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -210,6 +231,10 @@ fn verify_signed(keys: &KeySet, token: &str) -> Result<Verified, TokenError> {
 mod tests {
     use super::*;
 
+    fn aud() -> Audience {
+        Audience::new(DEFAULT_AUDIENCE)
+    }
+
     fn keys(kid: &str, byte: u8) -> KeySet {
         KeySet::from_keys(&[(kid.to_string(), vec![byte; 32])]).unwrap()
     }
@@ -221,18 +246,18 @@ mod tests {
     #[test]
     fn round_trip() {
         let k = keys("k20240101T000000Z", 1);
-        let token = issue(&k, 42, Role::Analyst, now(), 60).unwrap();
-        let p = verify(&k, &token).unwrap();
+        let token = issue(&k, &aud(), 42, Role::Analyst, now(), 60).unwrap();
+        let p = verify(&k, &aud(), &token).unwrap();
         assert_eq!((p.user_id, p.role), (42, Role::Analyst));
     }
 
     #[test]
     fn rejects_expired_tampered_and_unknown_key() {
         let k = keys("k20240101T000000Z", 1);
-        let expired = issue(&k, 1, Role::Viewer, now() - 3600, 60).unwrap();
-        assert_eq!(verify(&k, &expired), Err(TokenError::Expired));
+        let expired = issue(&k, &aud(), 1, Role::Viewer, now() - 3600, 60).unwrap();
+        assert_eq!(verify(&k, &aud(), &expired), Err(TokenError::Expired));
 
-        let token = issue(&k, 1, Role::Viewer, now(), 60).unwrap();
+        let token = issue(&k, &aud(), 1, Role::Viewer, now(), 60).unwrap();
         // Swap the payload for one claiming admin: the signature no longer matches.
         let parts: Vec<&str> = token.split('.').collect();
         let forged_claims = AccessClaims {
@@ -242,19 +267,32 @@ mod tests {
             exp: now() + 60,
             typ: "access".into(),
             iss: ISSUER.into(),
+            aud: DEFAULT_AUDIENCE.into(),
         };
         use base64::Engine;
         let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(serde_json::to_vec(&forged_claims).unwrap());
         let tampered = format!("{}.{}.{}", parts[0], payload, parts[2]);
-        assert_eq!(verify(&k, &tampered), Err(TokenError::Invalid));
+        assert_eq!(verify(&k, &aud(), &tampered), Err(TokenError::Invalid));
 
         let other = keys("k20250101T000000Z", 2);
-        assert_eq!(verify(&other, &token), Err(TokenError::UnknownKey));
+        assert_eq!(verify(&other, &aud(), &token), Err(TokenError::UnknownKey));
         // Same kid, different secret: a signature failure, not an unknown key.
         let impostor = keys("k20240101T000000Z", 3);
-        assert_eq!(verify(&impostor, &token), Err(TokenError::Invalid));
-        assert_eq!(verify(&k, "not-a-jwt"), Err(TokenError::Malformed));
+        assert_eq!(verify(&impostor, &aud(), &token), Err(TokenError::Invalid));
+        assert_eq!(verify(&k, &aud(), "not-a-jwt"), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn a_token_for_another_instance_is_refused() {
+        // Two FootballPredictions that share signing keys (one Secret named by both) must not
+        // accept each other's tokens.
+        let k = keys("k20240101T000000Z", 1);
+        let theirs = Audience::new("football/staging");
+        let ours = Audience::new("football/prod");
+        let token = issue(&k, &theirs, 1, Role::Admin, now(), 60).unwrap();
+        assert_eq!(verify(&k, &ours, &token), Err(TokenError::Invalid));
+        assert_eq!(verify(&k, &theirs, &token).unwrap().role, Role::Admin);
     }
 
     #[test]
@@ -265,10 +303,10 @@ mod tests {
         assert!(!is_expired(100, 0));
         let k = keys("k20240101T000000Z", 1);
         // Expired 2 s ago, inside the leeway: accepted fresh and from memory.
-        let nearly = issue(&k, 3, Role::Viewer, now() - 62, 60).unwrap();
-        assert_eq!(verify(&k, &nearly).unwrap().user_id, 3);
+        let nearly = issue(&k, &aud(), 3, Role::Viewer, now() - 62, 60).unwrap();
+        assert_eq!(verify(&k, &aud(), &nearly).unwrap().user_id, 3);
         assert_eq!(k.verified().len(), 1);
-        assert_eq!(verify(&k, &nearly).unwrap().user_id, 3);
+        assert_eq!(verify(&k, &aud(), &nearly).unwrap().user_id, 3);
         // The same token a minute later: refused from memory, as a full check would.
         let later = get_current_timestamp() + 60;
         assert_eq!(
@@ -280,22 +318,25 @@ mod tests {
     #[test]
     fn only_tokens_that_passed_are_remembered() {
         let k = keys("k20240101T000000Z", 1);
-        let token = issue(&k, 5, Role::Analyst, now(), 60).unwrap();
+        let token = issue(&k, &aud(), 5, Role::Analyst, now(), 60).unwrap();
         assert!(k.verified().is_empty());
-        assert_eq!(verify(&k, &token).unwrap().role, Role::Analyst);
+        assert_eq!(verify(&k, &aud(), &token).unwrap().role, Role::Analyst);
         assert_eq!(k.verified().len(), 1);
         // One signature character changed: another text, so a full check, which fails.
         let mut chars: Vec<char> = token.chars().collect();
         let i = chars.len() - 10;
         chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
         let tampered: String = chars.into_iter().collect();
-        assert!(verify(&k, &tampered).is_err());
-        let expired = issue(&k, 5, Role::Viewer, now() - 3600, 60).unwrap();
-        assert_eq!(verify(&k, &expired), Err(TokenError::Expired));
+        assert!(verify(&k, &aud(), &tampered).is_err());
+        let expired = issue(&k, &aud(), 5, Role::Viewer, now() - 3600, 60).unwrap();
+        assert_eq!(verify(&k, &aud(), &expired), Err(TokenError::Expired));
         assert_eq!(k.verified().len(), 1);
         // A reloaded set without the key starts empty: the remembered token does not carry over.
         let reloaded = keys("k20250101T000000Z", 2);
-        assert_eq!(verify(&reloaded, &token), Err(TokenError::UnknownKey));
+        assert_eq!(
+            verify(&reloaded, &aud(), &token),
+            Err(TokenError::UnknownKey)
+        );
     }
 
     #[test]
@@ -323,14 +364,14 @@ mod tests {
     #[test]
     fn rotation_keeps_old_tokens_valid() {
         let old = keys("k20240101T000000Z", 1);
-        let token = issue(&old, 7, Role::Viewer, now(), 60).unwrap();
+        let token = issue(&old, &aud(), 7, Role::Viewer, now(), 60).unwrap();
         let rotated = KeySet::from_keys(&[
             ("k20240101T000000Z".to_string(), vec![1; 32]),
             ("k20250101T000000Z".to_string(), vec![2; 32]),
         ])
         .unwrap();
-        assert_eq!(verify(&rotated, &token).unwrap().user_id, 7);
-        let fresh = issue(&rotated, 7, Role::Viewer, now(), 60).unwrap();
+        assert_eq!(verify(&rotated, &aud(), &token).unwrap().user_id, 7);
+        let fresh = issue(&rotated, &aud(), 7, Role::Viewer, now(), 60).unwrap();
         assert_eq!(
             decode_header(&fresh).unwrap().kid.as_deref(),
             Some("k20250101T000000Z")

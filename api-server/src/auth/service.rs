@@ -54,6 +54,8 @@ pub struct AuthService {
     refresh_ttl: i64,
     /// A refresh family's lifetime from its login, however often it is refreshed.
     session_max_lifetime: i64,
+    /// The `aud` of every token this server issues and accepts.
+    audience: jwt::Audience,
 }
 
 fn secs(d: std::time::Duration) -> i64 {
@@ -69,7 +71,12 @@ impl AuthService {
             access_ttl: secs(settings.access_token_ttl),
             refresh_ttl: secs(settings.refresh_token_ttl),
             session_max_lifetime: secs(settings.session_max_lifetime),
+            audience: jwt::Audience::new(&settings.jwt_audience),
         }
+    }
+
+    pub fn audience(&self) -> &jwt::Audience {
+        &self.audience
     }
 
     pub fn access_ttl_secs(&self) -> i64 {
@@ -92,7 +99,7 @@ impl AuthService {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(TokenError::Malformed)?;
-        let principal = jwt::verify(&self.keys.current(), token)?;
+        let principal = jwt::verify(&self.keys.current(), &self.audience, token)?;
         // A floor ends every token issued in its second too (`<=`): tokens issued after it in
         // that second carry the next second as their issue time (see `issued_at`).
         if let Some(floor) = self.session_floors.load().get(&principal.user_id)
@@ -132,6 +139,7 @@ impl AuthService {
         let issued_at = Self::issued_at(user, now);
         jwt::issue(
             &self.keys.current(),
+            &self.audience,
             user.id,
             role,
             issued_at,

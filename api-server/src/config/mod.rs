@@ -139,6 +139,11 @@ pub struct ServeArgs {
     /// Lifetime of refresh tokens [default: 30d]
     #[arg(long, env = "FP_REFRESH_TOKEN_TTL", value_name = "DURATION")]
     pub refresh_token_ttl: Option<HumanDuration>,
+    /// The audience (`aud`) of the access tokens this server issues and accepts; the operator
+    /// sets `<namespace>/<name>`, so instances sharing signing keys refuse each other's tokens
+    /// [default: fp-api-server]
+    #[arg(long, env = "FP_JWT_AUDIENCE", value_name = "NAME")]
+    pub jwt_audience: Option<String>,
     /// A login's absolute lifetime: refreshing extends a session up to this long after the login,
     /// never further [default: 90d]
     #[arg(long, env = "FP_SESSION_MAX_LIFETIME", value_name = "DURATION")]
@@ -248,6 +253,7 @@ pub struct FileConfig {
     pub refresh_token_ttl: Option<HumanDuration>,
     pub session_max_lifetime: Option<HumanDuration>,
     pub allow_registration: Option<bool>,
+    pub jwt_audience: Option<String>,
     pub admin_username: Option<String>,
     pub admin_password_file: Option<PathBuf>,
     pub password_hash_memory_kib: Option<u32>,
@@ -341,6 +347,9 @@ impl StorageSettings {
     }
 }
 
+/// The token audience of a server that was given none (the operator names each instance).
+pub const DEFAULT_JWT_AUDIENCE: &str = "fp-api-server";
+
 #[derive(Clone, Debug)]
 pub struct PasswordHashSettings {
     pub memory_kib: u32,
@@ -366,6 +375,7 @@ pub struct AuthSettings {
     pub refresh_token_ttl: Duration,
     pub session_max_lifetime: Duration,
     pub allow_registration: bool,
+    pub jwt_audience: String,
     pub admin_username: String,
     pub admin_password: AdminPasswordSource,
     pub password_hash: PasswordHashSettings,

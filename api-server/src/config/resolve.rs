@@ -122,6 +122,14 @@ pub fn resolve_serve(
             "must be at least the refresh-token TTL",
         ));
     }
+    let jwt_audience = args
+        .jwt_audience
+        .clone()
+        .or_else(|| file.jwt_audience.clone())
+        .unwrap_or_else(|| DEFAULT_JWT_AUDIENCE.to_owned());
+    if jwt_audience.is_empty() || jwt_audience.len() > 253 {
+        return Err(invalid("jwt-audience", "must be 1 to 253 characters"));
+    }
     if access_token_ttl < Duration::from_secs(1) {
         return Err(invalid("access-token-ttl", "must be at least 1s"));
     }
@@ -270,6 +278,7 @@ pub fn resolve_serve(
             access_token_ttl,
             refresh_token_ttl,
             session_max_lifetime,
+            jwt_audience,
             allow_registration: args
                 .allow_registration
                 .or(file.allow_registration)

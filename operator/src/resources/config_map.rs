@@ -27,6 +27,8 @@ pub fn config_toml(v: &Validated) -> String {
         format!("data_dir = \"{}/fp-data\"", contract::TMP_DIR),
         format!("access_token_ttl = \"{}\"", auth.access_token_ttl),
         format!("refresh_token_ttl = \"{}\"", auth.refresh_token_ttl),
+        // Tokens of another instance sharing the signing keys are refused.
+        format!("jwt_audience = \"{}/{}\"", v.namespace, v.name),
         format!("drain_delay = \"{DRAIN_DELAY_SECONDS}s\""),
         format!("shutdown_timeout = \"{SHUTDOWN_TIMEOUT_SECONDS}s\""),
     ];
@@ -87,6 +89,7 @@ mod tests {
              data_dir = \"/tmp/fp-data\"\n\
              access_token_ttl = \"10m\"\n\
              refresh_token_ttl = \"72h\"\n\
+             jwt_audience = \"football/prod\"\n\
              drain_delay = \"5s\"\n\
              shutdown_timeout = \"25s\"\n"
         );
