@@ -127,6 +127,9 @@ impl<K: KeyBytes + Hash + Eq + Send + Sync + 'static> BytesCache<K> {
     }
 }
 
+/// The misses' budget: keys are short, so this holds tens of thousands.
+const MISS_MAX_BYTES: u64 = 4 << 20;
+
 /// The caches of one replica.
 pub struct Caches {
     /// `(data version, match id)` -> a prediction's JSON.
@@ -135,6 +138,11 @@ pub struct Caches {
     pub responses: BytesCache<String>,
     /// `(data version, league id, season id)` -> an evaluation report's JSON.
     pub evaluations: BytesCache<(i64, i64, i64)>,
+    /// Response keys whose answer was a 404, for `--cache-miss-ttl` (long enough that a client
+    /// asking for ids that do not exist in a loop costs one query per id, short enough that
+    /// nobody waits for a new one): answered without a query after the first (cache
+    /// penetration).
+    pub misses: moka::future::Cache<String, ApiError>,
 }
 
 impl Caches {
@@ -143,6 +151,11 @@ impl Caches {
             predictions: BytesCache::new(CacheName::Predictions, settings, metrics),
             responses: BytesCache::new(CacheName::Responses, settings, metrics),
             evaluations: BytesCache::new(CacheName::Evaluations, settings, metrics),
+            misses: moka::future::Cache::builder()
+                .max_capacity(MISS_MAX_BYTES)
+                .weigher(|key: &String, _: &ApiError| weight(key.key_bytes(), &Bytes::new()))
+                .time_to_live(settings.miss_ttl)
+                .build(),
         }
     }
 
@@ -150,6 +163,7 @@ impl Caches {
         self.predictions.invalidate_all();
         self.responses.invalidate_all();
         self.evaluations.invalidate_all();
+        self.misses.invalidate_all();
     }
 
     /// Sets `fp_cache_entries` and `fp_cache_bytes` of every cache (at scrape time).
@@ -175,6 +189,7 @@ mod tests {
             ttl: Duration::from_millis(200),
             ttl_jitter: 0.5,
             max_bytes: 1 << 20,
+            miss_ttl: Duration::from_secs(5),
             version_poll_interval: Duration::from_secs(1),
         }
     }

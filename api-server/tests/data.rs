@@ -24,6 +24,7 @@ on_both_backends!(
     replicas_pick_up_a_refit,
     cached_lists_with_a_league_filter_need_no_database,
     cache_memory_is_bounded_however_requests_are_spelled,
+    ids_that_do_not_exist_cost_one_query,
 );
 
 async fn demo_app(which: Which) -> (TestApp, String) {
@@ -754,4 +755,29 @@ async fn cache_memory_is_bounded_however_requests_are_spelled(which: Which) {
         entries >= 1.0 && entries < ids.len() as f64,
         "{entries} entries"
     );
+}
+
+/// Cache penetration: asking for an id that does not exist again and again is answered from a
+/// short-lived memory of the miss, without a query (here: with the database gone, still a 404).
+async fn ids_that_do_not_exist_cost_one_query(which: Which) {
+    // A TTL no stall of this machine reaches: the miss must still be remembered below.
+    let (app, token) = demo_app_with(which, &["--cache-miss-ttl", "10m"]).await;
+    for path in ["/api/v1/matches/99999999", "/api/v1/matches/99999999/odds"] {
+        app.get(path, Some(&token))
+            .await
+            .expect(StatusCode::NOT_FOUND);
+    }
+    match &app.state.db {
+        fp_api_server::db::Db::Postgres(pool) => pool.close().await,
+        fp_api_server::db::Db::Sqlite(pool) => pool.close().await,
+    }
+    for path in ["/api/v1/matches/99999999", "/api/v1/matches/99999999/odds"] {
+        let r = app.get(path, Some(&token)).await;
+        r.expect(StatusCode::NOT_FOUND);
+        assert_eq!(r.json()["code"], "not_found");
+    }
+    // Another id still needs the database.
+    app.get("/api/v1/matches/99999998", Some(&token))
+        .await
+        .expect(StatusCode::SERVICE_UNAVAILABLE);
 }

@@ -216,6 +216,10 @@ pub struct ServeArgs {
     /// recently used entries are evicted beyond it [default: 33554432, 32 MiB]
     #[arg(long, env = "FP_CACHE_MAX_BYTES", value_name = "BYTES")]
     pub cache_max_bytes: Option<u64>,
+    /// How long an answer "no such id" (404) is remembered and repeated without a query
+    /// [default: 5s]
+    #[arg(long, env = "FP_CACHE_MISS_TTL", value_name = "DURATION")]
+    pub cache_miss_ttl: Option<HumanDuration>,
     /// How often each replica checks the database's data version to drop stale caches and load a
     /// newly fitted model [default: 1s]
     #[arg(long, env = "FP_VERSION_POLL_INTERVAL", value_name = "DURATION")]
@@ -274,6 +278,7 @@ pub struct FileConfig {
     pub cache_ttl: Option<HumanDuration>,
     pub cache_ttl_jitter: Option<f64>,
     pub cache_max_bytes: Option<u64>,
+    pub cache_miss_ttl: Option<HumanDuration>,
     pub version_poll_interval: Option<HumanDuration>,
     pub ready_timeout: Option<HumanDuration>,
     pub demo_data: Option<DemoData>,
@@ -409,6 +414,8 @@ pub struct CacheSettings {
     pub ttl_jitter: f64,
     /// Per cache: keys, bodies and bookkeeping.
     pub max_bytes: u64,
+    /// How long a 404 is remembered.
+    pub miss_ttl: Duration,
     pub version_poll_interval: Duration,
 }
 

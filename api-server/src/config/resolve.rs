@@ -244,6 +244,10 @@ pub fn resolve_serve(
             .cache_max_bytes
             .or(file.cache_max_bytes)
             .unwrap_or(32 << 20),
+        miss_ttl: dur(
+            args.cache_miss_ttl.or(file.cache_miss_ttl),
+            Duration::from_secs(5),
+        ),
         version_poll_interval: dur(
             args.version_poll_interval.or(file.version_poll_interval),
             Duration::from_secs(1),
@@ -257,6 +261,9 @@ pub fn resolve_serve(
             "cache-max-bytes",
             "must be at least 65536 (64 KiB): one large page must fit",
         ));
+    }
+    if cache.miss_ttl.is_zero() {
+        return Err(invalid("cache-miss-ttl", "must be positive"));
     }
     if cache.ttl.is_zero() {
         return Err(invalid("cache-ttl", "must be positive"));

@@ -45,13 +45,28 @@ pub fn cache_key(state: &AppState, endpoint: &str, params: impl std::fmt::Debug)
     format!("{}|{endpoint}|{params:?}", state.data_version())
 }
 
-/// Serves `compute`'s JSON from the response cache under `key` (see [`cache_key`]).
+/// Serves `compute`'s JSON from the response cache under `key` (see [`cache_key`]). A 404 is
+/// remembered for `--cache-miss-ttl` and answered again without a query.
 pub async fn cached<F>(state: &AppState, key: String, compute: F) -> ApiResult<Response>
 where
     F: Future<Output = ApiResult<Bytes>>,
 {
-    let bytes = state.caches.responses.get_or_compute(key, compute).await?;
-    Ok(json_response(bytes))
+    if let Some(miss) = state.caches.misses.get(&key).await {
+        return Err(miss);
+    }
+    match state
+        .caches
+        .responses
+        .get_or_compute(key.clone(), compute)
+        .await
+    {
+        Ok(bytes) => Ok(json_response(bytes)),
+        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => {
+            state.caches.misses.insert(key, e.clone()).await;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
