@@ -26,6 +26,7 @@ on_both_backends!(
     a_password_change_ends_every_session,
     refreshing_never_extends_a_session_past_its_lifetime,
     registration_can_be_closed,
+    restoring_the_configured_admin_is_audited,
 );
 
 async fn register_login_and_me(which: Which) {
@@ -530,4 +531,53 @@ async fn registration_can_be_closed(which: Which) {
     .await
     .expect(StatusCode::UNAUTHORIZED);
     app.admin().await;
+}
+
+/// The configured admin deactivated (here straight in the database, as a second admin would):
+/// the next start-up makes it an active admin again, and says so in the audit log.
+async fn restoring_the_configured_admin_is_audited(which: Which) {
+    let app = TestApp::new(which).await;
+    let admin = app.admin().await;
+    let db = &app.state.db;
+    let count = async || -> i64 {
+        let sql = "SELECT COUNT(*) FROM audit_log WHERE action = 'admin_restored'";
+        match db {
+            fp_api_server::db::Db::Postgres(pool) => {
+                sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+            }
+            fp_api_server::db::Db::Sqlite(pool) => {
+                sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+            }
+        }
+    };
+    let entry = fp_api_server::db::auth::AuditEntry {
+        actor_id: None,
+        actor: "test".to_owned(),
+        action: "user_updated",
+        target: "admin".to_owned(),
+        details: json!({}),
+    };
+    fp_api_server::db::auth::update_user(
+        db,
+        admin.user_id,
+        fp_api_server::db::auth::UserChange {
+            role: None,
+            active: Some(false),
+        },
+        &entry,
+    )
+    .await
+    .unwrap();
+    assert_eq!(count().await, 0);
+    let auth = &app.state.settings.auth;
+    fp_api_server::auth::bootstrap::ensure_first_admin(db, &app.state.auth.passwords, auth)
+        .await
+        .unwrap();
+    assert_eq!(count().await, 1, "the restoration is audited");
+    app.login("admin", ADMIN_PASSWORD).await;
+    // Nothing to restore the next time: nothing audited.
+    fp_api_server::auth::bootstrap::ensure_first_admin(db, &app.state.auth.passwords, auth)
+        .await
+        .unwrap();
+    assert_eq!(count().await, 1);
 }

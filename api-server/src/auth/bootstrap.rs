@@ -100,7 +100,15 @@ pub async fn ensure_first_admin(
                 users::set_password(db, user.id, &hash).await?;
                 tracing::info!(username, "admin password updated from configuration");
             }
-            users::ensure_admin_role(db, user.id).await?;
+            if users::ensure_admin_role(db, &user).await? {
+                tracing::warn!(
+                    username,
+                    role = %user.role,
+                    active = user.active,
+                    "the configured admin was demoted or deactivated; start-up restored it \
+                     (audited as admin_restored). To retire it, configure another admin username"
+                );
+            }
         }
     }
     Ok(())

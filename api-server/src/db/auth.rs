@@ -165,20 +165,36 @@ pub async fn create_admin_if_missing(
     Ok(created == 1)
 }
 
-/// Makes sure the configured admin has the admin role and is active.
-pub async fn ensure_admin_role(db: &Db, id: i64) -> DbResult<()> {
+/// Makes sure the configured admin has the admin role and is active (it is the way back in when
+/// every other admin is gone). Returns whether it had to restore it; that is audited as
+/// `admin_restored` with what the account was, so it is never silent.
+pub async fn ensure_admin_role(db: &Db, user: &UserRow) -> DbResult<bool> {
     let now = now_unix();
-    with_db!(db, pool => {
-        sqlx::query(
+    let entry = AuditEntry {
+        actor_id: None,
+        actor: "start-up".to_owned(),
+        action: "admin_restored",
+        target: user.username.clone(),
+        details: serde_json::json!({"role": user.role, "active": user.active}),
+    };
+    let restored = with_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let changed = sqlx::query(
             "UPDATE users SET role = 'admin', active = TRUE, updated_at = $1 \
              WHERE id = $2 AND (role <> 'admin' OR active = FALSE)",
         )
         .bind(now)
-        .bind(id)
-        .execute(pool)
-        .await?;
+        .bind(user.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            audit!(&mut *tx, now, &entry).await?;
+        }
+        tx.commit().await?;
+        changed == 1
     });
-    Ok(())
+    Ok(restored)
 }
 
 /// A change an admin makes to a user.
