@@ -119,10 +119,6 @@ impl Audience {
             validation: v,
         }
     }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
 }
 
 /// The expiry rule jsonwebtoken applies, for remembered tokens (`exp` and `now` in Unix seconds).
