@@ -126,7 +126,7 @@ pub async fn list_users(db: &Db, after: i64, limit: i64) -> DbResult<Vec<UserRow
 pub async fn set_password(db: &Db, id: i64, password_hash: &str) -> DbResult<()> {
     let now = now_unix();
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         sqlx::query(
             "UPDATE users SET password_hash = $1, sessions_valid_from = $2, updated_at = $2 WHERE id = $3",
         )
@@ -178,7 +178,7 @@ pub async fn ensure_admin_role(db: &Db, user: &UserRow) -> DbResult<bool> {
         details: serde_json::json!({"role": user.role, "active": user.active}),
     };
     let restored = with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         let changed = sqlx::query(
             "UPDATE users SET role = 'admin', active = TRUE, updated_at = $1 \
              WHERE id = $2 AND (role <> 'admin' OR active = FALSE)",
@@ -216,7 +216,7 @@ pub async fn update_user(
     let now = now_unix();
     let select = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
     let row: Option<UserRow> = with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         let current: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(select.clone()))
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -360,7 +360,7 @@ pub async fn rotate_refresh_token(
 ) -> DbResult<RefreshOutcome> {
     let now = now_unix();
     let outcome = with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         let row: Option<TokenRow> = sqlx::query_as(
             "SELECT t.id, t.user_id, t.family_id, t.expires_at, t.used_at, t.revoked_at, u.active \
              FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
@@ -436,7 +436,7 @@ pub async fn rotate_refresh_token(
 pub async fn revoke_family_of(db: &Db, token_hash: &str) -> DbResult<bool> {
     let now = now_unix();
     let known = with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         let family: Option<String> =
             sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
                 .bind(token_hash)

@@ -127,7 +127,7 @@ pub struct NewFit<'a> {
 pub async fn store_fit(db: &Db, fit: &NewFit<'_>) -> DbResult<i64> {
     let now = now_unix();
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         sqlx::query(
             "INSERT INTO model_fits (league_id, model, version, fitted_at, matches_used, data_stamp, params) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \

@@ -148,6 +148,18 @@ pub struct PoolStats {
 }
 
 impl Db {
+    /// How to open a transaction that reads and then writes. SQLite's default (deferred) start
+    /// lets two such transactions read at once, and then neither may upgrade to write: one fails
+    /// with "database is locked" however long the busy timeout. `BEGIN IMMEDIATE` takes the write
+    /// lock first, so the second waits its turn instead. PostgreSQL locks rows as they are
+    /// written and needs nothing more.
+    pub fn begin_write(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "BEGIN",
+            Self::Sqlite(_) => "BEGIN IMMEDIATE",
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self {
             Self::Postgres(_) => Backend::Postgres,

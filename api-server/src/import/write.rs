@@ -81,7 +81,7 @@ pub async fn write(
         values_list(plan.teams.len(), 3, 1)
     );
     let summary = with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         let league_id: i64 = sqlx::query_scalar(
             "INSERT INTO leagues (code, name, country, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (code) DO UPDATE SET name = excluded.name, country = excluded.country RETURNING id",
