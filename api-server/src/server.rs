@@ -94,7 +94,7 @@ pub async fn build_state(
         .map_err(StateError::from)?;
     let auth = AuthService::new(keys, passwords, &settings.auth);
     auth.reload_session_floors(&db).await?;
-    let limits = RateLimits::new(&settings.rate_limit, settings.http.trust_forwarded_for);
+    let limits = RateLimits::new(&settings.rate_limit, settings.http.trusted_proxies.clone());
     if settings.seeds_demo() && crate::db::data::leagues(&db).await?.is_empty() {
         let summary = crate::demo::seed(&db).await?;
         tracing::info!(league = %summary.league, matches = summary.matches, "seeded the demo league");
@@ -159,6 +159,7 @@ pub fn spawn_background(state: &AppState) {
         Duration::from_secs(60),
         |state| async move {
             state.limits.housekeeping();
+            state.auth.housekeeping();
         },
     ));
     if state.settings.background_evaluation {

@@ -28,6 +28,7 @@ on_both_backends!(
     registration_can_be_closed,
     restoring_the_configured_admin_is_audited,
     concurrent_refreshes_of_one_token_rotate_once,
+    failed_logins_back_off_per_account,
 );
 
 async fn register_login_and_me(which: Which) {
@@ -442,6 +443,66 @@ async fn login_is_rate_limited_with_retry_after(which: Which) {
     assert!((1..=60).contains(&retry), "{retry}");
     // Reads are on the general budget and unaffected.
     app.get("/health/live", None).await.expect(StatusCode::OK);
+}
+
+/// Two failures of one username and it waits, whatever address asks (the per-address limit is
+/// off here) and even with the right password; other names are untouched; the wait ends and the
+/// right password clears the count.
+async fn failed_logins_back_off_per_account(which: Which) {
+    let app = TestApp::with_args(which, &["--login-backoff-after", "2"]).await;
+    let attempt = |username: String, password: &'static str| {
+        app.post_json(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": username, "password": password}),
+        )
+    };
+    // The first wait is one second: a stall longer than that between the second failure and
+    // the next attempt cannot be judged, so another name tries (a back-off that never refuses
+    // fails every round).
+    let mut judged = None;
+    for round in 0..20 {
+        let name = format!("guessed{round}");
+        app.register(&name).await;
+        attempt(name.clone(), "wrong-password-1")
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
+        attempt(name.clone(), "wrong-password-2")
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
+        let failed_at = std::time::Instant::now();
+        let refused = attempt(name.clone(), "a-good-password").await;
+        if failed_at.elapsed() >= std::time::Duration::from_millis(800) {
+            eprintln!("{name}: not judged, the attempt took {:?}", failed_at.elapsed());
+            continue;
+        }
+        refused.expect(StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.json()["code"], "login_backoff");
+        assert_eq!(refused.headers["retry-after"], "1");
+        judged = Some(name);
+        break;
+    }
+    let name = judged.expect("every round stalled past the first wait");
+    // Unknown names back off the same way: the answer does not tell who exists.
+    for password in ["wrong-password-1", "wrong-password-2"] {
+        attempt("nobody-here".into(), password)
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
+    }
+    let failed_at = std::time::Instant::now();
+    let unknown = attempt("nobody-here".into(), "wrong-password-3").await;
+    if failed_at.elapsed() < std::time::Duration::from_millis(800) {
+        unknown.expect(StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(unknown.json()["code"], "login_backoff");
+    }
+    app.register("bystander").await;
+    app.login("bystander", "a-good-password").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.login(&name, "a-good-password").await;
+    // Success cleared the count: one more failure is judged, not refused.
+    attempt(name.clone(), "wrong-password-3")
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
 }
 
 async fn first_admin_follows_the_configured_password(which: Which) {

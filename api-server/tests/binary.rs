@@ -266,3 +266,52 @@ fn configuration_precedence_is_file_then_environment_then_flags() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("lisen"));
 }
+
+/// Over real sockets: `X-Forwarded-For` names the client only when the peer is a trusted proxy.
+/// The login budget here is one attempt a minute per client.
+#[test]
+fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
+    let login = |addr: SocketAddr, forwarded_for: &str, username: &str| {
+        let body = format!(r#"{{"username":"{username}","password":"wrong-password"}}"#);
+        http(
+            addr,
+            "POST",
+            "/api/v1/auth/login",
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Forwarded-For", forwarded_for),
+            ],
+            &body,
+        )
+        .unwrap()
+        .0
+    };
+    let limits = [
+        "--auth-rate-limit-per-minute",
+        "1",
+        "--auth-rate-limit-burst",
+        "1",
+        "--demo-data",
+        "off",
+    ];
+    for (trusted, second_client_answer) in [(Some("127.0.0.0/8"), 401), (None, 429)] {
+        let dir = tempfile::tempdir().unwrap();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut args = vec!["serve", "--listen", &listen];
+        args.extend(limits);
+        if let Some(trusted) = trusted {
+            args.extend(["--trusted-proxies", trusted]);
+        }
+        let _server = start(dir.path(), &args, &[]);
+        let addr: SocketAddr = listen.parse().unwrap();
+        wait_ready(addr, dir.path());
+        assert_eq!(login(addr, "198.51.100.1", "one"), 401);
+        assert_eq!(
+            login(addr, "198.51.100.2", "two"),
+            second_client_answer,
+            "trusted proxies: {trusted:?}"
+        );
+        // The client's own claim left of the proxy's entry changes nothing.
+        assert_eq!(login(addr, "203.0.113.5, 198.51.100.1", "three"), 429);
+    }
+}

@@ -2,6 +2,7 @@
 //! password hashing off the async workers, opaque refresh tokens. Roles and credential rules live
 //! in [`crate::accounts`] and are re-exported here.
 
+pub mod backoff;
 pub mod bootstrap;
 pub mod jwt;
 pub mod keys;

@@ -3,10 +3,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
 
+use super::backoff::LoginBackoff;
 use super::jwt::{self, Principal, TokenError};
 use super::keys::KeyStore;
 use super::password::{PasswordError, PasswordHasher};
@@ -21,6 +23,8 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("account is deactivated")]
     Inactive,
+    #[error("too many failed logins for this account; retry in {0:?}")]
+    Backoff(std::time::Duration),
     #[error("username is taken")]
     UsernameTaken,
     #[error(transparent)]
@@ -56,6 +60,7 @@ pub struct AuthService {
     session_max_lifetime: i64,
     /// The `aud` of every token this server issues and accepts.
     audience: jwt::Audience,
+    login_backoff: LoginBackoff,
 }
 
 fn secs(d: std::time::Duration) -> i64 {
@@ -72,7 +77,16 @@ impl AuthService {
             refresh_ttl: secs(settings.refresh_token_ttl),
             session_max_lifetime: secs(settings.session_max_lifetime),
             audience: jwt::Audience::new(&settings.jwt_audience),
+            login_backoff: LoginBackoff::new(
+                settings.login_backoff_after,
+                settings.login_backoff_max,
+            ),
         }
+    }
+
+    /// Periodic: forgets failed logins too old to count.
+    pub fn housekeeping(&self) {
+        self.login_backoff.housekeeping(Instant::now());
     }
 
     pub fn audience(&self) -> &jwt::Audience {
@@ -181,17 +195,26 @@ impl AuthService {
         password: String,
     ) -> Result<TokenPair, AuthError> {
         let username = username.trim().to_ascii_lowercase();
+        // Judged before the password: a name under back-off costs no hashing and no query.
+        self.login_backoff
+            .check(&username, Instant::now())
+            .map_err(AuthError::Backoff)?;
+        let failed = || {
+            self.login_backoff.failed(&username, Instant::now());
+            AuthError::InvalidCredentials
+        };
         // An over-long password cannot match (registration refuses it): skip the hashing work.
         if password.len() > 128 {
-            return Err(AuthError::InvalidCredentials);
+            return Err(failed());
         }
         let user = users::user_by_username(db, &username).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         // Unknown users still cost one verification, so timing does not reveal who exists.
         if !self.passwords.verify(password, stored).await? {
-            return Err(AuthError::InvalidCredentials);
+            return Err(failed());
         }
-        let user = user.ok_or(AuthError::InvalidCredentials)?;
+        let user = user.ok_or_else(failed)?;
+        self.login_backoff.succeeded(&username);
         if !user.active {
             return Err(AuthError::Inactive);
         }

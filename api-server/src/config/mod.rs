@@ -191,7 +191,13 @@ pub struct ServeArgs {
     /// Send Strict-Transport-Security (set when TLS is terminated in front) [default: false]
     #[arg(long, env = "FP_HSTS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub hsts: Option<bool>,
-    /// Identify clients by the last X-Forwarded-For address (only behind a trusted proxy) [default: false]
+    /// Proxies whose X-Forwarded-For is believed: addresses or CIDRs, comma-separated. A request
+    /// from one of them is attributed to the nearest address in the header that is not itself a
+    /// trusted proxy [default: none]
+    #[arg(long, env = "FP_TRUSTED_PROXIES", value_name = "CIDR,...", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Believe X-Forwarded-For from every peer: the same as --trusted-proxies 0.0.0.0/0,::/0.
+    /// Only when no client can reach the server except through the proxy [default: false]
     #[arg(long, env = "FP_TRUST_FORWARDED_FOR", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub trust_forwarded_for: Option<bool>,
     /// Requests per second per client on /api (0 disables) [default: 200]
@@ -206,6 +212,13 @@ pub struct ServeArgs {
     /// Burst allowance of login/register/refresh per client [default: 5]
     #[arg(long, env = "FP_AUTH_RATE_LIMIT_BURST", value_name = "N")]
     pub auth_rate_limit_burst: Option<u32>,
+    /// Failed logins of one username (whatever the client address) before each further attempt
+    /// must wait, 1 s doubling per failure; 0 disables [default: 5]
+    #[arg(long, env = "FP_LOGIN_BACKOFF_AFTER", value_name = "N")]
+    pub login_backoff_after: Option<u32>,
+    /// The longest such wait [default: 15m]
+    #[arg(long, env = "FP_LOGIN_BACKOFF_MAX", value_name = "DURATION")]
+    pub login_backoff_max: Option<HumanDuration>,
     /// Time-to-live of cached responses and predictions [default: 60s]
     #[arg(long, env = "FP_CACHE_TTL", value_name = "DURATION")]
     pub cache_ttl: Option<HumanDuration>,
@@ -270,11 +283,14 @@ pub struct FileConfig {
     pub drain_delay: Option<HumanDuration>,
     pub shutdown_timeout: Option<HumanDuration>,
     pub hsts: Option<bool>,
+    pub trusted_proxies: Option<Vec<String>>,
     pub trust_forwarded_for: Option<bool>,
     pub rate_limit_per_second: Option<u32>,
     pub rate_limit_burst: Option<u32>,
     pub auth_rate_limit_per_minute: Option<u32>,
     pub auth_rate_limit_burst: Option<u32>,
+    pub login_backoff_after: Option<u32>,
+    pub login_backoff_max: Option<HumanDuration>,
     pub cache_ttl: Option<HumanDuration>,
     pub cache_ttl_jitter: Option<f64>,
     pub cache_max_bytes: Option<u64>,
@@ -381,6 +397,10 @@ pub struct AuthSettings {
     pub session_max_lifetime: Duration,
     pub allow_registration: bool,
     pub jwt_audience: String,
+    /// Failed logins of one username before it must wait (0: never).
+    pub login_backoff_after: u32,
+    /// The longest wait; it doubles with each further failure up to this.
+    pub login_backoff_max: Duration,
     pub admin_username: String,
     pub admin_password: AdminPasswordSource,
     pub password_hash: PasswordHashSettings,
@@ -397,7 +417,8 @@ pub struct HttpSettings {
     pub drain_delay: Duration,
     pub shutdown_timeout: Duration,
     pub hsts: bool,
-    pub trust_forwarded_for: bool,
+    /// Peers whose X-Forwarded-For names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Clone, Debug)]
@@ -489,6 +510,39 @@ mod tests {
         let s = resolve_serve(&file, &args(&["--listen", "127.0.0.2:81"]), None).unwrap();
         assert_eq!(s.http.listen.to_string(), "127.0.0.2:81");
         assert_eq!(s.rate_limit.per_second, 7);
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses_and_bad_ones_are_named() {
+        let s = resolve_serve(&FileConfig::default(), &ServeArgs::default(), None).unwrap();
+        assert!(s.http.trusted_proxies.is_empty(), "nothing trusted by default");
+        let s = resolve_serve(
+            &FileConfig::default(),
+            &args(&["--trusted-proxies", "10.0.0.0/8, 192.0.2.7,fd00::/8"]),
+            None,
+        )
+        .unwrap();
+        let listed: Vec<String> = s.http.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(listed, ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8"]);
+        let file = FileConfig::parse(
+            Path::new("c.toml"),
+            "trusted_proxies = [\"10.1.2.3/16\"]\n",
+        )
+        .unwrap();
+        let s = resolve_serve(&file, &ServeArgs::default(), None).unwrap();
+        assert_eq!(s.http.trusted_proxies[0].to_string(), "10.1.0.0/16");
+        let s = resolve_serve(&FileConfig::default(), &args(&["--trust-forwarded-for"]), None)
+            .unwrap();
+        let listed: Vec<String> = s.http.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(listed, ["0.0.0.0/0", "::/0"]);
+        let err = resolve_serve(
+            &FileConfig::default(),
+            &args(&["--trusted-proxies", "10.0.0.0/8,ingress-nginx"]),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("trusted-proxies") && err.contains("`ingress-nginx`"), "{err}");
     }
 
     #[test]

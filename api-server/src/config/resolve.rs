@@ -122,6 +122,17 @@ pub fn resolve_serve(
             "must be at least the refresh-token TTL",
         ));
     }
+    let login_backoff_after = args
+        .login_backoff_after
+        .or(file.login_backoff_after)
+        .unwrap_or(5);
+    let login_backoff_max = dur(
+        args.login_backoff_max.or(file.login_backoff_max),
+        Duration::from_secs(15 * 60),
+    );
+    if login_backoff_after > 0 && login_backoff_max < Duration::from_secs(1) {
+        return Err(invalid("login-backoff-max", "must be at least 1s"));
+    }
     let jwt_audience = args
         .jwt_audience
         .clone()
@@ -191,10 +202,12 @@ pub fn resolve_serve(
             Duration::from_secs(25),
         ),
         hsts: args.hsts.or(file.hsts).unwrap_or(false),
-        trust_forwarded_for: args
-            .trust_forwarded_for
-            .or(file.trust_forwarded_for)
-            .unwrap_or(false),
+        trusted_proxies: trusted_proxies(
+            args.trusted_proxies.as_ref().or(file.trusted_proxies.as_ref()),
+            args.trust_forwarded_for
+                .or(file.trust_forwarded_for)
+                .unwrap_or(false),
+        )?,
     };
     if http.header_read_timeout < Duration::from_millis(100) {
         return Err(invalid("header-read-timeout", "must be at least 100ms"));
@@ -286,6 +299,8 @@ pub fn resolve_serve(
             refresh_token_ttl,
             session_max_lifetime,
             jwt_audience,
+            login_backoff_after,
+            login_backoff_max,
             allow_registration: args
                 .allow_registration
                 .or(file.allow_registration)
@@ -323,4 +338,35 @@ fn default_concurrency() -> u32 {
         .map(|n| u32::try_from(n.get()).unwrap_or(1))
         .unwrap_or(1);
     cpus.saturating_sub(1).max(1)
+}
+
+/// The trusted proxies: addresses or CIDRs (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`); trusting
+/// every peer adds the two whole address spaces.
+fn trusted_proxies(
+    listed: Option<&Vec<String>>,
+    trust_every_peer: bool,
+) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let mut nets = Vec::new();
+    for entry in listed.into_iter().flatten() {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let net = entry
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                invalid(
+                    "trusted-proxies",
+                    format!("`{entry}` is neither an address nor a CIDR such as 10.0.0.0/8"),
+                )
+            })?;
+        nets.push(net.trunc());
+    }
+    if trust_every_peer {
+        // The defaults are the whole spaces, 0.0.0.0/0 and ::/0.
+        nets.push(ipnet::Ipv4Net::default().into());
+        nets.push(ipnet::Ipv6Net::default().into());
+    }
+    Ok(nets)
 }

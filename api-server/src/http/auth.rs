@@ -75,6 +75,12 @@ pub fn auth_error(e: AuthError) -> ApiError {
             "account_inactive",
             "this account is deactivated",
         ),
+        AuthError::Backoff(wait) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "login_backoff",
+            "too many failed logins for this account; retry later",
+        )
+        .with_retry_after(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
         AuthError::UsernameTaken => {
             ApiError::conflict("username_taken", "that username is taken").with_field("username")
         }
@@ -143,7 +149,7 @@ pub async fn register(
         (status = 200, description = "Logged in", body = TokenResponse),
         (status = 401, description = "Invalid credentials", body = ErrorBody),
         (status = 403, description = "Account deactivated", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody)))]
+        (status = 429, description = "Rate limited (`rate_limited`), or too many failed logins for this username (`login_backoff`); see Retry-After", body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Credentials>,
