@@ -90,11 +90,18 @@ fn the_rendered_config_loads_in_the_api_server_with_the_spec_values() {
             v.spec.auth.allow_registration,
             "{sample}"
         );
-        assert_eq!(
-            config.trust_forwarded_for,
-            v.spec.ingress.as_ref().map(|_| true),
-            "{sample}"
-        );
+        // The proxies the spec trusts are the ones the API server believes, as it parses them.
+        let settings = fp_api_server::config::resolve_serve(&config, &Default::default(), None)
+            .unwrap_or_else(|e| panic!("{sample}: {e}"));
+        let believed: Vec<String> = settings
+            .http
+            .trusted_proxies
+            .iter()
+            .map(|net| net.to_string())
+            .collect();
+        let trusted = v.spec.ingress.as_ref().map(|i| i.trusted_proxies.clone());
+        assert_eq!(believed, trusted.unwrap_or_default(), "{sample}");
+        assert_eq!(config.trust_forwarded_for, None, "{sample}: every peer trusted");
         // The pods' termination grace period is computed from these two: the API server must
         // read them as the operator means them.
         let seconds = |s: i64| Some(Duration::from_secs(u64::try_from(s).unwrap()));

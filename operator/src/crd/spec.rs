@@ -408,6 +408,13 @@ pub struct IngressSpec {
     /// must not cross networks in clear text.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_insecure_http: bool,
+    /// Addresses or CIDRs of the proxies in front of the API (the ingress controller's pods):
+    /// only their `X-Forwarded-For` names the client that rate limits and the login back-off
+    /// count. Default: the private ranges; narrow it to the ingress controller's pods, or any
+    /// pod the API's NetworkPolicy admits can pose as any client.
+    #[serde(default = "defaults::trusted_proxies")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 43)))]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// A cert-manager Certificate for the Ingress host.
@@ -909,6 +916,18 @@ pub mod defaults {
     }
     pub fn issuer_group() -> String {
         "cert-manager.io".into()
+    }
+    /// RFC 1918, the carrier-grade NAT range some clusters use for pods, and IPv6 ULA.
+    pub fn trusted_proxies() -> Vec<String> {
+        [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "fc00::/7",
+        ]
+        .map(String::from)
+        .to_vec()
     }
     pub fn cert_duration() -> String {
         "2160h".into()

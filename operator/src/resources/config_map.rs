@@ -32,9 +32,18 @@ pub fn config_toml(v: &Validated) -> String {
         format!("drain_delay = \"{DRAIN_DELAY_SECONDS}s\""),
         format!("shutdown_timeout = \"{SHUTDOWN_TIMEOUT_SECONDS}s\""),
     ];
-    if v.spec.ingress.is_some() {
-        // Behind the ingress controller every client shares its address; rate limits need the real one.
-        lines.push("trust_forwarded_for = true".to_owned());
+    if let Some(ingress) = &v.spec.ingress {
+        // Behind the ingress controller every client shares its address; rate limits need the
+        // real one, told only by the proxies. Validated addresses: no quoting to escape.
+        lines.push(format!(
+            "trusted_proxies = [{}]",
+            ingress
+                .trusted_proxies
+                .iter()
+                .map(|p| format!("\"{p}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     if v.spec.tls.is_some() {
         lines.push("hsts = true".to_owned());
@@ -103,12 +112,20 @@ mod tests {
     }
 
     #[test]
-    fn ingress_and_tls_turn_on_forwarded_for_and_hsts() {
+    fn ingress_and_tls_turn_on_trusted_proxies_and_hsts() {
         let v = validated(json!({"version": "1", "ingress": {"host": "a.example"},
             "tls": {"issuerRef": {"name": "le"}, "dnsNames": ["a.example"]}}));
         let toml = config_toml(&v);
-        assert!(toml.contains("\ntrust_forwarded_for = true\n"));
+        assert!(
+            toml.contains("\ntrusted_proxies = [\"10.0.0.0/8\", \"172.16.0.0/12\", \"192.168.0.0/16\", \"100.64.0.0/10\", \"fc00::/7\"]\n"),
+            "{toml}"
+        );
         assert!(toml.ends_with("hsts = true\n"));
+        let narrowed = validated(json!({"version": "1", "ingress": {"host": "a.example",
+            "trustedProxies": ["10.244.3.0/24"]},
+            "tls": {"issuerRef": {"name": "le"}, "dnsNames": ["a.example"]}}));
+        assert!(config_toml(&narrowed).contains("\ntrusted_proxies = [\"10.244.3.0/24\"]\n"));
+        assert!(!config_toml(&validated(json!({"version": "1"}))).contains("trusted_proxies"));
     }
 
     #[test]

@@ -326,6 +326,16 @@ fn check_ingress(errors: &mut Vec<SpecError>, ingress: &crate::crd::IngressSpec,
              or allowInsecureHttp: true to do so on purpose",
         ));
     }
+    for (i, proxy) in ingress.trusted_proxies.iter().enumerate() {
+        let parsed = proxy.parse::<ipnet::IpNet>().is_ok()
+            || proxy.parse::<std::net::IpAddr>().is_ok();
+        if !parsed {
+            errors.push(SpecError::new(
+                format!("spec.ingress.trustedProxies[{i}]"),
+                format!("{proxy:?} is neither an address nor a CIDR such as 10.0.0.0/8"),
+            ));
+        }
+    }
     for key in ingress.annotations.keys() {
         if !ALLOWED_INGRESS_ANNOTATIONS.contains(&key.as_str()) {
             errors.push(SpecError::new(
@@ -632,6 +642,14 @@ mod tests {
             "tls": {"issuerRef": {"name": "le"}, "dnsNames": ["a.example"]}}),
         );
         assert!(validate(&tls, &Settings::default()).is_ok());
+        let proxies = fp_from(serde_json::json!({"version": "1", "ingress": {
+            "host": "a.example", "allowInsecureHttp": true,
+            "trustedProxies": ["10.244.0.0/16", "192.0.2.7", "ingress-nginx"]}}));
+        assert_eq!(
+            errors(&proxies),
+            ["spec.ingress.trustedProxies[2]: \"ingress-nginx\" is neither an address nor a \
+              CIDR such as 10.0.0.0/8"]
+        );
     }
 
     #[test]
