@@ -87,7 +87,8 @@ pub async fn build_state(
             dir
         }
     };
-    let keys = KeyStore::open(keys_dir).map_err(StateError::from)?;
+    let keys =
+        KeyStore::open(keys_dir, settings.auth.key_publish_delay).map_err(StateError::from)?;
     let passwords = PasswordHasher::new(&settings.auth.password_hash).map_err(StateError::from)?;
     bootstrap::ensure_first_admin(&db, &passwords, &settings.auth)
         .await

@@ -313,23 +313,47 @@ async fn key_rotation_keeps_users_logged_in(which: Which) {
     let keys = tempfile::tempdir().unwrap();
     std::fs::write(keys.path().join("k20240101T000000Z"), [1u8; 32]).unwrap();
     let dir = keys.path().to_str().unwrap().to_string();
+    // The default publish delay (2 minutes): a new key verifies at once, signs later.
     let app = TestApp::with_args(which, &["--jwt-keys-dir", &dir]).await;
     let before = app.register("ivan").await;
-    // The operator adds a newer key: it signs from now on, the old one still verifies.
     std::fs::write(keys.path().join("k20250101T000000Z"), [2u8; 32]).unwrap();
     assert!(app.state.auth.keys.reload());
     app.get("/api/v1/auth/me", Some(&before.access))
         .await
         .expect(StatusCode::OK);
-    let after = app.login("ivan", "a-good-password").await;
-    let header = jsonwebtoken::decode_header(&after.access).unwrap();
-    assert_eq!(header.kid.as_deref(), Some("k20250101T000000Z"));
-    // The grace period ends: the old key goes, and tokens it signed stop working.
+    let during = app.login("ivan", "a-good-password").await;
+    let kid = |token: &str| jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+    assert_eq!(
+        kid(&during.access),
+        "k20240101T000000Z",
+        "not yet published"
+    );
+    // A replica that has published the new key already: its tokens are accepted here.
+    let other_replica =
+        KeySet::from_keys(&[("k20250101T000000Z".to_string(), vec![2u8; 32])]).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let theirs = jwt::issue(
+        &other_replica,
+        app.state.auth.audience(),
+        before.user_id,
+        Role::Viewer,
+        now,
+        900,
+    )
+    .unwrap();
+    app.get("/api/v1/auth/me", Some(&theirs))
+        .await
+        .expect(StatusCode::OK);
+    // The grace period ends: the old key goes, tokens it signed stop working, the new key signs.
     std::fs::remove_file(keys.path().join("k20240101T000000Z")).unwrap();
     assert!(app.state.auth.keys.reload());
-    let old = app.get("/api/v1/auth/me", Some(&before.access)).await;
-    old.expect(StatusCode::UNAUTHORIZED);
-    assert_eq!(old.json()["code"], "invalid_token");
+    for old in [&before.access, &during.access] {
+        let r = app.get("/api/v1/auth/me", Some(old)).await;
+        r.expect(StatusCode::UNAUTHORIZED);
+        assert_eq!(r.json()["code"], "invalid_token");
+    }
+    let after = app.login("ivan", "a-good-password").await;
+    assert_eq!(kid(&after.access), "k20250101T000000Z");
     app.get("/api/v1/auth/me", Some(&after.access))
         .await
         .expect(StatusCode::OK);
@@ -375,7 +399,8 @@ async fn bad_tokens_are_refused(which: Which) {
         .expect(StatusCode::UNAUTHORIZED);
 
     // Same kid as the server's key but a different secret: a forgery.
-    let forged_set = KeySet::from_keys(&[(keys.signing_kid.clone(), vec![9u8; 32])]).unwrap();
+    let forged_set =
+        KeySet::from_keys(&[(keys.signing_kid(now).to_owned(), vec![9u8; 32])]).unwrap();
     let forged = jwt::issue(
         &forged_set,
         app.state.auth.audience(),
@@ -473,7 +498,10 @@ async fn failed_logins_back_off_per_account(which: Which) {
         let failed_at = std::time::Instant::now();
         let refused = attempt(name.clone(), "a-good-password").await;
         if failed_at.elapsed() >= std::time::Duration::from_millis(800) {
-            eprintln!("{name}: not judged, the attempt took {:?}", failed_at.elapsed());
+            eprintln!(
+                "{name}: not judged, the attempt took {:?}",
+                failed_at.elapsed()
+            );
             continue;
         }
         refused.expect(StatusCode::TOO_MANY_REQUESTS);

@@ -330,7 +330,7 @@ async fn bad_tokens_everywhere(which: Which) {
         900,
     )
     .unwrap();
-    let forged = KeySet::from_keys(&[(keys.signing_kid.clone(), vec![7u8; 32])]).unwrap();
+    let forged = KeySet::from_keys(&[(keys.signing_kid(now).to_owned(), vec![7u8; 32])]).unwrap();
     let forged = jwt::issue(
         &forged,
         app.state.auth.audience(),

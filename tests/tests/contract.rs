@@ -101,7 +101,10 @@ fn the_rendered_config_loads_in_the_api_server_with_the_spec_values() {
             .collect();
         let trusted = v.spec.ingress.as_ref().map(|i| i.trusted_proxies.clone());
         assert_eq!(believed, trusted.unwrap_or_default(), "{sample}");
-        assert_eq!(config.trust_forwarded_for, None, "{sample}: every peer trusted");
+        assert_eq!(
+            config.trust_forwarded_for, None,
+            "{sample}: every peer trusted"
+        );
         // The pods' termination grace period is computed from these two: the API server must
         // read them as the operator means them.
         let seconds = |s: i64| Some(Duration::from_secs(u64::try_from(s).unwrap()));

@@ -66,7 +66,13 @@ impl LoginBackoff {
             f.count = f.count.saturating_add(1);
             f.last = now;
         } else if failures.len() < MAX_TRACKED {
-            failures.insert(username.to_owned(), Failures { count: 1, last: now });
+            failures.insert(
+                username.to_owned(),
+                Failures {
+                    count: 1,
+                    last: now,
+                },
+            );
         }
     }
 
@@ -100,7 +106,9 @@ mod tests {
         let waits: Vec<u64> = (0..=16).map(|n| wait_after(n, 5, max).as_secs()).collect();
         assert_eq!(
             waits,
-            [0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
+            [
+                0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900
+            ]
         );
         assert_eq!(wait_after(u32::MAX, 5, max), max);
         assert_eq!(wait_after(100, 0, max), Duration::ZERO, "0 disables");
@@ -114,7 +122,11 @@ mod tests {
         assert_eq!(backoff.check("alice", t0), Ok(()));
         backoff.failed("alice", t0);
         assert_eq!(backoff.check("alice", t0), Err(Duration::from_secs(1)));
-        assert_eq!(backoff.check("bob", t0), Ok(()), "other names are not affected");
+        assert_eq!(
+            backoff.check("bob", t0),
+            Ok(()),
+            "other names are not affected"
+        );
         let later = t0 + Duration::from_secs(1);
         assert_eq!(backoff.check("alice", later), Ok(()));
         backoff.failed("alice", later);

@@ -83,8 +83,9 @@ pub fn issue(
     now: i64,
     ttl_secs: i64,
 ) -> Result<String, TokenError> {
+    let (kid, signing_key) = keys.signing_key(now);
     let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some(keys.signing_kid.clone());
+    header.kid = Some(kid.to_owned());
     let claims = AccessClaims {
         sub: user_id.to_string(),
         role,
@@ -94,7 +95,7 @@ pub fn issue(
         iss: ISSUER.to_string(),
         aud: audience.name.clone(),
     };
-    encode(&header, &claims, keys.signing_key()).map_err(|_| TokenError::Signing)
+    encode(&header, &claims, signing_key).map_err(|_| TokenError::Signing)
 }
 
 /// Seconds an access token is still accepted after its `exp` (clock skew between replicas).

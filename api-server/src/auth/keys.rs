@@ -2,7 +2,9 @@
 //! docs/architecture.md): one file per key, named by its key id `kYYYYMMDDTHHMMSSZ` (UTC creation
 //! time, so lexical order is age order), holding at least 32 random bytes. The newest key signs;
 //! every key verifies. The directory is re-read when it changes, so keys rotate without
-//! restarts and without logging anybody out.
+//! restarts and without logging anybody out. A new key verifies at once but signs only after it
+//! has been visible for the publish delay: replicas see a Secret update up to a minute apart, and
+//! a token signed with a key another replica has not loaded yet would be refused there.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -52,14 +54,38 @@ pub fn key_id_for(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("k%Y%m%dT%H%M%SZ").to_string()
 }
 
-/// One loaded key set: the newest key signs, all verify.
+/// A key that may sign, and since when (Unix seconds) this server has known it.
+struct Signer {
+    kid: String,
+    key: EncodingKey,
+    visible_since: i64,
+}
+
+/// One loaded key set: every key verifies; the newest key visible for the publish delay signs.
 pub struct KeySet {
-    pub signing_kid: String,
-    signing: EncodingKey,
+    /// Oldest first.
+    signers: Vec<Signer>,
+    publish_delay: i64,
     verifying: HashMap<String, DecodingKey>,
     fingerprint: [u8; 32],
     /// Tokens these keys verified; a reload builds a new set, so it starts empty.
     verified: VerifiedTokens,
+}
+
+/// When a key was created, from its id (Unix seconds).
+pub fn key_created(kid: &str) -> Option<i64> {
+    chrono::NaiveDateTime::parse_from_str(kid.get(1..)?, "%Y%m%dT%H%M%SZ")
+        .ok()
+        .map(|t| t.and_utc().timestamp())
+}
+
+/// Which key signs at `now`, given (key id, visible since) oldest first: the newest that has
+/// been visible for `delay` seconds; when none has (a first key, or every old key removed at
+/// once), the oldest, the one other replicas most likely know (pure).
+pub fn signing_index(keys: &[(&str, i64)], now: i64, delay: i64) -> usize {
+    keys.iter()
+        .rposition(|(_, since)| since.saturating_add(delay) <= now)
+        .unwrap_or(0)
 }
 
 impl std::fmt::Debug for KeySet {
@@ -67,8 +93,8 @@ impl std::fmt::Debug for KeySet {
         let mut kids: Vec<&String> = self.verifying.keys().collect();
         kids.sort();
         f.debug_struct("KeySet")
-            .field("signing_kid", &self.signing_kid)
             .field("verifying", &kids)
+            .field("publish_delay", &self.publish_delay)
             .finish()
     }
 }
@@ -100,29 +126,73 @@ pub fn classify(entries: Vec<(String, Vec<u8>)>) -> Scan {
 }
 
 impl KeySet {
-    /// Builds the set from usable keys (sorted by id); `None` when there are none.
+    /// Builds the set from usable keys, each visible since its creation and signing at once
+    /// (no publish delay); `None` when there are none.
     pub fn from_keys(keys: &[(String, Vec<u8>)]) -> Option<Self> {
-        let (newest_kid, newest_bytes) = keys.iter().max_by(|a, b| a.0.cmp(&b.0))?;
+        Self::build(keys, |kid| key_created(kid).unwrap_or(0), 0)
+    }
+
+    /// Builds the set; `visible_since` says since when (Unix seconds) each key id is known.
+    fn build(
+        keys: &[(String, Vec<u8>)],
+        visible_since: impl Fn(&str) -> i64,
+        publish_delay: i64,
+    ) -> Option<Self> {
+        let mut sorted: Vec<&(String, Vec<u8>)> = keys.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
         let mut hasher = Sha256::new();
         let mut verifying = HashMap::with_capacity(keys.len());
-        for (kid, bytes) in keys {
+        let mut signers = Vec::with_capacity(keys.len());
+        for (kid, bytes) in sorted {
             hasher.update(kid.as_bytes());
             hasher.update((bytes.len() as u64).to_le_bytes());
             hasher.update(bytes);
             // Only empty secrets fail, and classify() refuses keys under 32 bytes.
             verifying.insert(kid.clone(), DecodingKey::from_secret(bytes).ok()?);
+            signers.push(Signer {
+                kid: kid.clone(),
+                key: EncodingKey::from_secret(bytes).ok()?,
+                visible_since: visible_since(kid),
+            });
+        }
+        if signers.is_empty() {
+            return None;
         }
         Some(Self {
-            signing_kid: newest_kid.clone(),
-            signing: EncodingKey::from_secret(newest_bytes).ok()?,
+            signers,
+            publish_delay,
             verifying,
             fingerprint: hasher.finalize().into(),
             verified: VerifiedTokens::default(),
         })
     }
 
-    pub fn signing_key(&self) -> &EncodingKey {
-        &self.signing
+    fn signer(&self, now: i64) -> &Signer {
+        let keys: Vec<(&str, i64)> = self
+            .signers
+            .iter()
+            .map(|s| (s.kid.as_str(), s.visible_since))
+            .collect();
+        &self.signers[signing_index(&keys, now, self.publish_delay)]
+    }
+
+    /// The id of the key that signs at `now` (Unix seconds).
+    pub fn signing_kid(&self, now: i64) -> &str {
+        &self.signer(now).kid
+    }
+
+    /// The key that signs at `now`, with its id.
+    pub fn signing_key(&self, now: i64) -> (&str, &EncodingKey) {
+        let signer = self.signer(now);
+        (&signer.kid, &signer.key)
+    }
+
+    /// Since when this server has known `kid` (Unix seconds).
+    fn visible_since(&self, kid: &str) -> Option<i64> {
+        self.signers
+            .iter()
+            .find(|s| s.kid == kid)
+            .map(|s| s.visible_since)
     }
 
     pub fn verifying_key(&self, kid: &str) -> Option<&DecodingKey> {
@@ -134,9 +204,7 @@ impl KeySet {
     }
 
     pub fn key_ids(&self) -> Vec<String> {
-        let mut kids: Vec<String> = self.verifying.keys().cloned().collect();
-        kids.sort();
-        kids
+        self.signers.iter().map(|s| s.kid.clone()).collect()
     }
 }
 
@@ -173,13 +241,16 @@ pub fn read_dir_entries(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, KeyError> 
     Ok(entries)
 }
 
-/// Loads the key set of `dir`, logging skipped files.
-pub fn load_dir(dir: &Path) -> Result<KeySet, KeyError> {
+/// The usable keys of `dir`, logging skipped files.
+pub fn load_dir(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, KeyError> {
     let scan = classify(read_dir_entries(dir)?);
     for (name, reason) in &scan.skipped {
         tracing::warn!(dir = %dir.display(), file = %name, reason, "ignoring file in JWT key directory");
     }
-    KeySet::from_keys(&scan.keys).ok_or_else(|| KeyError::NoKeys(dir.to_path_buf()))
+    if scan.keys.is_empty() {
+        return Err(KeyError::NoKeys(dir.to_path_buf()));
+    }
+    Ok(scan.keys)
 }
 
 /// Zero-setup: makes sure `dir` (mode 0700) holds a usable key, generating one (mode 0600).
@@ -230,15 +301,26 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 /// The live key set plus where it comes from; `reload` swaps in a changed directory.
 pub struct KeyStore {
     dir: PathBuf,
+    publish_delay: i64,
     current: ArcSwap<KeySet>,
 }
 
+fn now_unix() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
 impl KeyStore {
-    pub fn open(dir: PathBuf) -> Result<Self, KeyError> {
-        let set = load_dir(&dir)?;
-        tracing::info!(dir = %dir.display(), keys = ?set.key_ids(), signing = %set.signing_kid, "JWT keys loaded");
+    /// Keys found at start-up count as visible since their creation: the Secret held them
+    /// before this pod started, so the other replicas load them on the same schedule.
+    pub fn open(dir: PathBuf, publish_delay: std::time::Duration) -> Result<Self, KeyError> {
+        let publish_delay = i64::try_from(publish_delay.as_secs()).unwrap_or(i64::MAX);
+        let keys = load_dir(&dir)?;
+        let set = KeySet::build(&keys, |kid| key_created(kid).unwrap_or(0), publish_delay)
+            .ok_or_else(|| KeyError::NoKeys(dir.clone()))?;
+        tracing::info!(dir = %dir.display(), keys = ?set.key_ids(), signing = %set.signing_kid(now_unix()), "JWT keys loaded");
         Ok(Self {
             dir,
+            publish_delay,
             current: ArcSwap::from_pointee(set),
         })
     }
@@ -251,22 +333,45 @@ impl KeyStore {
         &self.dir
     }
 
-    /// Re-reads the directory; swaps the set in when it changed. Returns whether it did. A
-    /// directory that became empty or unreadable keeps the old set (and is logged): losing
-    /// every key would log out every user.
+    /// Re-reads the directory; swaps the set in when it changed. Returns whether it did. A key
+    /// seen for the first time is visible from now (or its creation, if later), so it signs
+    /// once the publish delay has passed. A directory that became empty or unreadable keeps the
+    /// old set (and is logged): losing every key would log out every user.
     pub fn reload(&self) -> bool {
-        match load_dir(&self.dir) {
-            Ok(set) if set.fingerprint != self.current.load().fingerprint => {
-                tracing::info!(keys = ?set.key_ids(), signing = %set.signing_kid, "JWT key set changed; reloaded");
-                self.current.store(Arc::new(set));
-                true
-            }
-            Ok(_) => false,
+        self.reload_at(now_unix())
+    }
+
+    fn reload_at(&self, now: i64) -> bool {
+        let keys = match load_dir(&self.dir) {
+            Ok(keys) => keys,
             Err(e) => {
                 tracing::error!(error = %e, "JWT key directory unusable; keeping the previous keys");
-                false
+                return false;
             }
+        };
+        let old = self.current.load();
+        let visible_since = |kid: &str| {
+            old.visible_since(kid)
+                .unwrap_or_else(|| key_created(kid).unwrap_or(now).max(now))
+        };
+        let Some(set) = KeySet::build(&keys, visible_since, self.publish_delay) else {
+            return false;
+        };
+        if set.fingerprint == old.fingerprint {
+            return false;
         }
+        let newest = set.signers.last().map(|s| (s.kid.clone(), s.visible_since));
+        if let Some((kid, since)) = newest {
+            tracing::info!(
+                keys = ?set.key_ids(),
+                signing = %set.signing_kid(now),
+                newest = %kid,
+                newest_signs_in_seconds = (since + self.publish_delay - now).max(0),
+                "JWT key set changed; reloaded"
+            );
+        }
+        self.current.store(Arc::new(set));
+        true
     }
 }
 
@@ -298,7 +403,7 @@ mod tests {
         assert_eq!(scan.keys.len(), 2);
         assert_eq!(scan.skipped.len(), 2);
         let set = KeySet::from_keys(&scan.keys).unwrap();
-        assert_eq!(set.signing_kid, "k20250101T000000Z");
+        assert_eq!(set.signing_kid(now_unix()), "k20250101T000000Z");
         assert!(set.verifying_key("k20240101T000000Z").is_some());
         assert!(set.verifying_key("k20260101T000000Z").is_none());
         assert!(KeySet::from_keys(&[]).is_none());
@@ -308,15 +413,73 @@ mod tests {
     fn store_reloads_only_on_change_and_keeps_keys_when_dir_empties() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("k20240101T000000Z"), [7u8; 32]).unwrap();
-        let store = KeyStore::open(dir.path().to_path_buf()).unwrap();
+        let store = KeyStore::open(dir.path().to_path_buf(), std::time::Duration::ZERO).unwrap();
         assert!(!store.reload());
         std::fs::write(dir.path().join("k20250101T000000Z"), [8u8; 32]).unwrap();
         assert!(store.reload());
-        assert_eq!(store.current().signing_kid, "k20250101T000000Z");
+        assert_eq!(store.current().signing_kid(now_unix()), "k20250101T000000Z");
         std::fs::remove_file(dir.path().join("k20240101T000000Z")).unwrap();
         std::fs::remove_file(dir.path().join("k20250101T000000Z")).unwrap();
         assert!(!store.reload());
-        assert_eq!(store.current().signing_kid, "k20250101T000000Z");
+        assert_eq!(store.current().signing_kid(now_unix()), "k20250101T000000Z");
+    }
+
+    #[test]
+    fn the_newest_key_published_long_enough_signs() {
+        let keys = [("a", 100), ("b", 200), ("c", 300)];
+        assert_eq!(signing_index(&keys, 320, 120), 1, "c too new, b old enough");
+        assert_eq!(signing_index(&keys, 419, 120), 1);
+        assert_eq!(signing_index(&keys, 420, 120), 2);
+        assert_eq!(
+            signing_index(&keys, 150, 120),
+            0,
+            "none old enough: the oldest"
+        );
+        assert_eq!(signing_index(&[("only", 1_000)], 0, 120), 0);
+        assert_eq!(
+            signing_index(&keys, 300, 0),
+            2,
+            "no delay: the newest at once"
+        );
+        assert_eq!(key_created("k20250304T050607Z"), Some(1_741_064_767));
+        assert_eq!(key_created("README"), None);
+    }
+
+    #[test]
+    fn a_key_that_appears_verifies_at_once_and_signs_after_the_delay() {
+        let delay = std::time::Duration::from_secs(120);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k20240101T000000Z"), [7u8; 32]).unwrap();
+        let store = KeyStore::open(dir.path().to_path_buf(), delay).unwrap();
+        let t0 = now_unix();
+        // A key whose id says it was made long ago counts from when this replica first saw it.
+        std::fs::write(dir.path().join("k20240601T000000Z"), [9u8; 32]).unwrap();
+        assert!(store.reload_at(t0));
+        let set = store.current();
+        assert!(
+            set.verifying_key("k20240601T000000Z").is_some(),
+            "verifies at once"
+        );
+        assert_eq!(set.signing_kid(t0), "k20240101T000000Z");
+        assert_eq!(set.signing_kid(t0 + 119), "k20240101T000000Z");
+        assert_eq!(set.signing_kid(t0 + 120), "k20240601T000000Z");
+        // The operator's next key, created at t0 + 200 and seen then: the first sighting of the
+        // others is kept across the reload.
+        let created = chrono::DateTime::from_timestamp(t0 + 200, 0).unwrap();
+        let newest = key_id_for(created);
+        std::fs::write(dir.path().join(&newest), [8u8; 32]).unwrap();
+        assert!(store.reload_at(t0 + 200));
+        let set = store.current();
+        assert_eq!(set.signing_kid(t0 + 200), "k20240601T000000Z");
+        assert_eq!(set.signing_kid(t0 + 319), "k20240601T000000Z");
+        assert_eq!(set.signing_kid(t0 + 320), newest);
+        // A restart counts start-up keys from their creation (the Secret held them already).
+        let restarted = KeyStore::open(dir.path().to_path_buf(), delay).unwrap();
+        assert_eq!(
+            restarted.current().signing_kid(t0 + 319),
+            "k20240601T000000Z"
+        );
+        assert_eq!(restarted.current().signing_kid(t0 + 320), newest);
     }
 
     #[test]

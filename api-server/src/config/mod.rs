@@ -133,6 +133,10 @@ pub struct ServeArgs {
     /// How often the JWT key directory is checked for changes [default: 5s]
     #[arg(long, env = "FP_KEY_RELOAD_INTERVAL", value_name = "DURATION")]
     pub key_reload_interval: Option<HumanDuration>,
+    /// A new JWT key verifies at once but signs only after this server has seen it this long,
+    /// so every replica has loaded it first [default: 2m]
+    #[arg(long, env = "FP_KEY_PUBLISH_DELAY", value_name = "DURATION")]
+    pub key_publish_delay: Option<HumanDuration>,
     /// Lifetime of access tokens [default: 15m]
     #[arg(long, env = "FP_ACCESS_TOKEN_TTL", value_name = "DURATION")]
     pub access_token_ttl: Option<HumanDuration>,
@@ -194,7 +198,12 @@ pub struct ServeArgs {
     /// Proxies whose X-Forwarded-For is believed: addresses or CIDRs, comma-separated. A request
     /// from one of them is attributed to the nearest address in the header that is not itself a
     /// trusted proxy [default: none]
-    #[arg(long, env = "FP_TRUSTED_PROXIES", value_name = "CIDR,...", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "FP_TRUSTED_PROXIES",
+        value_name = "CIDR,...",
+        value_delimiter = ','
+    )]
     pub trusted_proxies: Option<Vec<String>>,
     /// Believe X-Forwarded-For from every peer: the same as --trusted-proxies 0.0.0.0/0,::/0.
     /// Only when no client can reach the server except through the proxy [default: false]
@@ -266,6 +275,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub jwt_keys_dir: Option<PathBuf>,
     pub key_reload_interval: Option<HumanDuration>,
+    pub key_publish_delay: Option<HumanDuration>,
     pub access_token_ttl: Option<HumanDuration>,
     pub refresh_token_ttl: Option<HumanDuration>,
     pub session_max_lifetime: Option<HumanDuration>,
@@ -392,6 +402,7 @@ pub struct AuthSettings {
     /// `None`: a development key is generated under `<data-dir>/jwt`.
     pub jwt_keys_dir: Option<PathBuf>,
     pub key_reload_interval: Duration,
+    pub key_publish_delay: Duration,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub session_max_lifetime: Duration,
@@ -515,25 +526,39 @@ mod tests {
     #[test]
     fn trusted_proxies_are_cidrs_or_addresses_and_bad_ones_are_named() {
         let s = resolve_serve(&FileConfig::default(), &ServeArgs::default(), None).unwrap();
-        assert!(s.http.trusted_proxies.is_empty(), "nothing trusted by default");
+        assert!(
+            s.http.trusted_proxies.is_empty(),
+            "nothing trusted by default"
+        );
         let s = resolve_serve(
             &FileConfig::default(),
             &args(&["--trusted-proxies", "10.0.0.0/8, 192.0.2.7,fd00::/8"]),
             None,
         )
         .unwrap();
-        let listed: Vec<String> = s.http.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        let listed: Vec<String> = s
+            .http
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
         assert_eq!(listed, ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8"]);
-        let file = FileConfig::parse(
-            Path::new("c.toml"),
-            "trusted_proxies = [\"10.1.2.3/16\"]\n",
-        )
-        .unwrap();
+        let file = FileConfig::parse(Path::new("c.toml"), "trusted_proxies = [\"10.1.2.3/16\"]\n")
+            .unwrap();
         let s = resolve_serve(&file, &ServeArgs::default(), None).unwrap();
         assert_eq!(s.http.trusted_proxies[0].to_string(), "10.1.0.0/16");
-        let s = resolve_serve(&FileConfig::default(), &args(&["--trust-forwarded-for"]), None)
-            .unwrap();
-        let listed: Vec<String> = s.http.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        let s = resolve_serve(
+            &FileConfig::default(),
+            &args(&["--trust-forwarded-for"]),
+            None,
+        )
+        .unwrap();
+        let listed: Vec<String> = s
+            .http
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
         assert_eq!(listed, ["0.0.0.0/0", "::/0"]);
         let err = resolve_serve(
             &FileConfig::default(),
@@ -542,7 +567,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("trusted-proxies") && err.contains("`ingress-nginx`"), "{err}");
+        assert!(
+            err.contains("trusted-proxies") && err.contains("`ingress-nginx`"),
+            "{err}"
+        );
     }
 
     #[test]

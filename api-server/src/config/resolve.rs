@@ -203,7 +203,9 @@ pub fn resolve_serve(
         ),
         hsts: args.hsts.or(file.hsts).unwrap_or(false),
         trusted_proxies: trusted_proxies(
-            args.trusted_proxies.as_ref().or(file.trusted_proxies.as_ref()),
+            args.trusted_proxies
+                .as_ref()
+                .or(file.trusted_proxies.as_ref()),
             args.trust_forwarded_for
                 .or(file.trust_forwarded_for)
                 .unwrap_or(false),
@@ -294,6 +296,10 @@ pub fn resolve_serve(
             key_reload_interval: dur(
                 args.key_reload_interval.or(file.key_reload_interval),
                 Duration::from_secs(5),
+            ),
+            key_publish_delay: dur(
+                args.key_publish_delay.or(file.key_publish_delay),
+                Duration::from_secs(120),
             ),
             access_token_ttl,
             refresh_token_ttl,

@@ -100,10 +100,7 @@ pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trusted: &[IpNet
         .map(|v| v.to_str().ok())
         .collect::<Option<Vec<&str>>>()
         .map(|values| values.into_iter().flat_map(|v| v.split(',')))
-        .and_then(|hops| {
-            hops.map(|hop| hop.trim().parse::<IpAddr>().ok())
-                .collect()
-        });
+        .and_then(|hops| hops.map(|hop| hop.trim().parse::<IpAddr>().ok()).collect());
     let Some(hops) = hops.filter(|h| !h.is_empty()) else {
         return peer_ip;
     };
@@ -167,21 +164,34 @@ mod tests {
         let stranger: SocketAddr = "10.9.0.1:5000".parse().unwrap();
         let trusted = nets(&["10.0.0.0/24"]);
         let h = forwarded("203.0.113.9, 198.51.100.7");
-        assert_eq!(client_ip(&h, Some(proxy), &[]), proxy.ip(), "nothing trusted");
+        assert_eq!(
+            client_ip(&h, Some(proxy), &[]),
+            proxy.ip(),
+            "nothing trusted"
+        );
         assert_eq!(client_ip(&h, Some(stranger), &trusted), stranger.ip());
         assert_eq!(client_ip(&h, Some(proxy), &trusted), ip("198.51.100.7"));
         // A chain of trusted proxies: the nearest untrusted hop, not what the client wrote.
         let chain = forwarded("1.2.3.4, 198.51.100.7, 10.0.0.5");
         assert_eq!(client_ip(&chain, Some(proxy), &trusted), ip("198.51.100.7"));
         let all_proxies = forwarded("10.0.0.7, 10.0.0.5");
-        assert_eq!(client_ip(&all_proxies, Some(proxy), &trusted), ip("10.0.0.7"));
+        assert_eq!(
+            client_ip(&all_proxies, Some(proxy), &trusted),
+            ip("10.0.0.7")
+        );
         // Malformed or missing: the peer, never a guess.
-        assert_eq!(client_ip(&forwarded("garbage"), Some(proxy), &trusted), proxy.ip());
+        assert_eq!(
+            client_ip(&forwarded("garbage"), Some(proxy), &trusted),
+            proxy.ip()
+        );
         assert_eq!(
             client_ip(&forwarded("198.51.100.7, garbage"), Some(proxy), &trusted),
             proxy.ip()
         );
-        assert_eq!(client_ip(&HeaderMap::new(), Some(proxy), &trusted), proxy.ip());
+        assert_eq!(
+            client_ip(&HeaderMap::new(), Some(proxy), &trusted),
+            proxy.ip()
+        );
         // A proxy reaching a dual-stack listener appears IPv4-mapped; IPv4 CIDRs still match.
         let mapped: SocketAddr = "[::ffff:10.0.0.1]:5000".parse().unwrap();
         assert_eq!(client_ip(&h, Some(mapped), &trusted), ip("198.51.100.7"));
@@ -195,7 +205,10 @@ mod tests {
             rate_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
             rate_key(ip("2001:db8:1:2::7"))
         );
-        assert_ne!(rate_key(ip("2001:db8:1:3::1")), rate_key(ip("2001:db8:1:2::1")));
+        assert_ne!(
+            rate_key(ip("2001:db8:1:3::1")),
+            rate_key(ip("2001:db8:1:2::1"))
+        );
         assert_eq!(rate_key(ip("192.0.2.4")), ip("192.0.2.4"));
         assert_eq!(rate_key(ip("::ffff:192.0.2.4")), ip("192.0.2.4"));
         let limits = RateLimits::new(

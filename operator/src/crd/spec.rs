@@ -323,7 +323,7 @@ impl Default for MigrationsSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("!self.accessTokenTtl.matches('^([0-9]+(ms|s|m|h))+$') || !self.keyRotation.gracePeriod.matches('^([0-9]+(ms|s|m|h))+$') || duration(self.keyRotation.gracePeriod) > duration(self.accessTokenTtl)").message("spec.auth.keyRotation.gracePeriod must be longer than spec.auth.accessTokenTtl, or retiring a key logs users out"),
+    validation = Rule::new("!self.accessTokenTtl.matches('^([0-9]+(ms|s|m|h))+$') || !self.keyRotation.gracePeriod.matches('^([0-9]+(ms|s|m|h))+$') || !self.keyRotation.publishDelay.matches('^([0-9]+(ms|s|m|h))+$') || duration(self.keyRotation.gracePeriod) > duration(self.accessTokenTtl) + duration(self.keyRotation.publishDelay)").message("spec.auth.keyRotation.gracePeriod must be longer than spec.auth.accessTokenTtl plus keyRotation.publishDelay, or retiring a key logs users out"),
 )]
 pub struct AuthSpec {
     /// Secret holding the JWT signing keys (one data key per key id `kYYYYMMDDTHHMMSSZ`, values of at
@@ -377,6 +377,12 @@ pub struct KeyRotationSpec {
     #[serde(default = "defaults::rotation_grace")]
     #[schemars(length(max = 32), pattern(DURATION_PATTERN))]
     pub grace_period: String,
+    /// A new key (generated, or added to a Secret you provide) verifies at once but signs only
+    /// after each API pod has seen it this long, so every replica has loaded it first (Secret
+    /// updates reach pods up to about a minute apart); default 2m.
+    #[serde(default = "defaults::key_publish_delay")]
+    #[schemars(length(max = 32), pattern(DURATION_PATTERN))]
+    pub publish_delay: String,
 }
 
 impl Default for KeyRotationSpec {
@@ -384,6 +390,7 @@ impl Default for KeyRotationSpec {
         Self {
             interval: defaults::rotation_interval(),
             grace_period: defaults::rotation_grace(),
+            publish_delay: defaults::key_publish_delay(),
         }
     }
 }
@@ -913,6 +920,10 @@ pub mod defaults {
     }
     pub fn rotation_grace() -> String {
         "24h".into()
+    }
+    /// The API server's own default (`--key-publish-delay`).
+    pub fn key_publish_delay() -> String {
+        "2m".into()
     }
     pub fn issuer_group() -> String {
         "cert-manager.io".into()

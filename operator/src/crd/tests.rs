@@ -401,7 +401,12 @@ fn cel_cases() -> Vec<(Value, &'static str)> {
         ),
         (
             with(full(), "/spec/auth/keyRotation/gracePeriod", json!("10m")),
-            "spec.auth: Invalid value: spec.auth.keyRotation.gracePeriod must be longer than spec.auth.accessTokenTtl, or retiring a key logs users out",
+            "spec.auth: Invalid value: spec.auth.keyRotation.gracePeriod must be longer than spec.auth.accessTokenTtl plus keyRotation.publishDelay, or retiring a key logs users out",
+        ),
+        (
+            // Longer than the access-token lifetime, but not by the (default, 2m) publish delay.
+            with(full(), "/spec/auth/keyRotation/gracePeriod", json!("16m")),
+            "spec.auth: Invalid value: spec.auth.keyRotation.gracePeriod must be longer than spec.auth.accessTokenTtl plus keyRotation.publishDelay, or retiring a key logs users out",
         ),
         (
             with(full(), "/spec/tls/renewBefore", json!("2160h")),

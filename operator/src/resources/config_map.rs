@@ -48,7 +48,15 @@ pub fn config_toml(v: &Validated) -> String {
     if v.spec.tls.is_some() {
         lines.push("hsts = true".to_owned());
     }
-    // Only when closed: an unchanged default keeps the content (and so the release) as it was.
+    // Only when not the API server's default: an unchanged default keeps the content (and so
+    // the release) as it was.
+    if v.durations.key_publish_delay != std::time::Duration::from_secs(120) {
+        lines.push(format!(
+            "key_publish_delay = \"{}\"",
+            auth.key_rotation.publish_delay
+        ));
+    }
+    // Only when closed, for the same reason.
     if !auth.allow_registration {
         lines.push("allow_registration = false".to_owned());
     }
@@ -126,6 +134,18 @@ mod tests {
             "tls": {"issuerRef": {"name": "le"}, "dnsNames": ["a.example"]}}));
         assert!(config_toml(&narrowed).contains("\ntrusted_proxies = [\"10.244.3.0/24\"]\n"));
         assert!(!config_toml(&validated(json!({"version": "1"}))).contains("trusted_proxies"));
+    }
+
+    #[test]
+    fn only_a_changed_publish_delay_is_written() {
+        let default = validated(json!({"version": "1"}));
+        assert!(!config_toml(&default).contains("key_publish_delay"));
+        let same =
+            validated(json!({"version": "1", "auth": {"keyRotation": {"publishDelay": "120s"}}}));
+        assert_eq!(config_toml(&same), config_toml(&default));
+        let slower =
+            validated(json!({"version": "1", "auth": {"keyRotation": {"publishDelay": "5m"}}}));
+        assert!(config_toml(&slower).contains("\nkey_publish_delay = \"5m\"\n"));
     }
 
     #[test]

@@ -63,6 +63,7 @@ impl SigningKeys {
 pub struct Durations {
     pub key_rotation_interval: Duration,
     pub key_rotation_grace: Duration,
+    pub key_publish_delay: Duration,
     pub analysis_interval: Duration,
     pub analysis_timeout: Duration,
     pub post_promotion: Duration,
@@ -137,6 +138,19 @@ pub fn validate(fp: &FootballPrediction, settings: &Settings) -> Result<Validate
             "spec.auth.keyRotation.gracePeriod",
             &spec.auth.key_rotation.grace_period,
         ),
+        // Zero is allowed: one replica has nobody to wait for.
+        key_publish_delay: parse_duration(&spec.auth.key_rotation.publish_delay).unwrap_or_else(
+            || {
+                e.push(SpecError::new(
+                    "spec.auth.keyRotation.publishDelay",
+                    format!(
+                        "{:?} is not a duration such as 2m or 90s",
+                        spec.auth.key_rotation.publish_delay
+                    ),
+                ));
+                Duration::ZERO
+            },
+        ),
         analysis_interval: duration(
             e,
             "spec.rollout.analysis.interval",
@@ -168,6 +182,18 @@ pub fn validate(fp: &FootballPrediction, settings: &Settings) -> Result<Validate
         ),
     ] {
         duration(&mut errors, field, text);
+    }
+    // A retired key's last tokens were signed up to the publish delay after its successor
+    // appeared; they must expire before it goes (the CRD's CEL rule says the same).
+    if let Some(access) = parse_duration(&spec.auth.access_token_ttl)
+        && !durations.key_rotation_grace.is_zero()
+        && durations.key_rotation_grace <= access + durations.key_publish_delay
+    {
+        errors.push(SpecError::new(
+            "spec.auth.keyRotation.gracePeriod",
+            "must be longer than spec.auth.accessTokenTtl plus keyRotation.publishDelay, or \
+             retiring a key logs users out",
+        ));
     }
     if let Some(backup) = &spec.backup {
         duration(
@@ -327,8 +353,8 @@ fn check_ingress(errors: &mut Vec<SpecError>, ingress: &crate::crd::IngressSpec,
         ));
     }
     for (i, proxy) in ingress.trusted_proxies.iter().enumerate() {
-        let parsed = proxy.parse::<ipnet::IpNet>().is_ok()
-            || proxy.parse::<std::net::IpAddr>().is_ok();
+        let parsed =
+            proxy.parse::<ipnet::IpNet>().is_ok() || proxy.parse::<std::net::IpAddr>().is_ok();
         if !parsed {
             errors.push(SpecError::new(
                 format!("spec.ingress.trustedProxies[{i}]"),
@@ -647,8 +673,33 @@ mod tests {
             "trustedProxies": ["10.244.0.0/16", "192.0.2.7", "ingress-nginx"]}}));
         assert_eq!(
             errors(&proxies),
-            ["spec.ingress.trustedProxies[2]: \"ingress-nginx\" is neither an address nor a \
-              CIDR such as 10.0.0.0/8"]
+            [
+                "spec.ingress.trustedProxies[2]: \"ingress-nginx\" is neither an address nor a \
+              CIDR such as 10.0.0.0/8"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_grace_period_outlasts_the_access_tokens_signed_before_publication() {
+        let spec = |grace: &str, delay: &str| {
+            fp_from(
+                serde_json::json!({"version": "1", "auth": {"accessTokenTtl": "15m",
+                "keyRotation": {"gracePeriod": grace, "publishDelay": delay}}}),
+            )
+        };
+        assert!(validate(&spec("18m", "2m"), &Settings::default()).is_ok());
+        assert!(validate(&spec("16m", "0s"), &Settings::default()).is_ok());
+        assert_eq!(
+            errors(&spec("16m", "2m")),
+            [
+                "spec.auth.keyRotation.gracePeriod: must be longer than spec.auth.accessTokenTtl \
+              plus keyRotation.publishDelay, or retiring a key logs users out"
+            ]
+        );
+        assert_eq!(
+            errors(&spec("24h", "soon")),
+            ["spec.auth.keyRotation.publishDelay: \"soon\" is not a duration such as 2m or 90s"]
         );
     }
 
