@@ -10,6 +10,7 @@ mod bench_rollout;
 mod bench_soak;
 mod cargo;
 mod cluster;
+mod deny;
 mod dist;
 mod gobuild;
 mod images;
@@ -57,9 +58,9 @@ enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
-    /// Everything CI runs: install what is missing, fmt check, clippy with warnings denied,
-    /// unit and integration tests (real PostgreSQL), the images, e2e tests on the local control
-    /// plane with a real node (needs root).
+    /// Everything CI runs: install what is missing, fmt check, clippy with warnings denied, the
+    /// dependency audit, unit and integration tests (real PostgreSQL), the images, e2e tests on
+    /// the local control plane with a real node (needs root).
     Test {
         /// Only the e2e scenarios (and what they need: the cluster, PostgreSQL, the dev images),
         /// for working on one; CI runs everything
@@ -72,6 +73,11 @@ enum Command {
     /// The alert rules of docs/samples/*.yaml and of the chart, checked and unit-tested by
     /// promtool (operator/tests/alerts/; docs/ops/monitoring.md).
     Alerts,
+    /// The dependency audit: cargo-deny's advisories, licenses, bans and sources checks of
+    /// Cargo.lock against deny.toml, with the live RustSec database or, when it cannot be
+    /// fetched, the offline snapshot (FP_ADVISORY_DB, else ../shared/advisory-db); says which
+    /// (docs/security.md#dependency-audit).
+    Deny,
     /// OCI images of fp-api-server and fp-operator, built without a container engine from
     /// the binaries and Debian packages, into target/images/ (docs/images.md).
     Images {
@@ -255,6 +261,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::Test { e2e_only, tests } => testcmd::run(&testcmd::Scope { e2e_only, tests }),
         Command::Alerts => alerts::check(),
+        Command::Deny => deny::check(),
         Command::Images {
             push,
             profile,

@@ -1,5 +1,5 @@
 //! `cargo xtask test`: what CI runs. Installs what is missing, checks formatting and lints,
-//! runs unit and integration tests against a real PostgreSQL, builds and checks the images (dev
+//! audits the dependencies (cargo-deny), runs unit and integration tests against a real PostgreSQL, builds and checks the images (dev
 //! binaries) and cuts the dev dist from them, then the e2e suite on the local control plane with
 //! a real node (kubelet, containerd) that installs the dist's chart and pulls those images; everything it started is stopped by pid, also on
 //! failure or Ctrl-C.
@@ -83,6 +83,13 @@ pub fn run(scope: &Scope) -> anyhow::Result<()> {
                 "warnings",
             ]))?,
         ));
+        // Known-vulnerable, unmaintained or badly licensed dependencies fail here, before the
+        // slow steps (deny.toml; the offline advisory snapshot when the live one is out of reach).
+        timings.push(("dependency audit (deny)", {
+            let t = Instant::now();
+            crate::deny::check()?;
+            t.elapsed()
+        }));
     }
 
     // The backup tests' off-site destination: a real S3 server (built once, cached).
@@ -120,7 +127,9 @@ pub fn run(scope: &Scope) -> anyhow::Result<()> {
             .env("FP_REQUIRE_POSTGRES", "1")
             .env("FP_PG_BIN_DIR", &pg_bin_dir)
             .env("FP_TEST_S3_SERVER_BIN", &s3_server)
-            .env("FP_REQUIRE_S3", "1");
+            .env("FP_REQUIRE_S3", "1")
+            // xtask's own test runs cargo-deny (built by the audit step) on a vulnerable crate.
+            .env("FP_REQUIRE_DENY", "1");
         cmd
     };
 

@@ -15,6 +15,15 @@ const S3S_FS: Tool = Tool {
     binary: "s3s-fs",
 };
 
+/// The dependency audit (`cargo xtask deny`, deny.toml). 0.20.2 is the newest release; its
+/// lock file builds with our stable toolchain.
+const CARGO_DENY: Tool = Tool {
+    krate: "cargo-deny",
+    version: "0.20.2",
+    features: &[],
+    binary: "cargo-deny",
+};
+
 struct Tool {
     krate: &'static str,
     version: &'static str,
@@ -79,6 +88,19 @@ pub fn s3s_fs() -> anyhow::Result<PathBuf> {
     S3S_FS.ensure()
 }
 
+/// The cargo-deny binary, built on first use.
+pub fn cargo_deny() -> anyhow::Result<PathBuf> {
+    CARGO_DENY.ensure()
+}
+
+/// Where the cargo-deny binary is once built, without building it (for tests that use it
+/// only when it is there).
+#[cfg(test)]
+pub fn cargo_deny_if_built() -> Option<PathBuf> {
+    let binary = CARGO_DENY.root().join("bin").join(CARGO_DENY.binary);
+    binary.is_file().then_some(binary)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +111,11 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "install s3s-fs --version =0.14.1 --locked --root /c/tools/s3s-fs-0.14.1 --features binary"
+        );
+        let args = CARGO_DENY.install_args("/c/tools/cargo-deny-0.20.2");
+        assert_eq!(
+            args.join(" "),
+            "install cargo-deny --version =0.20.2 --locked --root /c/tools/cargo-deny-0.20.2"
         );
     }
 }
