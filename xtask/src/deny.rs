@@ -92,6 +92,9 @@ pub fn choose(
     }
 }
 
+/// A snapshot older than this is still used, with a warning that it misses newer advisories.
+const STALE_AFTER_DAYS: i64 = 90;
+
 /// The line that says which database the check used.
 pub fn describe(db: &Database, today: NaiveDate) -> String {
     match db {
@@ -101,14 +104,23 @@ pub fn describe(db: &Database, today: NaiveDate) -> String {
                 root.display()
             )
         }
-        Database::Snapshot { dir, version, why } => format!(
-            "[deny] advisory database: offline snapshot {} (commit {}, {}, {} days old); the live \
-             one could not be fetched: {why}",
-            dir.display(),
-            version.short(),
-            version.date,
-            (today - version.date).num_days()
-        ),
+        Database::Snapshot { dir, version, why } => {
+            let age = (today - version.date).num_days();
+            let mut line = format!(
+                "[deny] advisory database: offline snapshot {} (commit {}, {}, {age} days old); \
+                 the live one could not be fetched: {why}",
+                dir.display(),
+                version.short(),
+                version.date,
+            );
+            if age > STALE_AFTER_DAYS {
+                line.push_str(&format!(
+                    "\n[deny] WARNING: the snapshot is over {STALE_AFTER_DAYS} days old: advisories \
+                     published since are not checked; refresh it"
+                ));
+            }
+            line
+        }
     }
 }
 
@@ -132,7 +144,7 @@ pub fn fetch_args(workspace: &Path) -> Vec<String> {
 }
 
 /// Checks everything against the database already in `db-path`: `--offline` makes cargo-deny
-/// open it as it is (refusing one older than deny.toml's maximum-db-staleness) and fetch nothing.
+/// open it as it is and fetch nothing.
 /// Inclusion graphs are left out: the duplicate warnings would print thousands of lines
 /// (`cargo tree -i CRATE@VERSION --target all --all-features` shows who pulls a crate in).
 pub fn check_args(workspace: &Path) -> Vec<String> {
@@ -397,11 +409,21 @@ mod tests {
                 why: "could not resolve host".into()
             }
         );
-        let today = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
+        let fresh = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
         assert_eq!(
-            describe(&db, today),
-            "[deny] advisory database: offline snapshot /s (commit bf5c0d2, 2026-08-21, 104 \
+            describe(&db, fresh),
+            "[deny] advisory database: offline snapshot /s (commit bf5c0d2, 2026-08-21, 11 \
              days old); the live one could not be fetched: could not resolve host"
+        );
+        let today = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
+        assert!(
+            describe(&db, today).ends_with(
+                "104 days old); the live one could not be fetched: could not resolve host\n\
+                 [deny] WARNING: the snapshot is over 90 days old: advisories published since \
+                 are not checked; refresh it"
+            ),
+            "{}",
+            describe(&db, today)
         );
         let neither = choose(Err("timed out".into()), Err("no README".into())).unwrap_err();
         let text = neither.to_string();
