@@ -10,7 +10,7 @@ pub use roles::{Role, UnknownRole};
 pub enum CredentialError {
     #[error("username must be 3-32 characters of a-z, 0-9, '.', '_' or '-'")]
     Username,
-    #[error("password must be 10-128 bytes long")]
+    #[error("password must be 10-128 characters long")]
     PasswordLength,
 }
 
@@ -29,7 +29,7 @@ pub fn validate_username(name: &str) -> Result<(), CredentialError> {
 
 /// A bounded length keeps argon2 work per request bounded.
 pub fn validate_password(password: &str) -> Result<(), CredentialError> {
-    if (10..=128).contains(&password.len()) {
+    if (10..=128).contains(&password.chars().count()) {
         Ok(())
     } else {
         Err(CredentialError::PasswordLength)

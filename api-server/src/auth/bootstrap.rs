@@ -24,7 +24,7 @@ pub enum BootstrapError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("the configured admin password is unusable: it must be 10-128 bytes long")]
+    #[error("the configured admin password is unusable: it must be 10-128 characters long")]
     Weak,
     #[error(transparent)]
     Password(#[from] PasswordError),

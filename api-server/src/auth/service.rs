@@ -204,7 +204,7 @@ impl AuthService {
             AuthError::InvalidCredentials
         };
         // An over-long password cannot match (registration refuses it): skip the hashing work.
-        if password.len() > 128 {
+        if password.chars().count() > 128 {
             return Err(failed());
         }
         let user = users::user_by_username(db, &username).await?;
@@ -229,7 +229,8 @@ impl AuthService {
         username: &str,
         password: String,
     ) -> Result<TokenPair, AuthError> {
-        let username = username.trim().to_ascii_lowercase();
+        // Not trimmed: what the document's pattern refuses, registration refuses.
+        let username = username.to_ascii_lowercase();
         validate_username(&username)?;
         validate_password(&password)?;
         if users::user_by_username(db, &username).await?.is_some() {

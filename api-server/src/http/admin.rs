@@ -7,6 +7,7 @@ use axum::http::header;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::data::season_schema;
 use super::extract::{Analyst, ApiQuery, body_error, is_json, parse_json};
 use super::models::model_error;
 use crate::db::auth::{self as users, AuditEntry};
@@ -22,8 +23,10 @@ use crate::predict::{FitOutcome, ModelError};
 #[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     /// League code (for a `text/csv` body; multipart sends it as a field).
+    #[param(pattern = "^[A-Z0-9]{1,8}$")]
     pub league: Option<String>,
-    /// Season, e.g. `2019-2020` (likewise).
+    /// Season: two consecutive years, e.g. `2019-2020` (likewise).
+    #[param(schema_with = season_schema)]
     pub season: Option<String>,
 }
 
@@ -234,6 +237,8 @@ pub async fn import(
 #[serde(deny_unknown_fields)]
 pub struct RefitRequest {
     /// League code; every league with results when absent.
+    #[serde(default, deserialize_with = "super::extract::not_null")]
+    #[schema(nullable = false, pattern = "^[A-Z0-9]{1,8}$")]
     pub league: Option<String>,
 }
 
@@ -242,10 +247,10 @@ pub struct RefitResponse {
     pub fits: Vec<FitOutcome>,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/models/refit", tag = "admin", request_body(content = RefitRequest, description = "Optional"),
+#[utoipa::path(post, path = "/api/v1/admin/models/refit", tag = "admin", request_body(content = Option<RefitRequest>, description = "Optional: without a body every league with results is refitted"),
     security(("bearer" = [])),
     responses((status = 200, description = "The fits made; every replica serves them within a poll interval", body = RefitResponse),
-              (status = 422, description = "Unknown league", body = ErrorBody)))]
+              (status = 404, description = "No such league", body = ErrorBody)))]
 pub async fn refit(
     State(state): State<AppState>,
     who: Analyst,
@@ -257,7 +262,12 @@ pub async fn refit(
     let request: RefitRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RefitRequest::default()
     } else if is_json(&headers) {
-        parse_json(&body)?
+        // `null` is no request too, as the document's optional body allows.
+        if body.trim_ascii() == b"null" {
+            RefitRequest::default()
+        } else {
+            parse_json(&body)?
+        }
     } else {
         return Err(ApiError::new(
             axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -265,13 +275,13 @@ pub async fn refit(
             "expected Content-Type: application/json",
         ));
     };
-    let targets: Vec<(i64, String)> = match request.league.filter(|l| !l.is_empty()) {
+    let targets: Vec<(i64, String)> = match request.league {
         Some(code) => {
             crate::import::validate_league_code(&code)
                 .map_err(|m| ApiError::invalid("league", m))?;
             let id = data::league_id_by_code(&state.db, &code)
                 .await?
-                .ok_or_else(|| ApiError::invalid("league", format!("unknown league {code}")))?;
+                .ok_or_else(|| ApiError::not_found(format!("no league {code}")))?;
             vec![(id, code)]
         }
         None => crate::db::fits::leagues_with_results(&state.db, 1).await?,

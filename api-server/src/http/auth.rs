@@ -17,9 +17,11 @@ use crate::http::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
-    /// 3-32 characters of a-z, 0-9, '.', '_' or '-' (case-insensitive).
+    /// 3-32 characters of a-z, 0-9, '.', '_' or '-' (case-insensitive: stored in lower case).
+    #[schema(pattern = "^[A-Za-z0-9._-]{3,32}$")]
     pub username: String,
-    /// 10-128 bytes.
+    /// 10-128 characters.
+    #[schema(min_length = 10, max_length = 128)]
     pub password: String,
 }
 

@@ -68,8 +68,20 @@ fn quoted_name(message: &str) -> Option<String> {
     Some(message[start..start + len].to_string())
 }
 
-/// Parses JSON, naming the offending field on data errors.
+/// Parses a JSON object, naming the offending field on data errors. Every body of this API is
+/// an object: serde would also fill a struct from an array of its fields in order, which the
+/// document does not allow, so anything else is refused first.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "the request body must be a JSON object",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     match result {
@@ -115,6 +127,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
+        // `?limit=` is refused rather than read as absent: the document types every parameter
+        // (an integer, a date, a pattern), and an empty string is none of those.
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        if let Some((name, _)) = pairs
+            .into_iter()
+            .find(|(name, value)| value.is_empty() && !name.is_empty())
+        {
+            return Err(ApiError::invalid(
+                "query",
+                format!("{name} is empty: leave the parameter out instead"),
+            )
+            .with_field(name));
+        }
         serde_urlencoded::from_str(query)
             .map(ApiQuery)
             .map_err(|e| {
@@ -218,9 +243,64 @@ impl<R: RequiredRole> FromRequestParts<AppState> for Authed<R> {
     }
 }
 
+/// For an optional JSON field: absent is `None`, but an explicit `null` is refused, as the
+/// document (which does not mark these fields nullable) says. Use with `#[serde(default)]`.
+pub fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// Integers in a JSON body: JSON Schema counts `204.0` as the integer 204, so it is read as one;
+/// a fraction or a value outside i64 is refused.
+pub fn json_integers<'de, D>(deserializer: D) -> Result<Vec<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let numbers = <Vec<serde_json::Number> as serde::Deserialize>::deserialize(deserializer)?;
+    numbers
+        .into_iter()
+        .map(|n| {
+            n.as_i64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
+                        .map(|f| f as i64)
+                })
+                .ok_or_else(|| serde::de::Error::custom(format!("{n} is not an integer id")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Ids {
+        #[serde(deserialize_with = "json_integers")]
+        ids: Vec<i64>,
+        #[serde(default, deserialize_with = "not_null")]
+        name: Option<String>,
+    }
+
+    #[test]
+    fn integral_numbers_are_integers_and_null_is_not_absent() {
+        let ids: Ids = parse_json(br#"{"ids": [204.0, -3, 7]}"#).unwrap();
+        assert_eq!(ids.ids, [204, -3, 7]);
+        assert_eq!(ids.name, None);
+        for bad in [
+            r#"{"ids": [1.5]}"#,
+            r#"{"ids": [1e300]}"#,
+            r#"{"ids": [1], "name": null}"#,
+            r#"[[1]]"#,
+        ] {
+            let e = parse_json::<Ids>(bad.as_bytes()).unwrap_err();
+            assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        }
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -5,13 +5,13 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::data::{json_bytes, json_response};
+use super::data::{json_bytes, json_response, season_schema};
 use super::extract::{Analyst, ApiPath, ApiQuery, Viewer};
 use crate::db::{data, fits};
 use crate::dixon_coles::MODEL_NAME;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::state::AppState;
-use crate::import::{SeasonName, validate_league_code};
+use crate::import::validate_league_code;
 use crate::predict::ModelError;
 use crate::predict::evaluate::{self, EvaluationReport};
 use crate::views::rfc3339;
@@ -74,9 +74,11 @@ pub async fn list(State(state): State<AppState>, _who: Viewer) -> ApiResult<Resp
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EvaluationQuery {
-    /// League code (required).
+    /// League code.
+    #[param(required = true, value_type = String, pattern = "^[A-Z0-9]{1,8}$")]
     pub league: Option<String>,
-    /// Season, e.g. `2023-2024`; the league's latest season when absent.
+    /// Two consecutive years, e.g. `2023-2024`; the league's latest season when absent.
+    #[param(schema_with = season_schema)]
     pub season: Option<String>,
 }
 
@@ -114,12 +116,8 @@ pub async fn evaluation(
     let league_id = data::league_id_by_code(&state.db, code)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no league {code}")))?;
-    let season = match q.season.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => {
-            SeasonName::parse(s)
-                .map_err(|m| ApiError::invalid("season", m))?
-                .name
-        }
+    let season = match super::data::season_param(q.season.as_deref())? {
+        Some(s) => s,
         None => data::seasons(&state.db)
             .await?
             .into_iter()

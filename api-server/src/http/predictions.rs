@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::data::{
-    cache_key, cached, decode_cursor, encode_cursor, json_bytes, json_response, league_id,
-    league_param,
+    cache_key, cached, cursor_schema, decode_cursor, encode_cursor, json_bytes, json_response,
+    league_id, league_param,
 };
 use super::extract::{ApiJson, ApiPath, ApiQuery, Viewer};
 use super::params;
@@ -76,7 +76,9 @@ pub const MAX_BATCH: usize = 100;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// 1 to 100 match ids.
+    /// 1 to 100 match ids, none repeated.
+    #[serde(deserialize_with = "super::extract::json_integers")]
+    #[schema(value_type = std::collections::BTreeSet<i64>, min_items = 1, max_items = 100)]
     pub match_ids: Vec<i64>,
 }
 
@@ -158,11 +160,16 @@ pub async fn batch(
 #[into_params(parameter_in = Query)]
 pub struct PredictionsQuery {
     /// League code, e.g. `E0`; every league when absent.
+    #[param(pattern = "^[A-Z0-9]{1,8}$")]
     pub league: Option<String>,
     /// `true`: only scheduled matches that kick off from now on (the default); `false`: all.
+    #[param(value_type = Option<bool>)]
     pub upcoming: Option<String>,
-    /// 1..=100, default 20.
+    /// Page size, default 20.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(schema_with = cursor_schema)]
     pub cursor: Option<String>,
 }
 
@@ -175,6 +182,7 @@ pub struct PredictionPage {
 #[utoipa::path(get, path = "/api/v1/predictions", tag = "predictions", params(PredictionsQuery),
     security(("bearer" = [])),
     responses((status = 200, description = "Predictions in kick-off order", body = PredictionPage),
+              (status = 404, description = "No such league", body = ErrorBody),
               (status = 422, description = "A parameter is invalid", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,

@@ -18,9 +18,11 @@ use crate::http::state::AppState;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct UserListQuery {
-    /// 1..=100, default 50.
+    /// Page size, default 50.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -31,10 +33,16 @@ pub struct UserPage {
     pub next_cursor: Option<String>,
 }
 
+/// At least one of the two.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UserPatch {
+    #[serde(default, deserialize_with = "super::extract::not_null")]
+    #[schema(nullable = false)]
     pub role: Option<Role>,
+    #[serde(default, deserialize_with = "super::extract::not_null")]
+    #[schema(nullable = false)]
     pub active: Option<bool>,
 }
 
