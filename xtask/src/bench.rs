@@ -336,7 +336,7 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn curl(args: &[&str]) -> anyhow::Result<String> {
+pub(crate) fn curl(args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new("curl")
         .args(["-sS", "--fail-with-body", "--max-time", "120"])
         .args(args)
@@ -353,7 +353,7 @@ fn curl(args: &[&str]) -> anyhow::Result<String> {
     Ok(body)
 }
 
-fn wait_ready(server: &mut Server, what: &str) -> anyhow::Result<()> {
+pub(crate) fn wait_ready(server: &mut Server, what: &str) -> anyhow::Result<()> {
     let t0 = Instant::now();
     loop {
         interrupt::check()?;
@@ -812,7 +812,7 @@ fn import(api: &Path, database_url: &str, data: &Path, smoke: bool) -> anyhow::R
 }
 
 /// `database_url: None` is the zero-setup SQLite database in `scratch` with the demo league.
-fn start_api(
+pub(crate) fn start_api(
     api: &Path,
     database_url: Option<&str>,
     scratch: &Path,

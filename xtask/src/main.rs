@@ -24,6 +24,7 @@ mod postgres;
 mod proc;
 mod procfs;
 mod prom;
+mod schemathesis;
 mod steps;
 mod testcmd;
 mod tools;
@@ -78,6 +79,18 @@ enum Command {
     /// fetched, the offline snapshot (FP_ADVISORY_DB, else ../shared/advisory-db); says which
     /// (docs/security.md#dependency-audit).
     Deny,
+    /// The API attacked through its own OpenAPI document by schemathesis (installed once from
+    /// PyPI into the cache), as anonymous, viewer, analyst and admin: no 5xx, every answer as
+    /// documented, what the document allows accepted, no role answered above its rights
+    /// (docs/security.md#schema-driven-api-attacks).
+    Schemathesis {
+        /// Hypothesis seed (the test command uses 1; another explores other requests)
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Examples per operation and phase
+        #[arg(long, default_value_t = 40)]
+        max_examples: u32,
+    },
     /// OCI images of fp-api-server and fp-operator, built without a container engine from
     /// the binaries and Debian packages, into target/images/ (docs/images.md).
     Images {
@@ -262,6 +275,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Test { e2e_only, tests } => testcmd::run(&testcmd::Scope { e2e_only, tests }),
         Command::Alerts => alerts::check(),
         Command::Deny => deny::check(),
+        Command::Schemathesis { seed, max_examples } => {
+            schemathesis::run(&schemathesis::Options { seed, max_examples })
+        }
         Command::Images {
             push,
             profile,

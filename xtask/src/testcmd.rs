@@ -152,6 +152,14 @@ pub fn run(scope: &Scope) -> anyhow::Result<()> {
             crate::alerts::check()?;
             t.elapsed()
         }));
+
+        // The API attacked through its own OpenAPI document, as every role (the dev binary
+        // just built; a fixed seed, so a failure can be replayed).
+        timings.push(("schemathesis (4 roles)", {
+            let t = Instant::now();
+            crate::schemathesis::run(&crate::schemathesis::Options::ci())?;
+            t.elapsed()
+        }));
     }
 
     // The images from the debug binaries just built (a release build would cost minutes of CI;
