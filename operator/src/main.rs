@@ -62,6 +62,10 @@ struct Args {
     /// FootballPredictions reconciled at once
     #[arg(long, env = "FP_OPERATOR_CONCURRENCY", default_value_t = 4)]
     concurrency: u16,
+    /// Let notification webhooks be loopback, link-local or cloud-metadata addresses. Off: the
+    /// Secret's writer must not make the operator post to its own ports or to instance metadata
+    #[arg(long, env = "FP_OPERATOR_ALLOW_INTERNAL_WEBHOOKS")]
+    allow_internal_webhooks: bool,
     /// Log line format
     #[arg(
         long,
@@ -181,9 +185,9 @@ async fn run(args: Args) -> anyhow::Result<Exit> {
         },
         probe_client: fp_operator::controller::analysis::probe_client()
             .map_err(|e| anyhow::anyhow!("building the rollout analysis HTTP client: {e}"))?,
-        webhook_client: reqwest::Client::builder()
-            .build()
+        webhook_client: fp_operator::notify::webhook_client(args.allow_internal_webhooks)
             .map_err(|e| anyhow::anyhow!("building the webhook HTTP client: {e}"))?,
+        allow_internal_webhooks: args.allow_internal_webhooks,
     };
     tracing::info!(
         namespace = config.namespace.as_deref().unwrap_or("<all>"),

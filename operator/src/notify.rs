@@ -12,9 +12,16 @@
 //! FootballPredictions are delivered concurrently, so one hanging webhook delays only its own.
 //!
 //! Metrics are left to the caller; the per-instance counts are in [`DeliveryState`].
+//!
+//! SSRF: whoever may write the Secret chooses where the operator posts, and the start of the
+//! answer lands in the resource's status. So redirects are never followed, and unless the
+//! operator runs with `--allow-internal-webhooks`, loopback (the operator's own ports),
+//! link-local (cloud metadata at 169.254.169.254), unspecified, multicast and the IPv6 metadata
+//! address are refused, whether the URL names them or a DNS name resolves to them.
 
 use std::collections::HashMap;
 use std::error::Error as _;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -110,6 +117,8 @@ pub struct RetryPolicy {
     pub attempt_timeout: Duration,
     /// Notifications queued or in delivery at once; beyond this new ones are dropped.
     pub queue_capacity: usize,
+    /// Also deliver to loopback, link-local and metadata addresses (`--allow-internal-webhooks`).
+    pub allow_internal_addresses: bool,
 }
 
 impl Default for RetryPolicy {
@@ -121,6 +130,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(30),
             attempt_timeout: Duration::from_secs(10),
             queue_capacity: 256,
+            allow_internal_addresses: false,
         }
     }
 }
@@ -312,7 +322,8 @@ async fn deliver(
     url: &str,
     payload: &Value,
 ) -> Result<(), String> {
-    let target = webhook_url(url).map_err(|reason| format!("{reason}, not retried"))?;
+    let target = webhook_url(url, policy.allow_internal_addresses)
+        .map_err(|reason| format!("{reason}, not retried"))?;
     let delays = backoff_delays(policy.attempts, policy.base_delay, policy.max_delay);
     let mut made = 0usize;
     loop {
@@ -342,14 +353,95 @@ fn attempts_text(made: usize) -> String {
     }
 }
 
+/// AWS's IPv6 instance metadata address (a unique-local address, so named on its own).
+const IPV6_METADATA: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+
+/// Why a webhook may not be posted to `ip`, if it may not (pure).
+pub fn forbidden_address(ip: IpAddr) -> Option<&'static str> {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let link_local = match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    };
+    if ip.is_loopback() {
+        Some("a loopback address")
+    } else if link_local {
+        Some("a link-local address (cloud metadata lives there)")
+    } else if ip == IpAddr::V6(IPV6_METADATA) {
+        Some("the cloud metadata address")
+    } else if ip.is_unspecified() || ip.is_multicast() {
+        Some("not a unicast address")
+    } else {
+        None
+    }
+}
+
+/// Resolves webhook hosts, keeping only addresses a webhook may reach.
+struct GuardedResolver;
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| forbidden_address(a.ip()).is_none())
+                .collect();
+            if allowed.is_empty() && !found.is_empty() {
+                let why = forbidden_address(found[0].ip()).unwrap_or("forbidden");
+                return Err(
+                    format!("the webhook's host resolves only to {why}, which is refused").into(),
+                );
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// The webhook HTTP client: no redirects ever (a 3xx is the answer); with `allow_internal`
+/// false, names that resolve only to forbidden addresses fail to connect.
+pub fn webhook_client(allow_internal: bool) -> Result<Client, reqwest::Error> {
+    let builder = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!(
+            "fp-operator/",
+            env!("CARGO_PKG_VERSION"),
+            " notifications"
+        ));
+    if allow_internal {
+        builder.build()
+    } else {
+        builder.dns_resolver(Arc::new(GuardedResolver)).build()
+    }
+}
+
 /// Parses the Secret's URL; the parse error is kept (it never echoes the input), the URL is not.
-fn webhook_url(url: &str) -> Result<Url, String> {
+/// An address written into the URL is judged here (DNS names by the client's resolver).
+fn webhook_url(url: &str, allow_internal: bool) -> Result<Url, String> {
     let parsed = Url::parse(url.trim())
         .map_err(|e| format!("webhook URL in the Secret is not a valid URL ({e})"))?;
-    match parsed.scheme() {
-        "http" | "https" => Ok(parsed),
-        _ => Err("webhook URL in the Secret must use http or https".to_string()),
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err("webhook URL in the Secret must use http or https".to_string());
     }
+    let literal = parsed
+        .host_str()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+        .and_then(|h| h.parse::<IpAddr>().ok());
+    if let Some(why) = literal
+        .filter(|_| !allow_internal)
+        .and_then(forbidden_address)
+    {
+        return Err(format!(
+            "webhook URL in the Secret names {why}, which is refused (--allow-internal-webhooks)"
+        ));
+    }
+    Ok(parsed)
 }
 
 async fn post_once(client: &Client, url: Url, payload: &Value, timeout: Duration) -> Attempt {
@@ -517,6 +609,8 @@ mod tests {
             max_delay: Duration::from_millis(50),
             attempt_timeout: Duration::from_secs(60),
             queue_capacity: 16,
+            // The test webhooks listen on 127.0.0.1.
+            allow_internal_addresses: true,
         }
     }
 
@@ -532,7 +626,7 @@ mod tests {
     fn client() -> Client {
         // Several rustls providers are compiled into the workspace; pick ring like the binary.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        Client::builder().build().expect("http client")
+        webhook_client(true).expect("http client")
     }
 
     #[derive(Clone, Default)]
@@ -728,9 +822,98 @@ mod tests {
     #[test]
     fn invalid_urls_are_named_without_echoing_them() {
         for url in [format!("ftp://host/{TOKEN}"), format!("not a url {TOKEN}")] {
-            let error = webhook_url(&url).expect_err("rejected");
+            let error = webhook_url(&url, true).expect_err("rejected");
             assert_no_secret(&error, &url);
         }
+    }
+
+    #[test]
+    fn loopback_link_local_and_metadata_addresses_are_forbidden() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for forbidden in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "::1",
+            "169.254.169.254",
+            "fe80::1",
+            "fd00:ec2::254",
+            "0.0.0.0",
+            "::",
+            "224.0.0.1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(forbidden_address(ip(forbidden)).is_some(), "{forbidden}");
+        }
+        // In-cluster services (private ranges) and the internet stay reachable.
+        for allowed in [
+            "10.96.0.10",
+            "192.168.1.5",
+            "198.18.0.7",
+            "203.0.113.9",
+            "fd00::5",
+            "2001:db8::1",
+        ] {
+            assert!(forbidden_address(ip(allowed)).is_none(), "{allowed}");
+        }
+    }
+
+    /// The production client and policy (no internal addresses), against a webhook on loopback:
+    /// named by address it is refused before any request; named by a host that resolves to
+    /// loopback, the resolver refuses it; in neither case does a request arrive or the URL leak.
+    #[tokio::test]
+    async fn internal_webhooks_are_refused_by_address_and_by_name() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (url, hook) = webhook(0, 200, false).await;
+        let policy = RetryPolicy {
+            allow_internal_addresses: false,
+            ..quick_policy(2)
+        };
+        let notifier = Notifier::spawn(webhook_client(false).unwrap(), policy);
+        notifier.send(
+            url.clone(),
+            notification("by-address", NotificationEvent::RolledBack, "x"),
+        );
+        let state = settled(&notifier, "by-address", finished).await;
+        let error = state.last_error.expect("refused");
+        assert!(
+            error.starts_with("webhook URL in the Secret names a loopback address"),
+            "{error}"
+        );
+        assert_no_secret(&error, &url);
+        let by_name = url.replace("127.0.0.1", "localhost");
+        notifier.send(
+            by_name.clone(),
+            notification("by-name", NotificationEvent::RolledBack, "x"),
+        );
+        let state = settled(&notifier, "by-name", finished).await;
+        let error = state.last_error.expect("refused");
+        assert_no_secret(&error, &by_name);
+        assert_eq!(hook.requests.load(Ordering::SeqCst), 0, "{error}");
+    }
+
+    /// A redirect is the webhook's answer, not an instruction: the target is never asked.
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let (target, target_hook) = webhook(0, 200, false).await;
+        let app = Router::new().fallback(move || {
+            let target = target.clone();
+            async move { (AxumStatus::TEMPORARY_REDIRECT, [("location", target)]) }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let notifier = Notifier::spawn(client(), quick_policy(2));
+        notifier.send(
+            format!("http://{addr}/services/{TOKEN}"),
+            notification("redirected", NotificationEvent::RolledBack, "x"),
+        );
+        let state = settled(&notifier, "redirected", finished).await;
+        assert_eq!(
+            state.last_error.as_deref(),
+            Some("webhook answered 307, not retried")
+        );
+        assert_eq!(target_hook.requests.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

@@ -118,7 +118,10 @@ impl Context {
             probe_client: config.probe_client.clone(),
             notifier: crate::notify::Notifier::spawn(
                 config.webhook_client.clone(),
-                crate::notify::RetryPolicy::default(),
+                crate::notify::RetryPolicy {
+                    allow_internal_addresses: config.allow_internal_webhooks,
+                    ..crate::notify::RetryPolicy::default()
+                },
             ),
             request_counts: Mutex::new(HashMap::new()),
             written: Mutex::new(HashMap::new()),
@@ -141,6 +144,7 @@ impl Context {
             },
             probe_client: reqwest::Client::new(),
             webhook_client: reqwest::Client::new(),
+            allow_internal_webhooks: false,
         };
         let metrics = Arc::new(Metrics::new().expect("metrics register once per registry"));
         let store = kube::runtime::reflector::store().0;
@@ -290,8 +294,10 @@ pub struct RunConfig {
     pub reporter: Reporter,
     /// HTTP client of the rollout analysis.
     pub probe_client: reqwest::Client,
-    /// HTTP client of the webhook notifications (TLS to the outside world).
+    /// HTTP client of the webhook notifications (TLS to the outside world; `notify::webhook_client`).
     pub webhook_client: reqwest::Client,
+    /// Webhooks may also be loopback, link-local or metadata addresses (off: SSRF).
+    pub allow_internal_webhooks: bool,
 }
 
 /// Why [`run`] returned.
