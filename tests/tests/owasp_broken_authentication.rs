@@ -111,6 +111,22 @@ impl App {
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
     }
+
+    /// Registers `username` (a viewer) and returns the token response.
+    async fn register(&self, username: &str) -> Value {
+        let credentials = json!({"username": username, "password": format!("{username}-password")});
+        let (status, body) = self
+            .call("POST", "/api/v1/auth/register", None, Some(credentials))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> (StatusCode, Value) {
+        let body = json!({"refresh_token": refresh_token});
+        self.call("POST", "/api/v1/auth/refresh", None, Some(body))
+            .await
+    }
 }
 
 fn now() -> i64 {
@@ -156,16 +172,9 @@ fn with(claims: &Value, key: &str, value: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_access_tokens_are_refused() {
     let app = App::start().await;
-    let (status, body) = app
-        .call(
-            "POST",
-            "/api/v1/auth/register",
-            None,
-            Some(json!({"username": "mallory", "password": "mallory-password"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let id = body["user"]["id"].as_i64().unwrap();
+    let id = app.register("mallory").await["user"]["id"]
+        .as_i64()
+        .unwrap();
     let admin_route = "/api/v1/admin/users";
     let claims = admin_claims(id);
 
@@ -347,44 +356,16 @@ async fn forged_access_tokens_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_refresh_token_ends_the_login() {
     let app = App::start().await;
-    let (_, login) = app
-        .call(
-            "POST",
-            "/api/v1/auth/register",
-            None,
-            Some(json!({"username": "victim", "password": "victim-password"})),
-        )
-        .await;
-    let stolen = login["refresh_token"].as_str().unwrap().to_owned();
+    let login = app.register("victim").await;
+    let stolen = login["refresh_token"].as_str().unwrap();
     // The victim refreshes; the attacker replays the copy he stole.
-    let (status, victims) = app
-        .call(
-            "POST",
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": stolen})),
-        )
-        .await;
+    let (status, victims) = app.refresh(stolen).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = app
-        .call(
-            "POST",
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": stolen})),
-        )
-        .await;
+    let (status, body) = app.refresh(stolen).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     // Reuse revokes the whole family: the victim's current token is dead too, so whoever holds
     // a copy must log in again with the password.
     let current = victims["refresh_token"].as_str().unwrap();
-    let (status, _) = app
-        .call(
-            "POST",
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": current})),
-        )
-        .await;
+    let (status, _) = app.refresh(current).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -96,7 +96,7 @@ pub fn run_args(config: &Path, url: &str, options: &Options) -> Vec<String> {
     ]
 }
 
-fn post_json(url: &str, token: Option<&str>, method: &str, body: &str) -> anyhow::Result<String> {
+fn send_json(url: &str, token: Option<&str>, method: &str, body: &str) -> anyhow::Result<String> {
     let auth = token.map(|t| format!("authorization: Bearer {t}"));
     let mut args = vec![
         "-X",
@@ -121,7 +121,7 @@ fn field(body: &str, name: &str) -> anyhow::Result<serde_json::Value> {
 /// Logs `username` in and returns its access token.
 fn login(url: &str, username: &str, password: &str) -> anyhow::Result<String> {
     let body = serde_json::json!({"username": username, "password": password}).to_string();
-    let answer = post_json(&format!("{url}/api/v1/auth/login"), None, "POST", &body)?;
+    let answer = send_json(&format!("{url}/api/v1/auth/login"), None, "POST", &body)?;
     field(&answer, "access_token")?
         .as_str()
         .map(str::to_owned)
@@ -136,14 +136,14 @@ fn tokens(url: &str) -> anyhow::Result<Vec<(&'static str, Option<String>)>> {
     let mut ids = Vec::new();
     for name in ["st-viewer", "st-analyst"] {
         let body = serde_json::json!({"username": name, "password": password}).to_string();
-        let answer = post_json(&format!("{url}/api/v1/auth/register"), None, "POST", &body)?;
+        let answer = send_json(&format!("{url}/api/v1/auth/register"), None, "POST", &body)?;
         ids.push(
             field(&answer, "user")?["id"]
                 .as_i64()
                 .context("no user id")?,
         );
     }
-    post_json(
+    send_json(
         &format!("{url}/api/v1/admin/users/{}", ids[1]),
         Some(&admin),
         "PATCH",

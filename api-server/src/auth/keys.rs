@@ -79,12 +79,16 @@ pub fn key_created(kid: &str) -> Option<i64> {
         .map(|t| t.and_utc().timestamp())
 }
 
-/// Which key signs at `now`, given (key id, visible since) oldest first: the newest that has
-/// been visible for `delay` seconds; when none has (a first key, or every old key removed at
-/// once), the oldest, the one other replicas most likely know (pure).
-pub fn signing_index(keys: &[(&str, i64)], now: i64, delay: i64) -> usize {
-    keys.iter()
-        .rposition(|(_, since)| since.saturating_add(delay) <= now)
+/// Which key signs at `now`, given since when each key is visible, oldest key first: the newest
+/// that has been visible for `delay` seconds; when none has (a first key, or every old key
+/// removed at once), the oldest, the one other replicas most likely know (pure).
+pub fn signing_index(
+    mut visible_since: impl DoubleEndedIterator<Item = i64> + ExactSizeIterator,
+    now: i64,
+    delay: i64,
+) -> usize {
+    visible_since
+        .rposition(|since| since.saturating_add(delay) <= now)
         .unwrap_or(0)
 }
 
@@ -168,12 +172,8 @@ impl KeySet {
     }
 
     fn signer(&self, now: i64) -> &Signer {
-        let keys: Vec<(&str, i64)> = self
-            .signers
-            .iter()
-            .map(|s| (s.kid.as_str(), s.visible_since))
-            .collect();
-        &self.signers[signing_index(&keys, now, self.publish_delay)]
+        let visible_since = self.signers.iter().map(|s| s.visible_since);
+        &self.signers[signing_index(visible_since, now, self.publish_delay)]
     }
 
     /// The id of the key that signs at `now` (Unix seconds).
@@ -426,18 +426,22 @@ mod tests {
 
     #[test]
     fn the_newest_key_published_long_enough_signs() {
-        let keys = [("a", 100), ("b", 200), ("c", 300)];
-        assert_eq!(signing_index(&keys, 320, 120), 1, "c too new, b old enough");
-        assert_eq!(signing_index(&keys, 419, 120), 1);
-        assert_eq!(signing_index(&keys, 420, 120), 2);
+        let keys = || [100, 200, 300].into_iter();
         assert_eq!(
-            signing_index(&keys, 150, 120),
+            signing_index(keys(), 320, 120),
+            1,
+            "c too new, b old enough"
+        );
+        assert_eq!(signing_index(keys(), 419, 120), 1);
+        assert_eq!(signing_index(keys(), 420, 120), 2);
+        assert_eq!(
+            signing_index(keys(), 150, 120),
             0,
             "none old enough: the oldest"
         );
-        assert_eq!(signing_index(&[("only", 1_000)], 0, 120), 0);
+        assert_eq!(signing_index([1_000].into_iter(), 0, 120), 0);
         assert_eq!(
-            signing_index(&keys, 300, 0),
+            signing_index(keys(), 300, 0),
             2,
             "no delay: the newest at once"
         );

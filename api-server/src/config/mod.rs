@@ -525,6 +525,13 @@ mod tests {
 
     #[test]
     fn trusted_proxies_are_cidrs_or_addresses_and_bad_ones_are_named() {
+        let listed = |s: &Settings| -> Vec<String> {
+            s.http
+                .trusted_proxies
+                .iter()
+                .map(|n| n.to_string())
+                .collect()
+        };
         let s = resolve_serve(&FileConfig::default(), &ServeArgs::default(), None).unwrap();
         assert!(
             s.http.trusted_proxies.is_empty(),
@@ -536,13 +543,7 @@ mod tests {
             None,
         )
         .unwrap();
-        let listed: Vec<String> = s
-            .http
-            .trusted_proxies
-            .iter()
-            .map(|n| n.to_string())
-            .collect();
-        assert_eq!(listed, ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8"]);
+        assert_eq!(listed(&s), ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8"]);
         let file = FileConfig::parse(Path::new("c.toml"), "trusted_proxies = [\"10.1.2.3/16\"]\n")
             .unwrap();
         let s = resolve_serve(&file, &ServeArgs::default(), None).unwrap();
@@ -553,13 +554,7 @@ mod tests {
             None,
         )
         .unwrap();
-        let listed: Vec<String> = s
-            .http
-            .trusted_proxies
-            .iter()
-            .map(|n| n.to_string())
-            .collect();
-        assert_eq!(listed, ["0.0.0.0/0", "::/0"]);
+        assert_eq!(listed(&s), ["0.0.0.0/0", "::/0"]);
         let err = resolve_serve(
             &FileConfig::default(),
             &args(&["--trusted-proxies", "10.0.0.0/8,ingress-nginx"]),

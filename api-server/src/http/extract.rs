@@ -129,11 +129,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         let query = parts.uri.query().unwrap_or("");
         // `?limit=` is refused rather than read as absent: the document types every parameter
         // (an integer, a date, a pattern), and an empty string is none of those.
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
-        if let Some((name, _)) = pairs
-            .into_iter()
-            .find(|(name, value)| value.is_empty() && !name.is_empty())
-        {
+        // A value is empty exactly when its encoded form is, so the raw pairs tell; only the
+        // offending one is decoded, for the message (no second parse on the way to the handler).
+        let empty = query.split('&').find(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            !name.is_empty() && value.is_empty()
+        });
+        if let Some(pair) = empty {
+            let decoded: Vec<(String, String)> =
+                serde_urlencoded::from_str(pair).unwrap_or_default();
+            let name = decoded
+                .into_iter()
+                .next()
+                .map_or_else(|| pair.to_owned(), |(n, _)| n);
             return Err(ApiError::invalid(
                 "query",
                 format!("{name} is empty: leave the parameter out instead"),
