@@ -3,6 +3,7 @@
 // Each test binary uses a different subset; tests may panic on broken setup.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod leaks;
 pub mod monitoring;
 pub mod node;
 pub mod platform;

@@ -306,6 +306,25 @@ pub struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        // Before anything is removed: no secret value shows outside its Secret (OWASP API8; the
+        // test database's password is in the instance's database Secret, so it is searched for).
+        let leaks = super::leaks::find(&[&self.namespace, &self.operator_namespace], &[]);
+        if !leaks.is_empty() {
+            let report = format!("secret values outside their Secrets:\n{}", leaks.join("\n"));
+            if std::thread::panicking() {
+                eprintln!("{report}");
+            } else {
+                // Remove the scenario's objects first; the panic fails the test afterwards.
+                self.remove();
+                panic!("{report}");
+            }
+        }
+        self.remove();
+    }
+}
+
+impl Cleanup {
+    fn remove(&self) {
         let quiet = |program: &str, args: &[&str]| {
             let _ = Command::new(program).args(args).output();
         };
