@@ -188,7 +188,13 @@ async fn operator_from_helm_reconciles_the_sample_and_reports_backups() {
     leader_is_replaced(&client, &installed.cleanup.operator_namespace).await;
     children_are_restored(&client, &namespace).await;
     admission_refuses_bad_specs(&fps, &namespace).await;
-    operator_runs_the_pinned_image(&client, &installed.cleanup.operator_namespace).await;
+    pods_run_the_pinned_image(
+        &client,
+        &installed.cleanup.operator_namespace,
+        "fp-operator",
+    )
+    .await;
+    pods_run_the_pinned_image(&client, &namespace, "fp-api-server").await;
     upgrade_as_documented(&client, &fps, &installed).await;
 
     // Deleting the resource takes its children with it (ownerReferences, garbage collector);
@@ -227,18 +233,24 @@ async fn no_deployments_left(client: &Client, namespace: &str, what: &str) {
     .await;
 }
 
-/// Every operator pod runs the image the release pinned: the packaged chart names it by the
-/// digest `images.json` records, and the kubelet reports the digest containerd pulled.
-async fn operator_runs_the_pinned_image(client: &Client, operator_namespace: &str) {
-    let digest = Dist::checked().digest("fp-operator");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), operator_namespace);
+/// Every pod of `namespace` runs `image` as the release pinned it: by the digest `images.json`
+/// records (the packaged chart names the operator's; the operator, told by the chart, names the
+/// API's for FootballPredictions of the release's version), and the kubelet reports the digest
+/// containerd pulled.
+async fn pods_run_the_pinned_image(client: &Client, namespace: &str, image: &str) {
+    let digest = Dist::checked().digest(image);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let pods = pods.list(&Default::default()).await.unwrap().items;
-    assert!(!pods.is_empty(), "operator pods in {operator_namespace}");
-    for pod in pods {
+    let running: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .collect();
+    assert!(!running.is_empty(), "running pods in {namespace}");
+    for pod in running {
         let container = &pod.spec.as_ref().unwrap().containers[0];
         assert_eq!(
             container.image.as_deref(),
-            Some(format!("footballprediction/fp-operator@{digest}").as_str()),
+            Some(format!("footballprediction/{image}@{digest}").as_str()),
             "{}",
             pod.name_any()
         );
@@ -250,7 +262,7 @@ async fn operator_runs_the_pinned_image(client: &Client, operator_namespace: &st
             .map(|c| c.image_id.clone())
             .unwrap_or_default();
         assert!(
-            image_id.ends_with(&format!("fp-operator@{digest}")),
+            image_id.ends_with(&format!("{image}@{digest}")),
             "{}: the kubelet reports {image_id:?}, the release pinned {digest}",
             pod.name_any()
         );
@@ -306,7 +318,7 @@ async fn upgrade_as_documented(
         .clone()
         .unwrap_or_default();
     assert!(args.contains(&"--log-format=json".to_owned()), "{args:?}");
-    operator_runs_the_pinned_image(client, operator_namespace).await;
+    pods_run_the_pinned_image(client, operator_namespace, "fp-operator").await;
     // The upgraded operator still reconciles: a deleted child comes back. (Ready is not judged
     // here: the wrong database password set above is a new configuration, being rolled out.)
     children_are_restored(client, &installed.namespace).await;

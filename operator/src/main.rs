@@ -12,7 +12,7 @@ use fp_operator::crd::CRD_NAME;
 use fp_operator::leader::LeaseConfig;
 use fp_operator::metrics::Metrics;
 use fp_operator::telemetry::{self, LogFormat};
-use fp_operator::validate::{Settings, parse_duration};
+use fp_operator::validate::{PinnedImage, Settings, parse_duration};
 use kube::runtime::events::Reporter;
 use tokio::sync::watch;
 
@@ -66,6 +66,11 @@ struct Args {
     /// Secret's writer must not make the operator post to its own ports or to instance metadata
     #[arg(long, env = "FP_OPERATOR_ALLOW_INTERNAL_WEBHOOKS")]
     allow_internal_webhooks: bool,
+    /// The API image this release was tested with, as `repository:tag@sha256:…`: a
+    /// FootballPrediction that would run exactly `repository:tag` runs it by digest (`cargo xtask
+    /// dist` writes it into the packaged chart)
+    #[arg(long, env = "FP_OPERATOR_PINNED_API_IMAGE")]
+    pinned_api_image: Option<PinnedImage>,
     /// Log line format
     #[arg(
         long,
@@ -176,6 +181,7 @@ async fn run(args: Args) -> anyhow::Result<Exit> {
         namespace: args.watch_namespace.clone(),
         settings: Settings {
             operator_namespace: args.operator_namespace.clone(),
+            pinned_api_image: args.pinned_api_image.clone(),
         },
         leader,
         concurrency: args.concurrency.max(1),
@@ -192,6 +198,11 @@ async fn run(args: Args) -> anyhow::Result<Exit> {
     tracing::info!(
         namespace = config.namespace.as_deref().unwrap_or("<all>"),
         leader_election = args.leader_election,
+        pinned_api_image = args
+            .pinned_api_image
+            .as_ref()
+            .map(|p| format!("{}@{}", p.reference, p.digest))
+            .unwrap_or_default(),
         admin = %args.admin_address,
         "starting fp-operator {}",
         env!("CARGO_PKG_VERSION")

@@ -16,6 +16,7 @@ pub(crate) fn fp_from(spec: serde_json::Value) -> FootballPrediction {
 pub(crate) fn validated(spec: serde_json::Value) -> Validated {
     let settings = Settings {
         operator_namespace: Some("fp-system".into()),
+        pinned_api_image: None,
     };
     validate(&fp_from(spec), &settings).unwrap()
 }

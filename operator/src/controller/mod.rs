@@ -135,6 +135,7 @@ impl Context {
             namespace: None,
             settings: Settings {
                 operator_namespace: Some("fp-system".into()),
+                pinned_api_image: None,
             },
             leader: None,
             concurrency: 1,

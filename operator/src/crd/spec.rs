@@ -12,6 +12,8 @@ use super::status::FootballPredictionStatus;
 
 /// Release names: a container image tag.
 pub const VERSION_PATTERN: &str = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$";
+/// An OCI manifest digest, the only algorithm the images are built with.
+pub const IMAGE_DIGEST_PATTERN: &str = r"^sha256:[0-9a-f]{64}$";
 /// Image repository, optionally with a registry host and port.
 pub const IMAGE_REPOSITORY_PATTERN: &str =
     r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$";
@@ -147,6 +149,13 @@ pub struct ImageSpec {
     #[schemars(length(min = 1, max = 128), pattern(VERSION_PATTERN))]
     pub tag: Option<String>,
 
+    /// Manifest digest (`sha256:…`) the image of `spec.version` is pinned to: the pods run
+    /// `repository@digest`, so a tag pushed again cannot change what runs. Like `tag`, it names
+    /// `spec.version`'s image only; a rollback to an older version pulls that version's tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(IMAGE_DIGEST_PATTERN))]
+    pub digest: Option<String>,
+
     /// When the kubelet pulls the image.
     #[serde(default)]
     pub pull_policy: PullPolicy,
@@ -165,6 +174,7 @@ impl Default for ImageSpec {
         Self {
             repository: defaults::image_repository(),
             tag: None,
+            digest: None,
             pull_policy: PullPolicy::default(),
             pull_secrets: Vec::new(),
         }

@@ -22,6 +22,54 @@ pub use names::Names;
 pub struct Settings {
     /// Namespace the operator runs in: API pods accept its probes through the NetworkPolicy.
     pub operator_namespace: Option<String>,
+    /// The API image the operator's release pins (`--pinned-api-image`).
+    pub pinned_api_image: Option<PinnedImage>,
+}
+
+/// An image reference a release pins to its digest: a FootballPrediction that would run exactly
+/// `reference` (`repository:tag`) runs `repository@digest`, the image the release was tested
+/// with, whatever the tag points at by now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinnedImage {
+    /// `repository:tag`
+    pub reference: String,
+    /// `sha256:…`
+    pub digest: String,
+}
+
+impl std::str::FromStr for PinnedImage {
+    type Err = String;
+
+    /// `repository:tag@sha256:<64 hex>`, as `cargo xtask dist` writes it into the chart.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (reference, digest) = text
+            .split_once('@')
+            .ok_or_else(|| format!("{text:?} is not repository:tag@sha256:<digest>"))?;
+        let tagged = reference
+            .rsplit_once(':')
+            .is_some_and(|(repository, tag)| !repository.is_empty() && !tag.contains('/'));
+        if !tagged {
+            return Err(format!(
+                "{reference:?} has no tag (repository:tag@sha256:<digest>)"
+            ));
+        }
+        if !is_image_digest(digest) {
+            return Err(format!(
+                "{digest:?} is not a sha256 digest (sha256:<64 hex digits>)"
+            ));
+        }
+        Ok(Self {
+            reference: reference.to_owned(),
+            digest: digest.to_owned(),
+        })
+    }
+}
+
+/// `sha256:` and 64 lower-case hex digits (the CRD's `IMAGE_DIGEST_PATTERN`).
+fn is_image_digest(text: &str) -> bool {
+    text.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
 }
 
 /// One problem with a spec, naming the field.
@@ -86,17 +134,30 @@ pub struct Validated {
     pub admin_password_generated: bool,
     pub durations: Durations,
     pub operator_namespace: Option<String>,
+    pub pinned_api_image: Option<PinnedImage>,
 }
 
 impl Validated {
-    /// Image of a release: `repository:tag`, the tag being `image.tag` for the spec's own version.
+    /// Image of a release: `repository:tag`, the tag being `image.tag` for the spec's own
+    /// version; `repository@digest` when `image.digest` pins the spec's version, or when the
+    /// operator's release pins exactly that `repository:tag`.
     pub fn image_for(&self, version: &str) -> String {
         let image = &self.spec.image;
+        let own_version = version == self.spec.version;
         let tag = match &image.tag {
-            Some(tag) if version == self.spec.version => tag.as_str(),
+            Some(tag) if own_version => tag.as_str(),
             _ => version,
         };
-        format!("{}:{tag}", image.repository)
+        let reference = format!("{}:{tag}", image.repository);
+        let digest = match (&image.digest, &self.pinned_api_image) {
+            (Some(digest), _) if own_version => Some(digest),
+            (_, Some(pinned)) if pinned.reference == reference => Some(&pinned.digest),
+            _ => None,
+        };
+        match digest {
+            Some(digest) => format!("{}@{digest}", image.repository),
+            None => reference,
+        }
     }
 }
 
@@ -264,6 +325,7 @@ pub fn validate(fp: &FootballPrediction, settings: &Settings) -> Result<Validate
         admin_password_generated,
         durations,
         operator_namespace: settings.operator_namespace.clone(),
+        pinned_api_image: settings.pinned_api_image.clone(),
     })
 }
 
@@ -621,6 +683,85 @@ mod tests {
         );
         assert_eq!(v.image_for("1.4.2"), "r.example/fp:1.4.2-hotfix");
         assert_eq!(v.image_for("1.4.1"), "r.example/fp:1.4.1");
+    }
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_digest_pins_only_the_spec_version() {
+        let v = validated(serde_json::json!({"version": "1.4.2",
+            "image": {"repository": "r.example/fp", "tag": "1.4.2-hotfix", "digest": DIGEST}}));
+        assert_eq!(v.image_for("1.4.2"), format!("r.example/fp@{DIGEST}"));
+        assert_eq!(v.image_for("1.4.1"), "r.example/fp:1.4.1");
+    }
+
+    #[test]
+    fn the_release_pin_applies_to_exactly_its_reference() {
+        let other = DIGEST.replace('0', "f");
+        let settings = Settings {
+            pinned_api_image: Some(
+                format!("footballprediction/fp-api-server:1.4.2@{DIGEST}")
+                    .parse()
+                    .unwrap(),
+            ),
+            ..Settings::default()
+        };
+        let with = |spec: serde_json::Value| validate(&fp_from(spec), &settings).unwrap();
+        // The default repository at the pinned tag: by digest, also as a rollback target.
+        let v = with(serde_json::json!({"version": "1.4.2"}));
+        assert_eq!(
+            v.image_for("1.4.2"),
+            format!("footballprediction/fp-api-server@{DIGEST}")
+        );
+        assert_eq!(
+            v.image_for("1.4.1"),
+            "footballprediction/fp-api-server:1.4.1"
+        );
+        let v = with(serde_json::json!({"version": "1.4.3"}));
+        assert_eq!(
+            v.image_for("1.4.2"),
+            format!("footballprediction/fp-api-server@{DIGEST}")
+        );
+        assert_eq!(
+            v.image_for("1.4.3"),
+            "footballprediction/fp-api-server:1.4.3"
+        );
+        // Another repository or tag: not what the release tested.
+        let v =
+            with(serde_json::json!({"version": "1.4.2", "image": {"repository": "r.example/fp"}}));
+        assert_eq!(v.image_for("1.4.2"), "r.example/fp:1.4.2");
+        let v = with(serde_json::json!({"version": "1.4.2", "image": {"tag": "1.4.2-hotfix"}}));
+        assert_eq!(
+            v.image_for("1.4.2"),
+            "footballprediction/fp-api-server:1.4.2-hotfix"
+        );
+        // The spec's own digest wins.
+        let v = with(serde_json::json!({"version": "1.4.2", "image": {"digest": other}}));
+        assert_eq!(
+            v.image_for("1.4.2"),
+            format!("footballprediction/fp-api-server@{other}")
+        );
+    }
+
+    #[test]
+    fn pinned_images_parse_strictly() {
+        let pinned: PinnedImage = format!("registry.local:5000/fp/api:0.1.0@{DIGEST}")
+            .parse()
+            .unwrap();
+        assert_eq!(pinned.reference, "registry.local:5000/fp/api:0.1.0");
+        assert_eq!(pinned.digest, DIGEST);
+        for bad in [
+            "footballprediction/fp-api-server:0.1.0".to_owned(),
+            format!("footballprediction/fp-api-server@{DIGEST}"),
+            format!("registry.local:5000/fp/api@{DIGEST}"),
+            "footballprediction/fp-api-server:0.1.0@sha256:abc".to_owned(),
+            format!(
+                "footballprediction/fp-api-server:0.1.0@{}",
+                DIGEST.to_uppercase()
+            ),
+        ] {
+            assert!(bad.parse::<PinnedImage>().is_err(), "{bad}");
+        }
     }
 
     #[test]

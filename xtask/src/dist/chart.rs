@@ -5,25 +5,43 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-/// `values.yaml` with the top-level `image:` block's `digest:` line set to `digest`; every
-/// other byte unchanged. Fails unless that block holds exactly one `digest:` line (the chart
-/// changed shape: the packaging must be looked at, not guessed).
-pub fn pin_digest(values_yaml: &str, digest: &str) -> anyhow::Result<String> {
-    if !super::pinned::is_sha256_digest(digest) {
-        bail!("{digest:?} is not a sha256 digest");
+/// `values.yaml` with the release's pins: the top-level `image:` block's `digest:` line set to
+/// the operator's digest, and `apiImage:`'s `pinned:` line to the API image by digest
+/// (`repository:tag@sha256:…`); every other byte unchanged.
+pub fn pin_release(
+    values_yaml: &str,
+    operator_digest: &str,
+    api_image: &str,
+) -> anyhow::Result<String> {
+    if !super::pinned::is_sha256_digest(operator_digest) {
+        bail!("{operator_digest:?} is not a sha256 digest");
     }
-    let mut in_image = false;
+    match api_image.split_once('@') {
+        Some((_, digest)) if super::pinned::is_sha256_digest(digest) => {}
+        _ => bail!("{api_image:?} is not an image reference with a sha256 digest"),
+    }
+    let pinned = set_in_block(values_yaml, "image", "digest", operator_digest)?;
+    set_in_block(&pinned, "apiImage", "pinned", api_image)
+}
+
+/// `values_yaml` with the line `  <key>: …` of the top-level `<block>:` set to `"<value>"`.
+/// Fails unless that block holds exactly one such line (the chart changed shape: the packaging
+/// must be looked at, not guessed).
+fn set_in_block(values_yaml: &str, block: &str, key: &str, value: &str) -> anyhow::Result<String> {
+    let header = format!("{block}:");
+    let field = format!("  {key}:");
+    let mut in_block = false;
     let mut replaced = 0;
-    let mut out = String::with_capacity(values_yaml.len() + 72);
+    let mut out = String::with_capacity(values_yaml.len() + value.len());
     for line in values_yaml.split_inclusive('\n') {
         let content = line.trim_end_matches(['\n', '\r']);
         let top_level =
             !content.is_empty() && !content.starts_with([' ', '\t']) && !content.starts_with('#');
         if top_level {
-            in_image = content.trim_end() == "image:";
+            in_block = content.trim_end() == header;
         }
-        if in_image && content.starts_with("  digest:") {
-            out.push_str(&format!("  digest: \"{digest}\""));
+        if in_block && content.starts_with(&field) {
+            out.push_str(&format!("{field} \"{value}\""));
             out.push_str(&line[content.len()..]);
             replaced += 1;
         } else {
@@ -32,8 +50,8 @@ pub fn pin_digest(values_yaml: &str, digest: &str) -> anyhow::Result<String> {
     }
     match replaced {
         1 => Ok(out),
-        0 => bail!("values.yaml has no `digest:` under `image:`"),
-        n => bail!("values.yaml has {n} `digest:` lines under `image:`"),
+        0 => bail!("values.yaml has no `{key}:` under `{block}:`"),
+        n => bail!("values.yaml has {n} `{key}:` lines under `{block}:`"),
     }
 }
 
@@ -76,12 +94,12 @@ fn helm(helm: &Path, work: &Path) -> Command {
     cmd
 }
 
-/// Copies the chart to `work`, pins the operator digest (when given), runs `helm lint` and
+/// Copies the chart to `work`, pins the release's images (when given), runs `helm lint` and
 /// `helm package` into `destination`; returns the package's path.
 pub fn package(
     helm_binary: &Path,
     chart_source: &Path,
-    operator_digest: Option<&str>,
+    pinned: Option<&super::pinned::Pinned>,
     work: &Path,
     destination: &Path,
 ) -> anyhow::Result<PathBuf> {
@@ -90,12 +108,12 @@ pub fn package(
         .context("the chart directory has no name")?;
     let chart = work.join(name);
     copy_tree(chart_source, &chart)?;
-    if let Some(digest) = operator_digest {
+    if let Some(pinned) = pinned {
         let values = chart.join("values.yaml");
         let text = std::fs::read_to_string(&values)
             .with_context(|| format!("reading {}", values.display()))?;
-        std::fs::write(&values, pin_digest(&text, digest)?)
-            .with_context(|| format!("writing {}", values.display()))?;
+        let pinned = pin_release(&text, &pinned.operator_digest, &pinned.api_image())?;
+        std::fs::write(&values, pinned).with_context(|| format!("writing {}", values.display()))?;
     }
     let chart_yaml = std::fs::read_to_string(chart.join("Chart.yaml"))
         .with_context(|| format!("reading {}/Chart.yaml", chart.display()))?;
@@ -126,13 +144,15 @@ mod tests {
 
     const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
+    const API: &str = "footballprediction/fp-api-server:0.1.0@sha256:1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
     #[test]
-    fn pins_only_the_image_blocks_digest() {
-        let values = "# top\nimage:\n  repository: r\n  # -- a digest\n  digest: \"\"\n  pullPolicy: IfNotPresent\n\nother:\n  digest: \"\"\n";
+    fn pins_only_the_operator_digest_and_the_api_image() {
+        let values = "# top\nimage:\n  repository: r\n  # -- a digest\n  digest: \"\"\n  pullPolicy: IfNotPresent\n\napiImage:\n  pinned: \"\"\nother:\n  digest: \"\"\n  pinned: \"\"\n";
         assert_eq!(
-            pin_digest(values, DIGEST).unwrap(),
+            pin_release(values, DIGEST, API).unwrap(),
             format!(
-                "# top\nimage:\n  repository: r\n  # -- a digest\n  digest: \"{DIGEST}\"\n  pullPolicy: IfNotPresent\n\nother:\n  digest: \"\"\n"
+                "# top\nimage:\n  repository: r\n  # -- a digest\n  digest: \"{DIGEST}\"\n  pullPolicy: IfNotPresent\n\napiImage:\n  pinned: \"{API}\"\nother:\n  digest: \"\"\n  pinned: \"\"\n"
             )
         );
     }
@@ -141,7 +161,7 @@ mod tests {
     fn pins_the_real_charts_values() {
         let path = crate::paths::workspace_root().join("charts/fp-operator/values.yaml");
         let values = std::fs::read_to_string(path).unwrap();
-        let pinned = pin_digest(&values, DIGEST).unwrap();
+        let pinned = pin_release(&values, DIGEST, API).unwrap();
         let changed: Vec<(&str, &str)> = values
             .lines()
             .zip(pinned.lines())
@@ -149,25 +169,43 @@ mod tests {
             .collect();
         assert_eq!(
             changed,
-            vec![(
-                "  digest: \"\"",
-                "  digest: \"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\""
-            )]
+            vec![
+                ("  digest: \"\"", format!("  digest: \"{DIGEST}\"").as_str()),
+                ("  pinned: \"\"", format!("  pinned: \"{API}\"").as_str()),
+            ]
         );
         assert_eq!(values.lines().count(), pinned.lines().count());
     }
 
     #[test]
-    fn refuses_a_chart_without_exactly_one_image_digest_or_a_bad_digest() {
-        let e = pin_digest("image:\n  repository: r\nother:\n  digest: \"\"\n", DIGEST)
-            .unwrap_err()
-            .to_string();
+    fn refuses_a_chart_without_exactly_one_line_to_pin_or_a_bad_digest() {
+        let e = pin_release(
+            "image:\n  repository: r\nother:\n  digest: \"\"\n",
+            DIGEST,
+            API,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("no `digest:` under `image:`"), "{e}");
-        let e = pin_digest("image:\n  digest: \"\"\n  digest: x\n", DIGEST)
+        let e = pin_release("image:\n  digest: \"\"\n  digest: x\n", DIGEST, API)
             .unwrap_err()
             .to_string();
         assert!(e.contains("2 `digest:` lines"), "{e}");
-        assert!(pin_digest("image:\n  digest: \"\"\n", "latest").is_err());
+        let e = pin_release("image:\n  digest: \"\"\n", DIGEST, API)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no `pinned:` under `apiImage:`"), "{e}");
+        let ok = "image:\n  digest: \"\"\napiImage:\n  pinned: \"\"\n";
+        assert!(pin_release(ok, "latest", API).is_err());
+        assert!(pin_release(ok, DIGEST, "footballprediction/fp-api-server:0.1.0").is_err());
+        assert!(
+            pin_release(
+                ok,
+                DIGEST,
+                "footballprediction/fp-api-server:0.1.0@sha256:ab"
+            )
+            .is_err()
+        );
     }
 
     #[test]

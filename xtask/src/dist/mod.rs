@@ -158,6 +158,10 @@ fn print_summary(
                 spec::NAMESPACE,
                 p.operator_digest
             );
+            println!(
+                "  FootballPredictions of {} run it by digest",
+                pinned::reference("fp-api-server")
+            );
         }
         None => {
             eprintln!();
@@ -248,7 +252,7 @@ pub fn run(options: &Options) -> anyhow::Result<PathBuf> {
     let packaged = chart::package(
         &helm,
         &paths::workspace_root().join("charts").join(CHART),
-        pinned.as_ref().map(|p| p.operator_digest.as_str()),
+        pinned.as_ref(),
         &work,
         &work,
     )?;

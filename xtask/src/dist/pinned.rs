@@ -26,12 +26,20 @@ pub struct ImageEntry {
     pub layout: Option<String>,
 }
 
-/// The checked images.json: its bytes (shipped as they are) and the operator's digest.
+/// The checked images.json: its bytes (shipped as they are) and the released images' digests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pinned {
     pub images_json: Vec<u8>,
     pub entries: Vec<ImageEntry>,
     pub operator_digest: String,
+    pub api_digest: String,
+}
+
+impl Pinned {
+    /// What the chart gives the operator as `--pinned-api-image`: `<API reference>@<digest>`.
+    pub fn api_image(&self) -> String {
+        format!("{}@{}", reference("fp-api-server"), self.api_digest)
+    }
 }
 
 /// `footballprediction/<name>:<workspace version>`, as `cargo xtask images` names it.
@@ -97,7 +105,7 @@ pub fn read(dir: &Path, revision: &str) -> anyhow::Result<Pinned> {
         std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let entries =
         parse_images_json(&images_json).with_context(|| format!("in {}", path.display()))?;
-    let mut operator_digest = String::new();
+    let (mut operator_digest, mut api_digest) = (String::new(), String::new());
     for name in RELEASED {
         let wanted = reference(name);
         let Some(entry) = entries.iter().find(|e| e.image == wanted) else {
@@ -110,14 +118,16 @@ pub fn read(dir: &Path, revision: &str) -> anyhow::Result<Pinned> {
         if let Some(why) = revision_mismatch(&built, revision) {
             bail!("{wanted} ({}): {why}", entry.digest);
         }
-        if name == "fp-operator" {
-            operator_digest = entry.digest.clone();
+        match name {
+            "fp-operator" => operator_digest = entry.digest.clone(),
+            _ => api_digest = entry.digest.clone(),
         }
     }
     Ok(Pinned {
         images_json,
         entries,
         operator_digest,
+        api_digest,
     })
 }
 
@@ -229,6 +239,11 @@ mod tests {
         .unwrap();
         let pinned = read(dir.path(), "abc").unwrap();
         assert_eq!(pinned.operator_digest, entries[1]["digest"]);
+        assert_eq!(pinned.api_digest, entries[0]["digest"]);
+        assert_eq!(
+            pinned.api_image(),
+            format!("{}@{}", reference("fp-api-server"), pinned.api_digest)
+        );
 
         let e = format!("{:#}", read(dir.path(), "def").unwrap_err());
         assert!(e.contains("built from abc, the work tree is at def"), "{e}");
