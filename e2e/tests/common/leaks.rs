@@ -43,6 +43,7 @@ pub fn needles(secret: &str, data: &BTreeMap<String, Vec<u8>>) -> Vec<(String, S
     out
 }
 
+/// kubectl's output, `None` when it fails (a pod's log may not exist yet, or no previous one).
 fn kubectl(args: &[&str]) -> Option<String> {
     let out = Command::new("kubectl").args(args).output().ok()?;
     out.status
@@ -50,16 +51,18 @@ fn kubectl(args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn kubectl_json(args: &[&str]) -> Value {
-    kubectl(args)
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or(Value::Null)
+/// kubectl's output where failing would make the search find nothing and pass: a panic.
+fn kubectl_must(args: &[&str]) -> String {
+    kubectl(args).unwrap_or_else(|| panic!("kubectl {args:?} failed: the secret search cannot run"))
 }
 
 /// The Opaque Secrets of `namespace` (not Helm's release records nor service-account tokens,
 /// which hold no user secret) as needles.
 fn namespace_needles(namespace: &str) -> Vec<(String, String)> {
-    let list = kubectl_json(&["get", "secrets", "-n", namespace, "-o", "json"]);
+    let list: Value = serde_json::from_str(&kubectl_must(&[
+        "get", "secrets", "-n", namespace, "-o", "json",
+    ]))
+    .expect("kubectl get secrets -o json");
     let mut out = Vec::new();
     for secret in list["items"].as_array().into_iter().flatten() {
         if secret["type"] != "Opaque" {
@@ -83,7 +86,7 @@ fn namespace_needles(namespace: &str) -> Vec<(String, String)> {
 /// Everything of `namespace` a reader other than the Secret's owner sees, by where it is.
 fn haystacks(namespace: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let pods = kubectl(&["get", "pods", "-n", namespace, "-o", "name"]).unwrap_or_default();
+    let pods = kubectl_must(&["get", "pods", "-n", namespace, "-o", "name"]);
     for pod in pods.lines().filter(|l| !l.is_empty()) {
         for previous in ["--previous=false", "--previous=true"] {
             if let Some(log) =
@@ -94,28 +97,43 @@ fn haystacks(namespace: &str) -> Vec<(String, String)> {
         }
     }
     for kind in ["events", "footballpredictions", "configmaps"] {
-        if let Some(text) = kubectl(&["get", kind, "-n", namespace, "-o", "json"]) {
-            out.push((format!("{namespace} {kind}"), text));
-        }
+        let text = kubectl_must(&["get", kind, "-n", namespace, "-o", "json"]);
+        out.push((format!("{namespace} {kind}"), text));
     }
     out
 }
 
-/// Where any secret value of `namespaces` (or a typed password, or `extra`) shows outside its
-/// Secret: one line per finding, naming the Secret and the place, never the value.
-pub fn find(namespaces: &[&str], extra: &[(String, String)]) -> Vec<String> {
+/// Where any secret value of `namespaces` (or a typed password) shows outside its Secret: one
+/// line per finding, naming the Secret and the place, never the value.
+pub fn find(namespaces: &[&str]) -> Vec<String> {
     let mut needles: Vec<(String, String)> = namespaces
         .iter()
         .flat_map(|ns| namespace_needles(ns))
         .collect();
-    needles.extend(extra.iter().cloned());
     needles.extend(
         TYPED_PASSWORDS
             .iter()
             .map(|p| ("a password the scenario typed".to_owned(), (*p).to_owned())),
     );
+    let haystacks: Vec<(String, String)> = namespaces.iter().flat_map(|ns| haystacks(ns)).collect();
+    let logs = haystacks
+        .iter()
+        .filter(|(place, _)| place.contains(" log "))
+        .count();
+    // A search with nothing to find, or nowhere to look, would pass whatever leaked.
+    assert!(
+        needles.len() > TYPED_PASSWORDS.len() && logs > 0,
+        "the secret search found {} values and {logs} logs in {namespaces:?}",
+        needles.len()
+    );
+    eprintln!(
+        "[leaks] {} secret values searched for in {} logs and {} object lists of {namespaces:?}",
+        needles.len(),
+        logs,
+        haystacks.len() - logs
+    );
     let mut findings = Vec::new();
-    for (place, text) in namespaces.iter().flat_map(|ns| haystacks(ns)) {
+    for (place, text) in &haystacks {
         for (origin, needle) in &needles {
             if text.contains(needle.as_str()) {
                 findings.push(format!("{origin} shows in {place}"));

@@ -306,20 +306,23 @@ pub struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The test failed already; a second panic here would abort the run.
+            self.remove();
+            return;
+        }
         // Before anything is removed: no secret value shows outside its Secret (OWASP API8; the
         // test database's password is in the instance's database Secret, so it is searched for).
-        let leaks = super::leaks::find(&[&self.namespace, &self.operator_namespace], &[]);
-        if !leaks.is_empty() {
-            let report = format!("secret values outside their Secrets:\n{}", leaks.join("\n"));
-            if std::thread::panicking() {
-                eprintln!("{report}");
-            } else {
-                // Remove the scenario's objects first; the panic fails the test afterwards.
-                self.remove();
-                panic!("{report}");
-            }
-        }
+        let namespaces = [self.namespace.as_str(), self.operator_namespace.as_str()];
+        let search = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            super::leaks::find(&namespaces)
+        }));
         self.remove();
+        match search {
+            Ok(leaks) if leaks.is_empty() => {}
+            Ok(leaks) => panic!("secret values outside their Secrets:\n{}", leaks.join("\n")),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 }
 
