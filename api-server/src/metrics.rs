@@ -54,6 +54,7 @@ pub struct Metrics {
     cache_entries: IntGaugeVec,
     cache_bytes: IntGaugeVec,
     pub predictions_served: IntCounter,
+    pub access_log_skipped: IntCounter,
     pub model_fit_timestamp: GaugeVec,
     pub model_evaluation: GaugeVec,
     pub last_import_timestamp: GaugeVec,
@@ -120,6 +121,10 @@ impl Metrics {
             "fp_predictions_served_total",
             "Predictions returned by /api/v1/predictions/{match_id} and /batch (a batch counts each)",
         )?;
+        let access_log_skipped = IntCounter::new(
+            "fp_access_log_skipped_total",
+            "Requests not written to the access log because its per-second budget was spent",
+        )?;
         let model_fit_timestamp = GaugeVec::new(
             Opts::new(
                 "fp_model_fit_timestamp_seconds",
@@ -158,6 +163,7 @@ impl Metrics {
         registry.register(Box::new(cache_entries.clone()))?;
         registry.register(Box::new(cache_bytes.clone()))?;
         registry.register(Box::new(predictions_served.clone()))?;
+        registry.register(Box::new(access_log_skipped.clone()))?;
         registry.register(Box::new(model_fit_timestamp.clone()))?;
         registry.register(Box::new(model_evaluation.clone()))?;
         registry.register(Box::new(last_import_timestamp.clone()))?;
@@ -179,6 +185,7 @@ impl Metrics {
             cache_entries,
             cache_bytes,
             predictions_served,
+            access_log_skipped,
             model_fit_timestamp,
             model_evaluation,
             last_import_timestamp,

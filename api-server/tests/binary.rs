@@ -315,3 +315,165 @@ fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
         assert_eq!(login(addr, "203.0.113.5, 198.51.100.1", "three"), 429);
     }
 }
+
+/// The JSON log lines the server wrote (stdout and stderr).
+fn json_log_lines(dir: &Path) -> Vec<serde_json::Value> {
+    ["stdout.log", "stderr.log"]
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(dir.join(f))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn message(line: &serde_json::Value) -> &str {
+    line["message"].as_str().unwrap_or_default()
+}
+
+/// One access-log line per request with the route template, status, duration, the caller's
+/// request id and the authenticated user's id, never the password, token or query; probes only
+/// at debug; over the per-second budget, lines are counted (the count logged and exported), not
+/// written. Every statement slower than the threshold is logged with its SQL, never the values
+/// bound to it.
+#[test]
+fn access_log_and_slow_statements() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let password = "access-log-password-1";
+    let _server = start(
+        dir.path(),
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--log-format",
+            "json",
+            "--access-log-max-per-second",
+            "3",
+            // Every statement is "slow": each one must be logged without its values.
+            "--slow-statement-threshold",
+            "1ns",
+        ],
+        &[],
+    );
+    let addr: SocketAddr = listen.parse().unwrap();
+    wait_ready(addr, dir.path());
+    // A new second, so the budget is fresh for the first requests below.
+    std::thread::sleep(Duration::from_millis(1100));
+
+    let body = format!(r#"{{"username":"logged","password":"{password}"}}"#);
+    let json = [("Content-Type", "application/json")];
+    let (status, answer) = http(addr, "POST", "/api/v1/auth/register", &json, &body).unwrap();
+    assert_eq!(status, 201, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let token = answer["access_token"].as_str().unwrap().to_owned();
+    let user_id = answer["user"]["id"].as_i64().unwrap();
+    let bearer = format!("Bearer {token}");
+    let (status, _) = http(
+        addr,
+        "GET",
+        "/api/v1/teams?league=DEMO",
+        &[("Authorization", &bearer), ("X-Request-Id", "trace-me-1")],
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    // Over the budget of 3 per second: most of these are counted, not logged.
+    let burst = 20;
+    for _ in 0..burst {
+        http(
+            addr,
+            "GET",
+            "/api/v1/leagues",
+            &[("Authorization", &bearer)],
+            "",
+        )
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    // A line in a new second reports what was skipped.
+    http(
+        addr,
+        "GET",
+        "/api/v1/auth/me",
+        &[("Authorization", &bearer)],
+        "",
+    )
+    .unwrap();
+    let (_, metrics) = http(addr, "GET", "/metrics", &[], "").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let lines = json_log_lines(dir.path());
+    let requests: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| message(l) == "request").collect();
+    let teams = requests
+        .iter()
+        .find(|l| l["route"] == "/api/v1/teams")
+        .expect("an access-log line for /api/v1/teams");
+    assert_eq!(teams["level"], "INFO");
+    assert_eq!(teams["status"], 200);
+    assert_eq!(teams["method"], "GET");
+    assert_eq!(teams["request_id"], "trace-me-1");
+    assert_eq!(teams["user_id"], user_id);
+    assert!(teams["duration_ms"].as_f64().unwrap() > 0.0);
+    let register = requests
+        .iter()
+        .find(|l| l["route"] == "/api/v1/auth/register")
+        .expect("an access-log line for the registration");
+    assert_eq!(register["status"], 201);
+    assert!(
+        register.get("user_id").is_none(),
+        "no token, no user: {register}"
+    );
+    assert!(
+        !requests.iter().any(|l| l["route"] == "/health/ready"),
+        "probes are logged at debug only"
+    );
+
+    // Every request of the burst is either a line or counted as skipped, and the count is in
+    // the log and in /metrics.
+    let logged = requests
+        .iter()
+        .filter(|l| l["route"] == "/api/v1/leagues")
+        .count() as u64;
+    let skipped: u64 = lines.iter().filter_map(|l| l["skipped"].as_u64()).sum();
+    assert_eq!(
+        logged + skipped,
+        burst,
+        "{logged} logged, {skipped} skipped"
+    );
+    assert!(skipped >= burst - 2 * 3, "{skipped} skipped of {burst}");
+    assert!(
+        metrics.contains(&format!("fp_access_log_skipped_total {skipped}")),
+        "{metrics}"
+    );
+
+    // Slow statements: logged with their SQL, at warn; neither the password nor its hash (a
+    // bound value) nor the token appears anywhere in the log.
+    let slow: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| message(l).starts_with("slow statement"))
+        .collect();
+    assert!(
+        slow.iter().any(|l| l["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("insert into users")
+            || l["db.statement"]
+                .as_str()
+                .unwrap_or("")
+                .contains("INSERT INTO users")),
+        "the user insert logged as slow: {slow:?}"
+    );
+    assert!(slow.iter().all(|l| l["level"] == "WARN"));
+    let text = ["stdout.log", "stderr.log"]
+        .map(|f| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default())
+        .join("\n");
+    for secret in [password, token.as_str(), "$argon2", "league=DEMO"] {
+        assert!(!text.contains(secret), "the log holds {secret}");
+    }
+}

@@ -106,6 +106,10 @@ pub struct StorageArgs {
     /// How long start-up waits for the database to become reachable [default: 30s]
     #[arg(long, env = "FP_DB_STARTUP_TIMEOUT", value_name = "DURATION")]
     pub db_startup_timeout: Option<HumanDuration>,
+    /// Statements that take longer are logged at warn with their SQL (never the bound values);
+    /// 0s turns it off [default: 500ms]
+    #[arg(long, env = "FP_SLOW_STATEMENT_THRESHOLD", value_name = "DURATION")]
+    pub slow_statement_threshold: Option<HumanDuration>,
     /// Log filter (tracing env-filter syntax) [default: info]
     #[arg(long, env = "FP_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
@@ -189,6 +193,10 @@ pub struct ServeArgs {
     /// After SIGTERM: answer readiness 503 for this long before closing the listener [default: 0s]
     #[arg(long, env = "FP_DRAIN_DELAY", value_name = "DURATION")]
     pub drain_delay: Option<HumanDuration>,
+    /// Access-log lines (one per request, at info) per second at most; requests over it are
+    /// counted and the count logged when the second ends; 0 logs none [default: 100]
+    #[arg(long, env = "FP_ACCESS_LOG_MAX_PER_SECOND", value_name = "N")]
+    pub access_log_max_per_second: Option<u32>,
     /// After closing the listener: how long in-flight requests may still finish [default: 25s]
     #[arg(long, env = "FP_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<HumanDuration>,
@@ -269,6 +277,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub db_max_connections: Option<u32>,
     pub db_acquire_timeout: Option<HumanDuration>,
+    pub slow_statement_threshold: Option<HumanDuration>,
     pub db_startup_timeout: Option<HumanDuration>,
     pub log_level: Option<String>,
     pub log_format: Option<LogFormat>,
@@ -293,6 +302,7 @@ pub struct FileConfig {
     pub drain_delay: Option<HumanDuration>,
     pub shutdown_timeout: Option<HumanDuration>,
     pub hsts: Option<bool>,
+    pub access_log_max_per_second: Option<u32>,
     pub trusted_proxies: Option<Vec<String>>,
     pub trust_forwarded_for: Option<bool>,
     pub rate_limit_per_second: Option<u32>,
@@ -368,6 +378,8 @@ pub struct StorageSettings {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
     pub startup_timeout: Duration,
+    /// `None`: slow statements are not logged.
+    pub slow_statement_threshold: Option<Duration>,
     pub log: LogSettings,
 }
 
@@ -428,6 +440,8 @@ pub struct HttpSettings {
     pub drain_delay: Duration,
     pub shutdown_timeout: Duration,
     pub hsts: bool,
+    /// Access-log lines per second at most (0: none).
+    pub access_log_max_per_second: u32,
     /// Peers whose X-Forwarded-For names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }

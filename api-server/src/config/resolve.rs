@@ -58,6 +58,12 @@ pub fn resolve_storage(
             args.db_startup_timeout.or(file.db_startup_timeout),
             Duration::from_secs(30),
         ),
+        slow_statement_threshold: Some(dur(
+            args.slow_statement_threshold
+                .or(file.slow_statement_threshold),
+            Duration::from_millis(500),
+        ))
+        .filter(|threshold| !threshold.is_zero()),
         log: LogSettings {
             filter: args
                 .log_level
@@ -202,6 +208,10 @@ pub fn resolve_serve(
             Duration::from_secs(25),
         ),
         hsts: args.hsts.or(file.hsts).unwrap_or(false),
+        access_log_max_per_second: args
+            .access_log_max_per_second
+            .or(file.access_log_max_per_second)
+            .unwrap_or(100),
         trusted_proxies: trusted_proxies(
             args.trusted_proxies
                 .as_ref()

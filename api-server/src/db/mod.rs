@@ -18,6 +18,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use log::LevelFilter;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -187,13 +188,23 @@ impl Db {
     }
 
     async fn connect_once(settings: &StorageSettings) -> DbResult<Self> {
+        /// Only slow statements are logged (at warn, as sqlx's `slow statement` event with the
+        /// SQL and `elapsed_secs`, never the bound values): every statement would print whole
+        /// multi-row upserts.
+        fn statement_logging<O: ConnectOptions>(options: O, settings: &StorageSettings) -> O {
+            let options = options.disable_statement_logging();
+            match settings.slow_statement_threshold {
+                Some(threshold) => options.log_slow_statements(LevelFilter::Warn, threshold),
+                None => options,
+            }
+        }
+
         let url = settings.database_url.expose();
         match Backend::from_url(url) {
             Some(Backend::Postgres) => {
-                // Statement logging would print whole multi-row upserts; /metrics has latencies.
                 let options = PgConnectOptions::from_str(url)
-                    .map_err(|e| DbError::Url(redact_error(&e.to_string(), url)))?
-                    .disable_statement_logging();
+                    .map_err(|e| DbError::Url(redact_error(&e.to_string(), url)))?;
+                let options = statement_logging(options, settings);
                 let pool = PgPoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout)
@@ -208,8 +219,8 @@ impl Db {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
-                    .foreign_keys(true)
-                    .disable_statement_logging();
+                    .foreign_keys(true);
+                let options = statement_logging(options, settings);
                 let file = options.get_filename();
                 if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|source| DbError::SqliteDir {

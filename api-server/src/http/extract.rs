@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::{Principal, Role, TokenError};
 use crate::error::ApiError;
+use crate::http::access_log::Caller;
 use crate::http::state::AppState;
 
 /// A JSON request body.
@@ -238,6 +239,9 @@ impl<R: RequiredRole> FromRequestParts<AppState> for Authed<R> {
             .auth
             .authenticate(parts.headers.get(header::AUTHORIZATION))
             .map_err(token_error)?;
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            caller.set(principal.user_id);
+        }
         if !principal.role.allows(R::ROLE) {
             return Err(ApiError::forbidden(format!(
                 "this endpoint needs the {} role",

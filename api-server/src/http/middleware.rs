@@ -1,5 +1,6 @@
 //! The one middleware every request passes: request id, the test fault switch, the request time
-//! limit, security headers, the error log line (with the request id) and the HTTP metrics.
+//! limit, security headers, the error log line (with the request id), the access log and the
+//! HTTP metrics.
 //! Kept in a single function so the hot path pays for one layer, not six.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, InternalErrorDetail};
+use crate::http::access_log::{Admission, Caller};
 use crate::http::state::AppState;
 use crate::metrics::{UNMATCHED_ROUTE, method_label};
 
@@ -85,6 +87,8 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     let route = req.extensions().get::<MatchedPath>().cloned();
     let request_id = RequestId::from_headers(req.headers());
     req.extensions_mut().insert(request_id.clone());
+    let caller = Caller::default();
+    req.extensions_mut().insert(caller.clone());
     let is_api = req.uri().path().starts_with("/api/");
 
     let mut response = if is_api && state.faults.request_fails() {
@@ -125,13 +129,73 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
             "request answered with a server error"
         );
     }
-    state.metrics.observe_request(
+    let elapsed = started.elapsed();
+    access_log(
+        &state,
+        &request_id,
         method,
         route_label,
-        status.as_str(),
-        started.elapsed().as_secs_f64(),
+        status,
+        elapsed,
+        &caller,
     );
+    state
+        .metrics
+        .observe_request(method, route_label, status.as_str(), elapsed.as_secs_f64());
     response
+}
+
+/// One access-log line, within the per-second budget. Probes and scrapes (`/health/…`,
+/// `/metrics`) are logged at debug: the kubelet and Prometheus call every few seconds.
+fn access_log(
+    state: &AppState,
+    request_id: &RequestId,
+    method: &str,
+    route: &str,
+    status: StatusCode,
+    elapsed: std::time::Duration,
+    caller: &Caller,
+) {
+    let routine = route.starts_with("/health/") || route == "/metrics";
+    if routine && !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    if !routine && !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let skipped = match state.access_log.admit(second) {
+        Admission::Log { skipped } => skipped,
+        Admission::Skip => {
+            state.metrics.access_log_skipped.inc();
+            return;
+        }
+    };
+    if skipped > 0 {
+        tracing::info!(
+            skipped,
+            "access log: requests over --access-log-max-per-second were not logged"
+        );
+    }
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    let user_id = caller.user_id();
+    let status = status.as_u16();
+    let request_id = request_id.as_str();
+    if routine {
+        tracing::debug!(request_id, method, route, status, duration_ms, "request");
+    } else {
+        tracing::info!(
+            request_id,
+            method,
+            route,
+            status,
+            duration_ms,
+            user_id,
+            "request"
+        );
+    }
 }
 
 #[cfg(test)]

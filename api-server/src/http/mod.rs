@@ -1,6 +1,7 @@
 //! The HTTP surface: `router(state)` builds the whole app (tests drive it with `oneshot`);
 //! serving, signals and draining live in the `server` module.
 
+pub mod access_log;
 pub mod admin;
 pub mod auth;
 pub mod data;

@@ -10,6 +10,7 @@ use crate::cache::Caches;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::faults::Faults;
+use crate::http::access_log::AccessLogBudget;
 use crate::http::ratelimit::RateLimits;
 use crate::metrics::Metrics;
 use crate::predict::ModelService;
@@ -29,6 +30,8 @@ pub struct Inner {
     pub models: ModelService,
     pub caches: Caches,
     pub started: Instant,
+    /// The access log's per-second budget.
+    pub access_log: AccessLogBudget,
     /// The newest migration this binary knows: readiness requires the database to have it.
     pub schema_version: i64,
     /// The database's data version this replica last acted on (see `db::version`).
@@ -62,6 +65,7 @@ impl AppState {
             .last()
             .copied()
             .unwrap_or(0);
+        let access_log = AccessLogBudget::new(parts.settings.http.access_log_max_per_second);
         Self {
             inner: Arc::new(Inner {
                 settings: parts.settings,
@@ -73,6 +77,7 @@ impl AppState {
                 models: parts.models,
                 caches: parts.caches,
                 started: Instant::now(),
+                access_log,
                 schema_version,
                 data_version: AtomicI64::new(parts.data_version),
                 shutting_down: AtomicBool::new(false),
