@@ -87,13 +87,13 @@ async fn prunes_by_count_exactly() {
 }
 
 #[tokio::test]
-async fn prunes_by_age_and_by_count_together_and_keeps_the_newest() {
+async fn prunes_by_age_above_a_count_floor_and_keeps_the_newest() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     for days in [1, 8, 15, 29, 31, 45, 90] {
         forge(&store, id_days_ago(days)).await;
     }
-    // maxAge 30d removes 31, 45, 90; keepLast 3 also removes 29.
+    // maxAge 30d is the rule: 31, 45 and 90 go; keepLast 3 is a floor, not a limit: 29 stays.
     let report = prune(
         &store,
         &policy(Some(3), Some(30)),
@@ -103,13 +103,23 @@ async fn prunes_by_age_and_by_count_together_and_keeps_the_newest() {
     .await;
     assert!(report.error.is_none());
     let remaining: Vec<i64> = states(&store).await.iter().map(|(days, _)| *days).collect();
-    assert_eq!(remaining, vec![15, 8, 1]);
+    assert_eq!(remaining, vec![29, 15, 8, 1]);
     assert!(
         report
             .removed
             .iter()
-            .any(|r| r.reason.contains("beyond maxAge"))
+            .all(|r| r.reason.contains("beyond maxAge"))
     );
+    // keepLast alone is a count.
+    let report = prune(
+        &store,
+        &policy(Some(3), None),
+        now(),
+        &Progress::silent("test"),
+    )
+    .await;
+    let remaining: Vec<i64> = states(&store).await.iter().map(|(days, _)| *days).collect();
+    assert_eq!(remaining, vec![15, 8, 1]);
     assert!(
         report
             .removed

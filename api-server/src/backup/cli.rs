@@ -135,10 +135,11 @@ pub struct BackupArgs {
     /// file:///path or s3://bucket/prefix; repeat for several (e.g. a volume and an off-site bucket)
     #[arg(long = "destination", required = true)]
     pub destinations: Vec<String>,
-    /// Keep at most this many backups (the newest complete one is always kept)
+    /// With --max-age: never fewer than this many backups, however old (a floor). Alone: keep
+    /// at most this many (the newest complete one is always kept)
     #[arg(long)]
     pub keep_last: Option<usize>,
-    /// Remove backups older than this, e.g. 30d or 720h
+    /// Remove backups older than this, e.g. 30d or 720h (the rule; --keep-last is its floor)
     #[arg(long)]
     pub max_age: Option<String>,
     /// A dump without manifest older than this is a dead backup and is removed; must exceed

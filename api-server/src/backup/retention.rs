@@ -1,10 +1,12 @@
 //! Retention: which backups a prune removes. Pure; the store carries the plan out.
 //!
 //! Rules, applied to the backups that have a manifest, newest first:
-//! - `keep_last N`: the N newest are kept by this rule, older ones expire;
-//! - `max_age A`: a backup whose id (its start time) is older than A expires;
-//! - a backup expires when either rule says so (both are honoured), except that the newest
-//!   complete backup is never removed, whatever its age;
+//! - `max_age A` is the rule: a backup whose id (its start time) is older than A expires;
+//! - `keep_last N` with it is a floor: the N newest are kept whatever their age, so a schedule
+//!   that stopped (or failed for weeks) never leaves fewer than N. "Keep 30 days" means 30 days
+//!   however many backups a day the schedules take;
+//! - `keep_last N` alone is a count: the N newest are kept, older ones expire;
+//! - the newest complete backup is never removed, whatever its age;
 //! - a prune that was interrupted (PRUNING marker present) is always finished;
 //! - a dump without manifest (a backup that died) is removed once it is older than the grace
 //!   period, which must exceed the longest a backup may run (so a running one is never touched).
@@ -149,13 +151,15 @@ pub fn plan_prune(
             continue;
         }
         let entry_age = age(entry.id, now);
-        // Age first: when both apply, "too old" is the reason an operator recognises.
+        let within_floor = policy.keep_last.is_some_and(|keep_last| rank < keep_last);
         let reason = match (policy.keep_last, policy.max_age) {
-            (_, Some(max_age)) if entry_age > max_age => Some(PruneReason::OlderThanMaxAge {
-                max_age,
-                age: entry_age,
-            }),
-            (Some(keep_last), _) if rank >= keep_last => {
+            (_, Some(max_age)) if entry_age > max_age && !within_floor => {
+                Some(PruneReason::OlderThanMaxAge {
+                    max_age,
+                    age: entry_age,
+                })
+            }
+            (Some(keep_last), None) if rank >= keep_last => {
                 Some(PruneReason::BeyondKeepLast { keep_last, rank })
             }
             _ => None,
@@ -248,15 +252,61 @@ mod tests {
     }
 
     #[test]
-    fn both_rules_are_honoured() {
-        // keepLast 3 expires days 5 and 12; maxAge 10d expires day 12: the union goes.
+    fn max_age_is_the_rule_and_keep_last_a_floor() {
+        // Age decides: day 5 is younger than 10 days and stays although it is the 4th newest.
         let entries = complete_days_ago(&[0, 1, 2, 5, 12]);
         let actions = plan_prune(&entries, &policy(Some(3), Some(10 * DAY)), now());
-        assert_eq!(pruned_days(&actions), vec![12, 5]);
-        // maxAge applies even to backups keepLast alone would keep.
-        let entries = complete_days_ago(&[0, 1, 20]);
-        let actions = plan_prune(&entries, &policy(Some(10), Some(15 * DAY)), now());
-        assert_eq!(pruned_days(&actions), vec![20]);
+        assert_eq!(pruned_days(&actions), vec![12]);
+        assert!(matches!(
+            actions[0].reason,
+            PruneReason::OlderThanMaxAge { .. }
+        ));
+        // The floor: the 3 newest stay however old they are (backups stopped for weeks).
+        let entries = complete_days_ago(&[20, 21, 22, 23, 40]);
+        let actions = plan_prune(&entries, &policy(Some(3), Some(15 * DAY)), now());
+        assert_eq!(pruned_days(&actions), vec![40, 23]);
+    }
+
+    /// The production sample (`docs/samples/footballprediction.yaml`): a daily backup at 03:00
+    /// and one every 6 hours, `keepLast: 30`, `maxAge: 720h`, each backup followed by its prune
+    /// as the CronJobs run them, for 45 days. What is left is exactly the last 30 days.
+    #[test]
+    fn the_samples_schedules_keep_exactly_thirty_days() {
+        let start = Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap();
+        let sample = policy(Some(30), Some(30 * DAY));
+        let mut taken: Vec<BackupId> = Vec::new();
+        let mut kept: Vec<String> = Vec::new();
+        let mut last_prune = start;
+        for hour in 0..45 * 24 {
+            let now = start + chrono::Duration::hours(hour);
+            let hour_of_day = hour % 24;
+            // "0 */6 * * *" and "0 3 * * *".
+            if hour_of_day % 6 != 0 && hour_of_day != 3 {
+                continue;
+            }
+            let id = BackupId::from_time(now);
+            taken.push(id);
+            kept.extend([format!("{id}/database.dump"), format!("{id}/manifest.json")]);
+            let entries = catalog(kept.iter().map(|key| (key.as_str(), 1)));
+            let pruned: Vec<String> = plan_prune(&entries, &sample, now)
+                .iter()
+                .map(|action| action.id.to_string())
+                .collect();
+            kept.retain(|key| !pruned.iter().any(|id| key.starts_with(id.as_str())));
+            last_prune = now;
+        }
+        let remaining: Vec<BackupId> = catalog(kept.iter().map(|key| (key.as_str(), 1)))
+            .iter()
+            .map(|entry| entry.id)
+            .collect();
+        let last_30_days: Vec<BackupId> = taken
+            .iter()
+            .copied()
+            .filter(|id| age(*id, last_prune) <= 30 * DAY)
+            .collect();
+        assert_eq!(remaining, last_30_days);
+        // Five a day: the count is the days, not keepLast (which kept about 6 days before).
+        assert!(remaining.len() >= 30 * 5, "{}", remaining.len());
     }
 
     #[test]

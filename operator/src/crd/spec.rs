@@ -681,15 +681,16 @@ pub struct BackupSpec {
     pub active_deadline_seconds: i64,
 }
 
-/// Which backups are kept; both limits apply and the newest successful backup is never removed.
+/// Which backups are kept: those younger than `maxAge`, and never fewer than `keepLast`; the
+/// newest successful backup is never removed.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RetentionSpec {
-    /// Keep at most this many backups; default 30.
+    /// The floor: the newest this many backups are kept however old they are; default 30.
     #[serde(default = "defaults::keep_last")]
     #[schemars(range(min = 1, max = 10000))]
     pub keep_last: i32,
-    /// Remove backups older than this; default 720h (30 days).
+    /// The rule: backups older than this are removed (above the floor); default 720h (30 days).
     #[serde(default = "defaults::max_age")]
     #[schemars(length(max = 32), pattern(DURATION_PATTERN))]
     pub max_age: String,
